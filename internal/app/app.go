@@ -1,0 +1,170 @@
+// Package app wires the server binary together: configuration, logging,
+// the Bayeux server, the document root and the HTTP server with graceful
+// shutdown. cmd/bayeux stays a thin wrapper around Run.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/bayeux-go/bayeux/assets"
+	"github.com/bayeux-go/bayeux/internal/config"
+	"github.com/bayeux-go/bayeux/server"
+)
+
+// App is a configured server ready to serve.
+type App struct {
+	Config  *config.Config
+	Log     *slog.Logger
+	Bayeux  *server.Server
+	Handler http.Handler
+
+	closers []io.Closer
+}
+
+// New builds the application from cfg. The caller must Close it.
+func New(cfg *config.Config, logOut io.Writer) (*App, error) {
+	a := &App{Config: cfg}
+	if err := cfg.EnsureDataDir(); err != nil {
+		return nil, fmt.Errorf("data dir: %w", err)
+	}
+	if cfg.LogFile != "" {
+		f, err := os.OpenFile(cfg.LogFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("log file: %w", err)
+		}
+		a.closers = append(a.closers, f)
+		logOut = f
+	}
+	a.Log = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)}))
+
+	if strings.HasPrefix(cfg.Engine, "redis://") {
+		a.Close()
+		return nil, errors.New("BAYEUX_ENGINE: the Redis engine is not available in this version; use memory")
+	}
+	srv, err := server.New(server.Options{
+		Logger:                a.Log,
+		PollTimeout:           cfg.PollTimeout,
+		PollInterval:          cfg.PollInterval,
+		ConnectTimeout:        cfg.ConnectTimeout,
+		AnonPublish:           cfg.AnonPublish,
+		MaxMessageSize:        cfg.MaxMessageSize,
+		MaxBatch:              cfg.MaxBatch,
+		MaxChannelLength:      cfg.MaxChannelLength,
+		MaxSubscriptions:      cfg.MaxSubscriptions,
+		MaxQueue:              cfg.MaxQueue,
+		ClientMaxConnections:  cfg.ClientMaxConnections,
+		MaxSessionsPerBrowser: cfg.MaxSessionsPerBrowser,
+		MultiSessionInterval:  cfg.MultiSessionInterval,
+		TrustClientSession:    cfg.TrustClientSession,
+		AllowedOrigins:        cfg.AllowedOrigins,
+	})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Bayeux = srv
+
+	root, err := a.documentRoot()
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/cometd", srv)
+	mux.Handle("/cometd/", srv)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Cache-Control", "no-store")
+		io.WriteString(w, "ok\n")
+	})
+	mux.Handle("/", server.FileServer(server.FileServerOptions{
+		Root:           root,
+		DirectoryIndex: cfg.DirectoryIndex,
+		TypeExpires:    cfg.TypeExpires,
+	}))
+	a.Handler = mux
+	return a, nil
+}
+
+func (a *App) documentRoot() (fs.FS, error) {
+	if a.Config.DocumentRoot == "" {
+		return assets.FS, nil
+	}
+	r, err := os.OpenRoot(a.Config.DocumentRoot)
+	if err != nil {
+		return nil, fmt.Errorf("BAYEUX_DOCUMENT_ROOT: %w", err)
+	}
+	a.closers = append(a.closers, r)
+	return r.FS(), nil
+}
+
+// Close releases files the App opened.
+func (a *App) Close() {
+	for _, c := range a.closers {
+		c.Close()
+	}
+	a.closers = nil
+}
+
+func parseLevel(s string) slog.Level {
+	switch strings.ToLower(s) {
+	case "debug":
+		return slog.LevelDebug
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Serve listens on cfg.Addr (or uses ln when not nil) and serves until ctx
+// ends, then shuts down gracefully: held connects are answered with retry
+// advice, in-flight requests finish, and the engine closes.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	if ln == nil {
+		var err error
+		ln, err = net.Listen("tcp", a.Config.Addr)
+		if err != nil {
+			return err
+		}
+	}
+	hs := &http.Server{
+		Handler:           a.Handler,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
+	}
+	a.Log.Info("bayeux listening", "addr", ln.Addr().String(), "engine", a.Config.Engine, "document_root", a.Config.DocumentRoot)
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	a.Log.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
+	defer cancel()
+	a.Bayeux.BeginShutdown()
+	err := hs.Shutdown(sctx)
+	if berr := a.Bayeux.Shutdown(sctx); err == nil {
+		err = berr
+	}
+	if err != nil {
+		a.Log.Warn("shutdown incomplete", "err", err)
+	}
+	a.Log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,154 @@
+// Package config reads the server's configuration from BAYEUX_*
+// environment variables (caarlos0/env) and prints it for -h.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caarlos0/env/v11"
+)
+
+// Prefix is the prefix of every environment variable.
+const Prefix = "BAYEUX_"
+
+// Config is the server configuration. Each field's env tag names its
+// variable (after Prefix), envDefault its default and desc its help text.
+type Config struct {
+	Addr           string                   `env:"ADDR" envDefault:":8080" desc:"listen address (host:port)"`
+	DocumentRoot   string                   `env:"DOCUMENT_ROOT" desc:"directory served for paths that are not pages or /cometd; empty: the bundled assets/"`
+	DirectoryIndex []string                 `env:"DIRECTORY_INDEX" envDefault:"index.html" desc:"comma-separated index file names tried for a directory"`
+	TypeExpires    map[string]time.Duration `env:"TYPE_EXPIRES" envKeyValSeparator:"=" envDefault:"image/*=24h,font/*=24h" desc:"comma-separated MIME=duration: how long browsers may cache each type (image/* wildcards allowed)"`
+	AnonPublish    bool                     `env:"ANON_PUBLISH" envDefault:"false" desc:"allow publishing without a handshake"`
+	ConnectTimeout time.Duration            `env:"CONNECT_TIMEOUT" envDefault:"30s" desc:"a session expires when no /meta/connect arrives this long after the last connect reply"`
+	PollTimeout    time.Duration            `env:"POLL_TIMEOUT" envDefault:"30s" desc:"how long a /meta/connect is held when nothing is queued (timeout advice)"`
+	PollInterval   time.Duration            `env:"POLL_INTERVAL" envDefault:"0s" desc:"pause clients make between connects (interval advice)"`
+
+	ClientMaxConnections  int           `env:"CLIENT_MAX_CONNECTIONS" envDefault:"100" desc:"concurrent Bayeux requests per IP address; 0 = unlimited"`
+	MaxMessageSize        int64         `env:"MAX_MESSAGE_SIZE" envDefault:"524288" desc:"bytes of one HTTP request body (413 beyond)"`
+	MaxQueue              int           `env:"MAX_QUEUE" envDefault:"1000" desc:"messages waiting in one session's queue; the oldest is dropped beyond"`
+	MaxBatch              int           `env:"MAX_BATCH" envDefault:"256" desc:"messages in one request"`
+	MaxChannelLength      int           `env:"MAX_CHANNEL_LENGTH" envDefault:"256" desc:"bytes of a channel name"`
+	MaxSubscriptions      int           `env:"MAX_SUBSCRIPTIONS" envDefault:"1024" desc:"subscriptions of one session"`
+	MaxSessionsPerBrowser int           `env:"MAX_SESSIONS_PER_BROWSER" envDefault:"1" desc:"held connects per browser over HTTP/1.x; others poll (multiple-clients advice); -1 = unlimited"`
+	MultiSessionInterval  time.Duration `env:"MULTI_SESSION_INTERVAL" envDefault:"2s" desc:"interval advised to a browser's extra sessions"`
+	TrustClientSession    bool          `env:"TRUST_CLIENT_SESSION" envDefault:"false" desc:"accept a clientId without the browser cookie it was issued with"`
+	AllowedOrigins        []string      `env:"ALLOWED_ORIGINS" desc:"comma-separated origins allowed cross-origin (CORS); * = any"`
+	EmbedOrigins          []string      `env:"EMBED_ORIGINS" desc:"comma-separated origins allowed to frame the chat"`
+
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
+	LogFile         string        `env:"LOG_FILE" desc:"append logs to this file instead of stderr"`
+	DataDir         string        `env:"DATA_DIR" envDefault:"./data" desc:"directory for state (created when missing)"`
+	UsersFile       string        `env:"USERS_FILE" desc:"htpasswd file with bcrypt hashes; default <data dir>/users"`
+	Admins          []string      `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
+	SessionKeys     []string      `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
+	Engine          string        `env:"ENGINE" envDefault:"memory" desc:"memory, or redis://host:port/db"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
+}
+
+// Load parses the environment.
+func Load() (*Config, error) { return parse(nil) }
+
+// LoadFrom parses the given variables instead of the process environment
+// (for tests).
+func LoadFrom(vars map[string]string) (*Config, error) {
+	if vars == nil {
+		vars = map[string]string{}
+	}
+	return parse(vars)
+}
+
+func parse(vars map[string]string) (*Config, error) {
+	c := new(Config)
+	opts := env.Options{Prefix: Prefix, Environment: vars}
+	if err := env.ParseWithOptions(c, opts); err != nil {
+		return nil, nameVariable(err)
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	if c.UsersFile == "" {
+		c.UsersFile = filepath.Join(c.DataDir, "users")
+	}
+	return c, nil
+}
+
+func (c *Config) validate() error {
+	var errs []error
+	bad := func(name, why string) { errs = append(errs, fmt.Errorf("%s%s: %s", Prefix, name, why)) }
+	if c.PollTimeout <= 0 {
+		bad("POLL_TIMEOUT", "must be positive")
+	}
+	if c.ConnectTimeout <= 0 {
+		bad("CONNECT_TIMEOUT", "must be positive")
+	}
+	if c.PollInterval < 0 {
+		bad("POLL_INTERVAL", "must not be negative")
+	}
+	if c.ClientMaxConnections < 0 {
+		bad("CLIENT_MAX_CONNECTIONS", "must be 0 (unlimited) or positive")
+	}
+	if c.MaxMessageSize <= 0 {
+		bad("MAX_MESSAGE_SIZE", "must be positive")
+	}
+	for name, v := range map[string]int{"MAX_QUEUE": c.MaxQueue, "MAX_BATCH": c.MaxBatch, "MAX_CHANNEL_LENGTH": c.MaxChannelLength, "MAX_SUBSCRIPTIONS": c.MaxSubscriptions} {
+		if v <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "warning", "error":
+	default:
+		bad("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	if c.Engine != "memory" && !strings.HasPrefix(c.Engine, "redis://") {
+		bad("ENGINE", "must be memory or redis://host:port/db")
+	}
+	if c.DataDir == "" {
+		bad("DATA_DIR", "must not be empty")
+	}
+	return errors.Join(errs...)
+}
+
+// nameVariable prefixes a parse error with the variable it is about, since
+// caarlos0/env names the Go field.
+func nameVariable(err error) error {
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		if strings.Contains(err.Error(), `"`+f.Name+`"`) {
+			return fmt.Errorf("%s%s: %w", Prefix, f.Tag.Get("env"), err)
+		}
+	}
+	return err
+}
+
+// EnsureDataDir creates the data directory when it is missing.
+func (c *Config) EnsureDataDir() error { return os.MkdirAll(c.DataDir, 0o700) }
+
+// PrintHelp writes every variable with its default and description.
+func PrintHelp(w io.Writer) {
+	fmt.Fprintf(w, "bayeux: a Bayeux (cometd) server with a chat.\n\nUsage:\n  bayeux        serve, configured by the environment below\n  bayeux -h     print this help\n\nEnvironment:\n")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	t := reflect.TypeFor[Config]()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("env")
+		if name == "" {
+			continue
+		}
+		def := f.Tag.Get("envDefault")
+		if def == "" {
+			def = "(unset)"
+		}
+		fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", Prefix, name, def, f.Tag.Get("desc"))
+	}
+	tw.Flush()
+}

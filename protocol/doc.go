@@ -1,0 +1,8 @@
+// Package protocol holds the Bayeux 1.0 wire types shared by the server and
+// the client: messages, advice, channel names and wildcard patterns, and the
+// error strings that CometD 5+ servers emit.
+//
+// The package is pure Go without I/O, so it compiles to WebAssembly. All
+// functions are safe for concurrent use; a Message is a plain value and must
+// not be mutated while another goroutine reads it.
+package protocol

@@ -1,0 +1,107 @@
+package server
+
+import (
+	"net/http"
+
+	"github.com/bayeux-go/bayeux/protocol"
+)
+
+// Client is the server's view of the client that sent a message: a remote
+// Bayeux session, a local (in-process) client, or an anonymous publisher.
+// It is passed to Options.Authorize and to ServiceFuncs and is only valid
+// during that call.
+type Client struct {
+	info      *SessionInfo
+	transport string
+	req       *http.Request
+	// handshaking is true while Authorize runs for /meta/handshake; only
+	// then do SetUser and SetFlag have an effect.
+	handshaking bool
+}
+
+// ID returns the client id, or "" for an anonymous publisher and for a
+// client that is still handshaking.
+func (c *Client) ID() string {
+	if c.handshaking {
+		return ""
+	}
+	return c.info.ID
+}
+
+// User returns the authenticated identity set at handshake, or "".
+func (c *Client) User() string { return c.info.User }
+
+// SetUser records the authenticated identity of the client. It has an
+// effect only while authorizing /meta/handshake.
+func (c *Client) SetUser(user string) {
+	if c.handshaking {
+		c.info.User = user
+	}
+}
+
+// Flag returns a flag set at handshake.
+func (c *Client) Flag(key string) string { return c.info.Flags[key] }
+
+// SetFlag sets a flag on the client (the seed's $client->flags). It has an
+// effect only while authorizing /meta/handshake; flags are read-only later.
+func (c *Client) SetFlag(key, value string) {
+	if !c.handshaking {
+		return
+	}
+	if c.info.Flags == nil {
+		c.info.Flags = make(map[string]string)
+	}
+	c.info.Flags[key] = value
+}
+
+// RemoteAddr returns the client's network address at handshake.
+func (c *Client) RemoteAddr() string { return c.info.RemoteAddr }
+
+// IsLocal reports whether the client is an in-process LocalClient.
+func (c *Client) IsLocal() bool { return c.info.Local }
+
+// Anonymous reports whether the message came without a known session
+// (only possible for publishes with Options.AnonPublish).
+func (c *Client) Anonymous() bool { return c.info.ID == "" && !c.handshaking }
+
+// Transport returns the connection type of the current request:
+// "long-polling", "callback-polling", or "local".
+func (c *Client) Transport() string { return c.transport }
+
+// Request returns the HTTP request that carried the message, or nil for
+// local clients. Handlers must treat it as read-only.
+func (c *Client) Request() *http.Request { return c.req }
+
+// Info returns a copy of the stored session information.
+func (c *Client) Info() SessionInfo { return *c.info }
+
+// handlerTable routes /service/ channels to ServiceFuncs.
+type handlerTable struct {
+	byName   map[string]ServiceFunc
+	fallback ServiceFunc
+}
+
+func newHandlerTable(services map[string]ServiceFunc, echo bool) (*handlerTable, error) {
+	h := &handlerTable{byName: make(map[string]ServiceFunc)}
+	if echo {
+		h.byName["echo"] = Echo
+	}
+	for name, fn := range services {
+		if name == "_handler" {
+			h.fallback = fn
+			continue
+		}
+		if err := protocol.ValidateChannel("/service/" + name); err != nil {
+			return nil, err
+		}
+		h.byName[name] = fn
+	}
+	return h, nil
+}
+
+func (h *handlerTable) lookup(channel string) ServiceFunc {
+	if fn, ok := h.byName[channel[len("/service/"):]]; ok {
+		return fn
+	}
+	return h.fallback
+}

@@ -1,0 +1,119 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/bayeux-go/bayeux/protocol"
+)
+
+// Engine stores what every node of a cluster must agree on: sessions, their
+// subscriptions and their message queues, and it fans published messages
+// out to the queues of matching subscribers. The in-memory engine
+// (NewMemoryEngine) is the default; a Redis engine lets several nodes share
+// state so that any node can serve any request of any client.
+//
+// Implementations must be safe for concurrent use by many goroutines and
+// must not hold a global lock on the publish path.
+type Engine interface {
+	// Start begins background work (such as expiring sessions) and reports
+	// to hooks. It is called once by the Server before any other method.
+	Start(hooks EngineHooks) error
+	// Close stops background work and wakes every blocked Fetch.
+	Close() error
+
+	// CreateSession stores a new session. Its id must be unique.
+	CreateSession(ctx context.Context, info *SessionInfo) error
+	// Session returns the stored session, or ok=false when it does not
+	// exist. The returned value must not be modified.
+	Session(ctx context.Context, id string) (info *SessionInfo, ok bool, err error)
+	// DestroySession removes a session with its subscriptions and queue and
+	// wakes a Fetch blocked on it. It reports whether the session existed.
+	DestroySession(ctx context.Context, id string) (*SessionInfo, bool, error)
+	// Touch sets the time after which the session expires unless touched
+	// again. Held connects push it past the end of the hold.
+	Touch(ctx context.Context, id string, expires time.Time) error
+	// SessionCount returns the number of sessions.
+	SessionCount(ctx context.Context) (int, error)
+
+	// Subscribe adds pattern to the session's subscriptions. Adding an
+	// existing subscription is not an error. It fails with
+	// protocol.ErrSessionUnknown when the session does not exist and with
+	// protocol.ErrSubscriptionLimit when the session already has limit
+	// subscriptions (limit <= 0 means no limit).
+	Subscribe(ctx context.Context, id, pattern string, limit int) error
+	// Unsubscribe removes a subscription and reports whether it existed.
+	Unsubscribe(ctx context.Context, id, pattern string) (bool, error)
+	// Subscriptions lists the session's subscriptions.
+	Subscriptions(ctx context.Context, id string) ([]string, error)
+
+	// Publish queues p for every session with a subscription that matches
+	// p.Channel, once per session even when several subscriptions match,
+	// and returns the number of sessions it was queued for.
+	Publish(ctx context.Context, p *Payload) (int, error)
+	// Deliver queues p for one session.
+	Deliver(ctx context.Context, id string, p *Payload) error
+	// Fetch removes and returns the messages queued for a session, in order.
+	// When none are queued it waits up to wait for one to arrive (or for ctx
+	// to end, or for the session to be destroyed). It returns
+	// protocol.ErrSessionUnknown when the session does not exist.
+	Fetch(ctx context.Context, id string, wait time.Duration) (Batch, error)
+}
+
+// EngineHooks are the callbacks an Engine makes into the Server.
+type EngineHooks struct {
+	// Expired is called after the engine removed a session whose expiry
+	// time passed.
+	Expired func(info *SessionInfo)
+}
+
+// SessionInfo is what the engine stores about a session. It is written at
+// handshake and read-only afterwards.
+type SessionInfo struct {
+	ID         string            `json:"id"`
+	Created    time.Time         `json:"created"`
+	Browser    string            `json:"browser,omitempty"`
+	RemoteAddr string            `json:"remoteAddr,omitempty"`
+	User       string            `json:"user,omitempty"`
+	Flags      map[string]string `json:"flags,omitempty"`
+	Local      bool              `json:"local,omitempty"`
+}
+
+// Payload is a message on its way to subscribers. JSON holds its encoding,
+// made once at publish and written unchanged to every recipient.
+type Payload struct {
+	// Channel is the channel the message was published on.
+	Channel string
+	// From is the publisher's session id, or "" for server publishes. It is
+	// never written to remote clients.
+	From string
+	// JSON is the encoded delivery: {"channel":...,"data":...[,"ext":...]}.
+	JSON []byte
+	// Msg is the decoded delivery when the publisher is in this process; it
+	// saves local clients from decoding JSON. It may be nil.
+	Msg *protocol.Message
+}
+
+// Message returns the decoded delivery, decoding JSON when needed.
+func (p *Payload) Message() (*protocol.Message, error) {
+	if p.Msg != nil {
+		return p.Msg, nil
+	}
+	msgs, err := protocol.DecodeBatch(p.JSON)
+	if err != nil {
+		return nil, err
+	}
+	return msgs[0], nil
+}
+
+// Batch is what Fetch returns.
+type Batch struct {
+	Payloads []*Payload
+	// Dropped counts messages discarded from this session's queue because
+	// it was full, since the previous Fetch.
+	Dropped int
+}
+
+// ErrEngineClosed is returned by engine calls after Close.
+var ErrEngineClosed = errors.New("bayeux: engine closed")

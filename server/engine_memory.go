@@ -1,0 +1,472 @@
+package server
+
+import (
+	"context"
+	"hash/maphash"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bayeux-go/bayeux/protocol"
+)
+
+const memShards = 64
+
+// MemoryEngineOptions configures NewMemoryEngine.
+type MemoryEngineOptions struct {
+	// MaxQueue bounds each session's queue; when full the oldest message is
+	// dropped and counted in Batch.Dropped. Zero means 1000.
+	MaxQueue int
+	// SweepInterval is how often expired sessions are looked for. Zero
+	// means 997 ms (CometD's period).
+	SweepInterval time.Duration
+}
+
+// MemoryEngine is the in-process Engine. Sessions and channel subscriber
+// lists are kept in sharded maps; a publish reads an immutable snapshot of
+// each matching subscriber list, so publishers never block each other or
+// subscribers beyond a per-shard read lock.
+type MemoryEngine struct {
+	opts     MemoryEngineOptions
+	seed     maphash.Seed
+	sessions [memShards]memSessionShard
+	channels [memShards]memChannelShard
+	pubSeq   atomic.Uint64
+	count    atomic.Int64
+	hooks    EngineHooks
+	stop     chan struct{}
+	done     chan struct{}
+	closed   atomic.Bool
+}
+
+type memSessionShard struct {
+	mu sync.RWMutex
+	m  map[string]*memSession
+}
+
+type memChannelShard struct {
+	mu sync.RWMutex
+	m  map[string]*memChannel
+}
+
+// memChannel is the subscriber list of one channel name or pattern.
+type memChannel struct {
+	mu   sync.Mutex
+	set  map[*memSession]struct{}
+	snap atomic.Pointer[[]*memSession]
+}
+
+func (c *memChannel) rebuild() {
+	s := make([]*memSession, 0, len(c.set))
+	for ms := range c.set {
+		s = append(s, ms)
+	}
+	c.snap.Store(&s)
+}
+
+type memSession struct {
+	info    *SessionInfo
+	expires atomic.Int64 // unix nanoseconds
+	lastPub atomic.Uint64
+	wake    chan struct{}
+
+	mu      sync.Mutex
+	queue   []*Payload
+	head    int // queue[head:] are pending
+	dropped int
+	subs    map[string]struct{}
+	closed  bool
+}
+
+// NewMemoryEngine returns an in-memory Engine.
+func NewMemoryEngine(opts MemoryEngineOptions) *MemoryEngine {
+	if opts.MaxQueue <= 0 {
+		opts.MaxQueue = 1000
+	}
+	if opts.SweepInterval <= 0 {
+		opts.SweepInterval = 997 * time.Millisecond
+	}
+	e := &MemoryEngine{opts: opts, seed: maphash.MakeSeed(), stop: make(chan struct{}), done: make(chan struct{})}
+	for i := range e.sessions {
+		e.sessions[i].m = make(map[string]*memSession)
+		e.channels[i].m = make(map[string]*memChannel)
+	}
+	return e
+}
+
+func (e *MemoryEngine) shard(key string) int {
+	return int(maphash.String(e.seed, key) % memShards)
+}
+
+// Start implements Engine.
+func (e *MemoryEngine) Start(hooks EngineHooks) error {
+	e.hooks = hooks
+	go e.sweeper()
+	return nil
+}
+
+// Close implements Engine.
+func (e *MemoryEngine) Close() error {
+	if e.closed.Swap(true) {
+		return nil
+	}
+	close(e.stop)
+	<-e.done
+	for i := range e.sessions {
+		sh := &e.sessions[i]
+		sh.mu.RLock()
+		for _, s := range sh.m {
+			s.mu.Lock()
+			s.closed = true
+			s.mu.Unlock()
+			s.signal()
+		}
+		sh.mu.RUnlock()
+	}
+	return nil
+}
+
+func (e *MemoryEngine) sweeper() {
+	defer close(e.done)
+	t := time.NewTicker(e.opts.SweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.stop:
+			return
+		case now := <-t.C:
+			e.sweep(now)
+		}
+	}
+}
+
+func (e *MemoryEngine) sweep(now time.Time) {
+	n := now.UnixNano()
+	var expired []string
+	for i := range e.sessions {
+		sh := &e.sessions[i]
+		sh.mu.RLock()
+		for id, s := range sh.m {
+			if x := s.expires.Load(); x > 0 && x < n {
+				expired = append(expired, id)
+			}
+		}
+		sh.mu.RUnlock()
+	}
+	for _, id := range expired {
+		info, ok, _ := e.destroy(id, n)
+		if ok && e.hooks.Expired != nil {
+			e.hooks.Expired(info)
+		}
+	}
+}
+
+func (e *MemoryEngine) lookup(id string) *memSession {
+	sh := &e.sessions[e.shard(id)]
+	sh.mu.RLock()
+	s := sh.m[id]
+	sh.mu.RUnlock()
+	return s
+}
+
+// CreateSession implements Engine.
+func (e *MemoryEngine) CreateSession(_ context.Context, info *SessionInfo) error {
+	if e.closed.Load() {
+		return ErrEngineClosed
+	}
+	s := &memSession{info: info, wake: make(chan struct{}, 1), subs: make(map[string]struct{})}
+	sh := &e.sessions[e.shard(info.ID)]
+	sh.mu.Lock()
+	sh.m[info.ID] = s
+	sh.mu.Unlock()
+	e.count.Add(1)
+	return nil
+}
+
+// Session implements Engine.
+func (e *MemoryEngine) Session(_ context.Context, id string) (*SessionInfo, bool, error) {
+	if s := e.lookup(id); s != nil {
+		return s.info, true, nil
+	}
+	return nil, false, nil
+}
+
+// DestroySession implements Engine.
+func (e *MemoryEngine) DestroySession(_ context.Context, id string) (*SessionInfo, bool, error) {
+	return e.destroy(id, 0)
+}
+
+// destroy removes the session; with onlyExpiredBefore > 0 it removes it
+// only if it is still expired at that time (a connect may have arrived).
+func (e *MemoryEngine) destroy(id string, onlyExpiredBefore int64) (*SessionInfo, bool, error) {
+	sh := &e.sessions[e.shard(id)]
+	sh.mu.Lock()
+	s := sh.m[id]
+	if s == nil || (onlyExpiredBefore > 0 && (s.expires.Load() == 0 || s.expires.Load() >= onlyExpiredBefore)) {
+		sh.mu.Unlock()
+		return nil, false, nil
+	}
+	delete(sh.m, id)
+	sh.mu.Unlock()
+	e.count.Add(-1)
+
+	s.mu.Lock()
+	s.closed = true
+	subs := s.subs
+	s.subs = nil
+	s.queue = nil
+	s.mu.Unlock()
+	for pattern := range subs {
+		e.removeSub(pattern, s)
+	}
+	s.signal()
+	return s.info, true, nil
+}
+
+// Touch implements Engine.
+func (e *MemoryEngine) Touch(_ context.Context, id string, expires time.Time) error {
+	s := e.lookup(id)
+	if s == nil {
+		return protocol.ErrSessionUnknown
+	}
+	if expires.IsZero() {
+		s.expires.Store(0)
+	} else {
+		s.expires.Store(expires.UnixNano())
+	}
+	return nil
+}
+
+// SessionCount implements Engine.
+func (e *MemoryEngine) SessionCount(context.Context) (int, error) { return int(e.count.Load()), nil }
+
+// Subscribe implements Engine.
+func (e *MemoryEngine) Subscribe(_ context.Context, id, pattern string, limit int) error {
+	s := e.lookup(id)
+	if s == nil {
+		return protocol.ErrSessionUnknown
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return protocol.ErrSessionUnknown
+	}
+	if _, ok := s.subs[pattern]; ok {
+		s.mu.Unlock()
+		return nil
+	}
+	if limit > 0 && len(s.subs) >= limit {
+		s.mu.Unlock()
+		return protocol.ErrSubscriptionLimit
+	}
+	s.subs[pattern] = struct{}{}
+	// Add to the channel while holding s.mu so that a concurrent destroy
+	// (which takes s.subs under s.mu) cannot miss this subscription.
+	e.addSub(pattern, s)
+	s.mu.Unlock()
+	return nil
+}
+
+func (e *MemoryEngine) addSub(pattern string, s *memSession) {
+	sh := &e.channels[e.shard(pattern)]
+	sh.mu.Lock()
+	c := sh.m[pattern]
+	if c == nil {
+		c = &memChannel{set: make(map[*memSession]struct{})}
+		sh.m[pattern] = c
+	}
+	c.mu.Lock()
+	c.set[s] = struct{}{}
+	c.rebuild()
+	c.mu.Unlock()
+	sh.mu.Unlock()
+}
+
+func (e *MemoryEngine) removeSub(pattern string, s *memSession) {
+	sh := &e.channels[e.shard(pattern)]
+	sh.mu.Lock()
+	if c := sh.m[pattern]; c != nil {
+		c.mu.Lock()
+		delete(c.set, s)
+		if len(c.set) == 0 {
+			delete(sh.m, pattern)
+		}
+		c.rebuild()
+		c.mu.Unlock()
+	}
+	sh.mu.Unlock()
+}
+
+// Unsubscribe implements Engine.
+func (e *MemoryEngine) Unsubscribe(_ context.Context, id, pattern string) (bool, error) {
+	s := e.lookup(id)
+	if s == nil {
+		return false, protocol.ErrSessionUnknown
+	}
+	s.mu.Lock()
+	_, ok := s.subs[pattern]
+	if ok {
+		delete(s.subs, pattern)
+		e.removeSub(pattern, s)
+	}
+	s.mu.Unlock()
+	return ok, nil
+}
+
+// Subscriptions implements Engine.
+func (e *MemoryEngine) Subscriptions(_ context.Context, id string) ([]string, error) {
+	s := e.lookup(id)
+	if s == nil {
+		return nil, protocol.ErrSessionUnknown
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]string, 0, len(s.subs))
+	for p := range s.subs {
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+func (e *MemoryEngine) subscribers(name string) []*memSession {
+	sh := &e.channels[e.shard(name)]
+	sh.mu.RLock()
+	c := sh.m[name]
+	sh.mu.RUnlock()
+	if c == nil {
+		return nil
+	}
+	return *c.snap.Load()
+}
+
+// Publish implements Engine.
+func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
+	if e.closed.Load() {
+		return 0, ErrEngineClosed
+	}
+	var buf [16]string
+	names := append(buf[:0], p.Channel)
+	names = protocol.Wilds(names, p.Channel)
+	var lists [16][]*memSession
+	found := lists[:0]
+	for _, n := range names {
+		if subs := e.subscribers(n); len(subs) > 0 {
+			found = append(found, subs)
+		}
+	}
+	count := 0
+	if len(found) == 1 {
+		for _, s := range found[0] {
+			if s.enqueue(p, e.opts.MaxQueue) {
+				count++
+			}
+		}
+		return count, nil
+	}
+	// Several lists may hold the same session: deliver once, using a
+	// per-publish sequence number remembered on each session.
+	seq := e.pubSeq.Add(1)
+	for _, list := range found {
+		for _, s := range list {
+			old := s.lastPub.Load()
+			if old == seq || !s.lastPub.CompareAndSwap(old, seq) {
+				continue
+			}
+			if s.enqueue(p, e.opts.MaxQueue) {
+				count++
+			}
+		}
+	}
+	return count, nil
+}
+
+// Deliver implements Engine.
+func (e *MemoryEngine) Deliver(_ context.Context, id string, p *Payload) error {
+	s := e.lookup(id)
+	if s == nil || !s.enqueue(p, e.opts.MaxQueue) {
+		return protocol.ErrSessionUnknown
+	}
+	return nil
+}
+
+func (s *memSession) enqueue(p *Payload, max int) bool {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return false
+	}
+	if len(s.queue)-s.head >= max {
+		s.queue[s.head] = nil
+		s.head++
+		s.dropped++
+	}
+	if s.head > 0 && s.head >= len(s.queue)/2 && len(s.queue) == cap(s.queue) {
+		n := copy(s.queue, s.queue[s.head:])
+		clear(s.queue[n:])
+		s.queue = s.queue[:n]
+		s.head = 0
+	}
+	s.queue = append(s.queue, p)
+	s.mu.Unlock()
+	s.signal()
+	return true
+}
+
+func (s *memSession) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take removes everything queued. ok is false when the session is closed.
+func (s *memSession) take() (b Batch, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return b, false
+	}
+	if n := len(s.queue) - s.head; n > 0 {
+		b.Payloads = make([]*Payload, n)
+		copy(b.Payloads, s.queue[s.head:])
+		clear(s.queue)
+		s.queue = s.queue[:0]
+		s.head = 0
+	}
+	b.Dropped, s.dropped = s.dropped, 0
+	return b, true
+}
+
+// Fetch implements Engine.
+func (e *MemoryEngine) Fetch(ctx context.Context, id string, wait time.Duration) (Batch, error) {
+	s := e.lookup(id)
+	if s == nil {
+		return Batch{}, protocol.ErrSessionUnknown
+	}
+	// Drain a stale wake-up so that the wait below sees only new messages.
+	select {
+	case <-s.wake:
+	default:
+	}
+	b, ok := s.take()
+	if !ok {
+		return b, protocol.ErrSessionUnknown
+	}
+	if len(b.Payloads) > 0 || wait <= 0 {
+		return b, nil
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-s.wake:
+	case <-t.C:
+	case <-ctx.Done():
+		return Batch{Dropped: b.Dropped}, nil
+	}
+	b2, ok := s.take()
+	if !ok {
+		return b2, protocol.ErrSessionUnknown
+	}
+	b2.Dropped += b.Dropped
+	return b2, nil
+}

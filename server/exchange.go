@@ -1,0 +1,587 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/bayeux-go/bayeux/protocol"
+)
+
+// exchange is one inbound batch of messages and the response being built
+// for it, whatever the transport. It is used by one goroutine.
+type exchange struct {
+	s          *Server
+	ctx        context.Context
+	transport  string
+	remoteAddr string
+	req        *http.Request
+	// browser is the request's BAYEUX_BROWSER cookie value, or a new one
+	// (newBrowser) when the request carried none.
+	browser    string
+	newBrowser bool
+	http2      bool
+
+	clients map[string]*Client
+
+	hsReply *protocol.Message
+	events  [][]byte
+	replies []*protocol.Message
+	hold    *pendingConnect
+	// after runs once the response was written (or failed).
+	after []func()
+}
+
+// pendingConnect is the /meta/connect of the batch, answered last.
+type pendingConnect struct {
+	c        *Client
+	m        *protocol.Message
+	timeout  time.Duration
+	multiple bool
+	advice   bool
+}
+
+var supportedTypes = []string{protocol.LongPolling, protocol.CallbackPolling}
+
+func (x *exchange) reply(r *protocol.Message) { x.replies = append(x.replies, r) }
+
+func (x *exchange) fail(m *protocol.Message, err error, advice *protocol.Advice) {
+	x.s.stats.Errors.Add(1)
+	x.reply(m.Fail(err, advice))
+}
+
+func handshakeAdvice() *protocol.Advice {
+	return &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Ms(0)}
+}
+
+func noneAdvice() *protocol.Advice { return &protocol.Advice{Reconnect: protocol.ReconnectNone} }
+
+func (s *Server) retryAdvice() *protocol.Advice {
+	return &protocol.Advice{
+		Reconnect:   protocol.ReconnectRetry,
+		Interval:    protocol.Ms(s.opts.PollInterval.Milliseconds()),
+		Timeout:     protocol.Ms(s.opts.PollTimeout.Milliseconds()),
+		MaxInterval: s.opts.ConnectTimeout.Milliseconds(),
+	}
+}
+
+// process handles every message of a batch in order. The caller then
+// completes the held connect, if any, with finish.
+func (x *exchange) process(msgs []*protocol.Message) {
+	s := x.s
+	s.stats.MessagesIn.Add(int64(len(msgs)))
+	if len(msgs) > 1 {
+		for _, m := range msgs {
+			if m.Channel == protocol.MetaHandshake {
+				// A handshake must travel alone: refuse the whole batch so
+				// that nothing runs for a session that does not exist yet.
+				for _, m := range msgs {
+					var adv *protocol.Advice
+					if m.Channel == protocol.MetaHandshake {
+						adv = noneAdvice()
+					}
+					x.fail(m, protocol.ErrHandshakeNotAlone, adv)
+				}
+				return
+			}
+		}
+	}
+	for _, m := range msgs {
+		x.handle(m, len(msgs) == 1)
+	}
+}
+
+func (x *exchange) handle(m *protocol.Message, lone bool) {
+	s := x.s
+	if m.Channel == "" {
+		x.fail(m, protocol.ErrChannelMissing, nil)
+		return
+	}
+	if !m.ID.Valid() {
+		m.ID = ""
+		x.fail(m, protocol.ErrMessageIDInvalid, nil)
+		return
+	}
+	if len(m.Channel) > s.opts.MaxChannelLength {
+		x.fail(m, protocol.ErrChannelInvalid.WithArgs("too_long"), nil)
+		return
+	}
+	switch m.Channel {
+	case protocol.MetaHandshake:
+		x.handshake(m)
+	case protocol.MetaConnect:
+		x.connect(m, lone)
+	case protocol.MetaDisconnect:
+		x.disconnect(m)
+	case protocol.MetaSubscribe:
+		x.subscribe(m)
+	case protocol.MetaUnsubscribe:
+		x.unsubscribe(m)
+	default:
+		x.publish(m)
+	}
+}
+
+// client returns the session named by id, or nil when there is none (or
+// it belongs to another browser, or to a local client).
+func (x *exchange) client(id string) (*Client, error) {
+	if id == "" {
+		return nil, nil
+	}
+	if c, ok := x.clients[id]; ok {
+		return c, nil
+	}
+	info, ok, err := x.s.engine.Session(x.ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	var c *Client
+	if ok && x.owns(info) {
+		c = &Client{info: info, transport: x.transport, req: x.req}
+	}
+	if x.clients == nil {
+		x.clients = make(map[string]*Client, 1)
+	}
+	x.clients[id] = c
+	return c, nil
+}
+
+// owns reports whether this request may act for the session.
+func (x *exchange) owns(info *SessionInfo) bool {
+	if x.transport == transportLocal {
+		return info.Local
+	}
+	if info.Local {
+		return false
+	}
+	if x.s.opts.TrustClientSession || info.Browser == "" {
+		return true
+	}
+	return !x.newBrowser && x.browser == info.Browser
+}
+
+// session resolves m's client, replying with an error when it is unknown.
+func (x *exchange) session(m *protocol.Message) *Client {
+	c, err := x.client(m.ClientID)
+	if err != nil {
+		x.s.log.Error("engine lookup failed", "err", err)
+		x.fail(m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Ms(1000)})
+		return nil
+	}
+	if c == nil {
+		x.fail(m, protocol.ErrSessionUnknown, handshakeAdvice())
+		return nil
+	}
+	return c
+}
+
+func (x *exchange) authorize(c *Client, m *protocol.Message, advice *protocol.Advice) bool {
+	if x.s.opts.Authorize == nil || x.transport == transportLocal {
+		return true
+	}
+	if err := x.s.opts.Authorize(x.ctx, c, m); err != nil {
+		x.fail(m, err, advice)
+		return false
+	}
+	return true
+}
+
+func (x *exchange) handshake(m *protocol.Message) {
+	s := x.s
+	if s.closing.Load() {
+		x.fail(m, protocol.ErrOverloaded, &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Ms(1000)})
+		return
+	}
+	if m.Version == "" {
+		x.fail(m, protocol.ErrVersionMissing, noneAdvice())
+		return
+	}
+	if len(m.SupportedConnectionTypes) > 0 && !sharesType(m.SupportedConnectionTypes) {
+		x.fail(m, protocol.ErrNoTransport.WithArgs(supportedTypes...), noneAdvice())
+		return
+	}
+	info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: x.browser}
+	c := &Client{info: info, transport: x.transport, req: x.req, handshaking: true}
+	if !x.authorize(c, m, noneAdvice()) {
+		return
+	}
+	c.handshaking = false
+	info.ID = newID()
+	if err := s.engine.CreateSession(x.ctx, info); err != nil {
+		s.log.Error("create session failed", "err", err)
+		x.fail(m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Ms(1000)})
+		return
+	}
+	_ = s.engine.Touch(x.ctx, info.ID, time.Now().Add(s.opts.PollInterval+s.opts.ConnectTimeout))
+	s.stats.Handshakes.Add(1)
+	r := m.Reply(true)
+	r.ClientID = info.ID
+	r.Version = protocol.Version
+	r.MinimumVersion = protocol.Version
+	r.SupportedConnectionTypes = supportedTypes
+	r.Advice = s.retryAdvice()
+	x.hsReply = r
+	s.emit(Event{Kind: EventClientConnect, ClientID: info.ID, User: info.User, RemoteAddr: info.RemoteAddr})
+}
+
+func sharesType(types []string) bool {
+	for _, t := range types {
+		for _, o := range supportedTypes {
+			if t == o {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func (x *exchange) connect(m *protocol.Message, lone bool) {
+	s := x.s
+	if x.hold != nil {
+		x.fail(m, protocol.ErrConnectNotAlone, nil)
+		return
+	}
+	c := x.session(m)
+	if c == nil || !x.authorize(c, m, nil) {
+		return
+	}
+	timeout := s.opts.PollTimeout
+	if m.Advice != nil && m.Advice.Timeout != nil {
+		timeout = min(max(time.Duration(*m.Advice.Timeout)*time.Millisecond, 0), timeout)
+	}
+	if !lone || s.closing.Load() {
+		timeout = 0
+	}
+	x.hold = &pendingConnect{c: c, m: m, timeout: timeout, advice: true}
+}
+
+// finish completes the batch's connect: it holds it until something is
+// queued for the session, the timeout passes, a newer connect arrives or
+// the server shuts down, then adds the events and the reply.
+func (x *exchange) finish() {
+	h := x.hold
+	if h == nil {
+		return
+	}
+	s := x.s
+	id := h.c.info.ID
+	if h.timeout > 0 && !x.http2 && s.opts.MaxSessionsPerBrowser > 0 && h.c.info.Browser != "" {
+		if s.acquireBrowser(h.c.info.Browser) {
+			defer s.releaseBrowser(h.c.info.Browser)
+		} else {
+			h.timeout = 0
+			h.multiple = true
+		}
+	}
+
+	ctx, cancel := context.WithCancel(x.ctx)
+	defer cancel()
+	held := &heldConnect{cancel: cancel}
+	s.registerHeld(id, held)
+	if h.timeout > 0 {
+		s.stats.HeldConnects.Add(1)
+		defer s.stats.HeldConnects.Add(-1)
+		go func() {
+			select {
+			case <-s.shutdown:
+				cancel()
+			case <-ctx.Done():
+			}
+		}()
+	}
+	_ = s.engine.Touch(ctx, id, time.Now().Add(h.timeout+s.opts.ConnectTimeout))
+	b, err := s.engine.Fetch(ctx, id, h.timeout)
+	s.unregisterHeld(id, held)
+
+	if errors.Is(err, protocol.ErrSessionUnknown) {
+		// Removed while held: by /meta/disconnect, expiry or an operator.
+		r := h.m.Reply(true)
+		r.Advice = &protocol.Advice{Reconnect: protocol.ReconnectNone, Interval: protocol.Ms(0)}
+		x.reply(r)
+		return
+	}
+	if err != nil {
+		s.log.Error("fetch failed", "client", shortID(id), "err", err)
+		x.fail(h.m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Ms(1000)})
+		return
+	}
+	if b.Dropped > 0 {
+		s.stats.Dropped.Add(int64(b.Dropped))
+		s.log.Warn("session queue overflowed, oldest messages dropped", "client", shortID(id), "dropped", b.Dropped)
+	}
+	for _, p := range b.Payloads {
+		x.events = append(x.events, p.JSON)
+	}
+	r := h.m.Reply(true)
+	r.Advice = s.retryAdvice()
+	if h.multiple {
+		r.Advice.MultipleClients = true
+		r.Advice.Interval = protocol.Ms(s.opts.MultiSessionInterval.Milliseconds())
+	}
+	x.reply(r)
+	interval := s.opts.PollInterval
+	if h.multiple {
+		interval = s.opts.MultiSessionInterval
+	}
+	x.after = append(x.after, func() {
+		_ = s.engine.Touch(context.WithoutCancel(x.ctx), id, time.Now().Add(interval+s.opts.ConnectTimeout))
+	})
+}
+
+func (s *Server) registerHeld(id string, h *heldConnect) {
+	sh := &s.conns[s.shard(id)]
+	sh.mu.Lock()
+	old := sh.m[id]
+	sh.m[id] = h
+	sh.mu.Unlock()
+	if old != nil {
+		// Exactly one outstanding connect per session: the older one
+		// returns at once, without events it has not already taken.
+		old.superseded.Store(true)
+		old.cancel()
+	}
+}
+
+func (s *Server) unregisterHeld(id string, h *heldConnect) {
+	sh := &s.conns[s.shard(id)]
+	sh.mu.Lock()
+	if sh.m[id] == h {
+		delete(sh.m, id)
+	}
+	sh.mu.Unlock()
+}
+
+// wakeHeld returns the session's held connect on this node now, if any.
+func (s *Server) wakeHeld(id string) {
+	sh := &s.conns[s.shard(id)]
+	sh.mu.Lock()
+	h := sh.m[id]
+	sh.mu.Unlock()
+	if h != nil {
+		h.cancel()
+	}
+}
+
+func (s *Server) acquireBrowser(b string) bool {
+	sh := &s.browsers[s.shard(b)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if sh.m[b] >= s.opts.MaxSessionsPerBrowser {
+		return false
+	}
+	sh.m[b]++
+	return true
+}
+
+func (s *Server) releaseBrowser(b string) {
+	sh := &s.browsers[s.shard(b)]
+	sh.mu.Lock()
+	if sh.m[b] <= 1 {
+		delete(sh.m, b)
+	} else {
+		sh.m[b]--
+	}
+	sh.mu.Unlock()
+}
+
+func (x *exchange) disconnect(m *protocol.Message) {
+	c := x.session(m)
+	if c == nil || !x.authorize(c, m, nil) {
+		return
+	}
+	info, ok, err := x.s.engine.DestroySession(x.ctx, c.info.ID)
+	if err != nil {
+		x.fail(m, protocol.ErrServerError, nil)
+		return
+	}
+	if ok {
+		x.s.emit(Event{Kind: EventClientDisconnect, ClientID: info.ID, User: info.User, Local: info.Local, Reason: "disconnect"})
+	}
+	delete(x.clients, c.info.ID)
+	x.reply(m.Reply(true))
+}
+
+func (x *exchange) subscribe(m *protocol.Message) {
+	s := x.s
+	c := x.session(m)
+	if c == nil {
+		return
+	}
+	if len(m.Subscription.Channels) == 0 {
+		x.fail(m, protocol.ErrSubscriptionMissing, nil)
+		return
+	}
+	if !x.authorize(c, m, nil) {
+		return
+	}
+	for _, ch := range m.Subscription.Channels {
+		if len(ch) > s.opts.MaxChannelLength || protocol.ValidatePattern(ch) != nil {
+			x.fail(m, protocol.ErrSubscriptionInvalid, nil)
+			return
+		}
+		if protocol.IsMeta(ch) {
+			x.fail(m, protocol.ErrSubscribeDenied, nil)
+			return
+		}
+		if protocol.IsService(ch) {
+			continue // service channels are never broadcast: nothing to record
+		}
+		if err := s.engine.Subscribe(x.ctx, c.info.ID, ch, s.opts.MaxSubscriptions); err != nil {
+			if !errors.Is(err, protocol.ErrSubscriptionLimit) && !errors.Is(err, protocol.ErrSessionUnknown) {
+				s.log.Error("subscribe failed", "err", err)
+				err = protocol.ErrServerError
+			}
+			x.fail(m, err, nil)
+			return
+		}
+		s.emit(Event{Kind: EventSubscribe, ClientID: c.info.ID, User: c.info.User, Channel: ch, Local: c.info.Local})
+	}
+	x.reply(m.Reply(true))
+}
+
+func (x *exchange) unsubscribe(m *protocol.Message) {
+	s := x.s
+	c := x.session(m)
+	if c == nil {
+		return
+	}
+	if len(m.Subscription.Channels) == 0 {
+		x.fail(m, protocol.ErrSubscriptionMissing, nil)
+		return
+	}
+	if !x.authorize(c, m, nil) {
+		return
+	}
+	for _, ch := range m.Subscription.Channels {
+		if len(ch) > s.opts.MaxChannelLength || protocol.ValidatePattern(ch) != nil {
+			x.fail(m, protocol.ErrSubscriptionInvalid, nil)
+			return
+		}
+		ok, err := s.engine.Unsubscribe(x.ctx, c.info.ID, ch)
+		if err != nil {
+			x.fail(m, err, nil)
+			return
+		}
+		if ok {
+			s.emit(Event{Kind: EventUnsubscribe, ClientID: c.info.ID, User: c.info.User, Channel: ch, Local: c.info.Local})
+		}
+	}
+	x.reply(m.Reply(true))
+}
+
+var anonymous = &SessionInfo{}
+
+func (x *exchange) publish(m *protocol.Message) {
+	s := x.s
+	c, err := x.client(m.ClientID)
+	if err != nil {
+		x.fail(m, protocol.ErrServerError, nil)
+		return
+	}
+	if c == nil {
+		if !s.opts.AnonPublish || x.transport == transportLocal {
+			x.fail(m, protocol.ErrSessionUnknown, handshakeAdvice())
+			return
+		}
+		c = &Client{info: anonymous, transport: x.transport, req: x.req}
+	}
+	if protocol.IsMeta(m.Channel) {
+		x.fail(m, protocol.ErrPublishDenied, nil)
+		return
+	}
+	if protocol.ValidateChannel(m.Channel) != nil {
+		x.fail(m, protocol.ErrChannelInvalid, nil)
+		return
+	}
+	if m.Data == nil {
+		x.fail(m, protocol.ErrDataMissing, nil)
+		return
+	}
+	if !x.authorize(c, m, nil) {
+		return
+	}
+	if protocol.IsService(m.Channel) {
+		x.service(c, m)
+		return
+	}
+	if _, err := s.broadcast(x.ctx, c.info.ID, c.info.User, m); err != nil {
+		s.log.Error("publish failed", "channel", m.Channel, "err", err)
+		x.fail(m, protocol.ErrServerError, nil)
+		return
+	}
+	x.reply(m.Reply(true))
+}
+
+func (x *exchange) service(c *Client, m *protocol.Message) {
+	fn := x.s.handlers.lookup(m.Channel)
+	if fn == nil {
+		x.reply(m.Reply(true)) // like CometD: nobody listens, nothing to say
+		return
+	}
+	replies, err := fn(x.ctx, c, m)
+	if err != nil {
+		x.fail(m, err, nil)
+		return
+	}
+	completeServiceReplies(m, replies)
+	for _, r := range replies {
+		if r == nil {
+			continue
+		}
+		if x.transport == transportLocal {
+			if p, err := x.s.payload("", r); err == nil {
+				p.Msg = r
+				_ = x.s.engine.Deliver(x.ctx, c.info.ID, p)
+			}
+			continue
+		}
+		b, err := json.Marshal(r)
+		if err != nil {
+			x.fail(m, protocol.ErrServerError, nil)
+			return
+		}
+		x.events = append(x.events, b)
+	}
+	x.reply(m.Reply(true))
+}
+
+// encode writes the response: [handshake reply, events..., replies...].
+func (x *exchange) encode(dst []byte) ([]byte, error) {
+	dst = append(dst, '[')
+	first := true
+	sep := func() {
+		if !first {
+			dst = append(dst, ',')
+		}
+		first = false
+	}
+	if x.hsReply != nil {
+		b, err := json.Marshal(x.hsReply)
+		if err != nil {
+			return nil, err
+		}
+		sep()
+		dst = append(dst, b...)
+	}
+	for _, e := range x.events {
+		sep()
+		dst = append(dst, e...)
+	}
+	for _, r := range x.replies {
+		b, err := json.Marshal(r)
+		if err != nil {
+			return nil, err
+		}
+		sep()
+		dst = append(dst, b...)
+	}
+	return append(dst, ']'), nil
+}
+
+func (x *exchange) done() {
+	for _, f := range x.after {
+		f()
+	}
+}

@@ -1,0 +1,202 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/bayeux-go/bayeux/protocol"
+)
+
+// LocalListener receives a message delivered to a LocalClient. from is the
+// publisher's client id ("" when the server itself published). Listeners
+// of one LocalClient run one at a time, in delivery order, on the client's
+// own goroutine; a slow listener delays only that client.
+type LocalListener func(m *protocol.Message, from string)
+
+// LocalClient is an in-process Bayeux client (the seed's local POE
+// sessions): it has a session like a remote client, so it receives
+// publishes from every client, but it needs no handshake or connect and
+// bypasses Options.Authorize. Its methods are safe for concurrent use.
+type LocalClient struct {
+	s      *Server
+	id     string
+	cancel context.CancelFunc
+	done   chan struct{}
+
+	mu        sync.Mutex
+	listeners map[string][]*LocalListener
+	closed    bool
+}
+
+// NewLocalClient creates a local client whose id starts with hint.
+func (s *Server) NewLocalClient(hint string) (*LocalClient, error) {
+	id := newID()
+	if hint != "" {
+		id = hint + "_" + id
+	}
+	info := &SessionInfo{ID: id, Created: time.Now(), Local: true}
+	if err := s.engine.CreateSession(context.Background(), info); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	lc := &LocalClient{s: s, id: id, cancel: cancel, done: make(chan struct{}), listeners: make(map[string][]*LocalListener)}
+	s.locals.Store(id, lc)
+	s.emit(Event{Kind: EventClientConnect, ClientID: id, Local: true})
+	go lc.loop(ctx)
+	return lc, nil
+}
+
+// ID returns the client's id.
+func (lc *LocalClient) ID() string { return lc.id }
+
+func (lc *LocalClient) loop(ctx context.Context) {
+	defer close(lc.done)
+	for ctx.Err() == nil {
+		b, err := lc.s.engine.Fetch(ctx, lc.id, time.Minute)
+		if err != nil {
+			if !errors.Is(err, protocol.ErrSessionUnknown) && ctx.Err() == nil {
+				lc.s.log.Error("local client fetch failed", "client", lc.id, "err", err)
+				time.Sleep(100 * time.Millisecond)
+				continue
+			}
+			return
+		}
+		for _, p := range b.Payloads {
+			lc.dispatch(p)
+		}
+	}
+}
+
+func (lc *LocalClient) dispatch(p *Payload) {
+	m, err := p.Message()
+	if err != nil {
+		lc.s.log.Error("local client cannot decode delivery", "err", err)
+		return
+	}
+	lc.mu.Lock()
+	var fns []*LocalListener
+	for pattern, ls := range lc.listeners {
+		if protocol.Match(pattern, p.Channel) {
+			fns = append(fns, ls...)
+		}
+	}
+	lc.mu.Unlock()
+	for _, fn := range fns {
+		(*fn)(m, p.From)
+	}
+}
+
+// Subscribe subscribes the client to pattern (a channel or a wildcard
+// pattern) and calls fn for each message delivered on a matching channel.
+// Messages pushed to the client on a channel matching pattern also reach fn.
+func (lc *LocalClient) Subscribe(pattern string, fn LocalListener) error {
+	if err := protocol.ValidatePattern(pattern); err != nil {
+		return err
+	}
+	if protocol.IsMeta(pattern) {
+		return protocol.ErrSubscribeDenied
+	}
+	lc.mu.Lock()
+	if lc.closed {
+		lc.mu.Unlock()
+		return protocol.ErrSessionUnknown
+	}
+	lc.listeners[pattern] = append(lc.listeners[pattern], &fn)
+	lc.mu.Unlock()
+	if protocol.IsService(pattern) {
+		return nil
+	}
+	if err := lc.s.engine.Subscribe(context.Background(), lc.id, pattern, 0); err != nil {
+		return err
+	}
+	lc.s.emit(Event{Kind: EventSubscribe, ClientID: lc.id, Channel: pattern, Local: true})
+	return nil
+}
+
+// Unsubscribe removes the subscription to pattern and its listeners.
+func (lc *LocalClient) Unsubscribe(pattern string) error {
+	lc.mu.Lock()
+	delete(lc.listeners, pattern)
+	lc.mu.Unlock()
+	ok, err := lc.s.engine.Unsubscribe(context.Background(), lc.id, pattern)
+	if ok {
+		lc.s.emit(Event{Kind: EventUnsubscribe, ClientID: lc.id, Channel: pattern, Local: true})
+	}
+	return err
+}
+
+// Publish publishes data (any JSON-encodable value, or json.RawMessage) on
+// channel. On a /service/ channel the service's replies are delivered to
+// this client's listeners.
+func (lc *LocalClient) Publish(ctx context.Context, channel string, data any) error {
+	m, err := newDataMessage(channel, data)
+	if err != nil {
+		return err
+	}
+	m.ClientID = lc.id
+	x := &exchange{s: lc.s, ctx: ctx, transport: transportLocal}
+	x.handle(m, true)
+	for _, r := range x.replies {
+		if !r.IsSuccessful() {
+			return errorFromReply(r)
+		}
+	}
+	return nil
+}
+
+// Push delivers data on channel to one client only (the seed's
+// client_push).
+func (lc *LocalClient) Push(ctx context.Context, clientID, channel string, data any) error {
+	return lc.s.Push(ctx, clientID, channel, data)
+}
+
+// Close removes the client's session and stops its goroutine. Messages
+// still queued for it are discarded.
+func (lc *LocalClient) Close() {
+	lc.mu.Lock()
+	if lc.closed {
+		lc.mu.Unlock()
+		return
+	}
+	lc.closed = true
+	lc.mu.Unlock()
+	info, ok, _ := lc.s.engine.DestroySession(context.Background(), lc.id)
+	lc.cancel()
+	<-lc.done
+	lc.s.locals.Delete(lc.id)
+	if ok {
+		lc.s.emit(Event{Kind: EventClientDisconnect, ClientID: info.ID, Local: true, Reason: "disconnect"})
+	}
+}
+
+func errorFromReply(r *protocol.Message) error {
+	if e, err := protocol.ParseError(r.Error); err == nil {
+		return e
+	}
+	return errors.New(r.Error)
+}
+
+// newDataMessage builds a publish message; data may be json.RawMessage,
+// []byte holding JSON, or any value encoding/json accepts.
+func newDataMessage(channel string, data any) (*protocol.Message, error) {
+	var raw json.RawMessage
+	switch d := data.(type) {
+	case json.RawMessage:
+		raw = d
+	case []byte:
+		raw = d
+	default:
+		b, err := json.Marshal(data)
+		if err != nil {
+			return nil, err
+		}
+		raw = b
+	}
+	if !json.Valid(raw) {
+		return nil, errNotJSON
+	}
+	return &protocol.Message{Channel: channel, Data: raw}, nil
+}

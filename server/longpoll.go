@@ -1,0 +1,271 @@
+package server
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/bayeux-go/bayeux/protocol"
+)
+
+const (
+	transportLocal = "local"
+	// BrowserCookie is the cookie that identifies a browser, as in CometD.
+	BrowserCookie = "BAYEUX_BROWSER"
+)
+
+var jsonpName = regexp.MustCompile(`^[a-zA-Z0-9._\-]{1,64}$`)
+
+// ServeHTTP implements the long-polling (POST, JSON body or form-encoded
+// message= parameters) and callback-polling (GET with message= and jsonp=)
+// transports. Mount it on /cometd and its sub-paths: the path suffix
+// (/handshake, /connect ...) is ignored.
+//
+// Security: cross-origin browser requests are allowed only from
+// Options.AllowedOrigins; sessions are bound to the BAYEUX_BROWSER cookie
+// unless Options.TrustClientSession is set; bodies are limited to
+// Options.MaxMessageSize and concurrent requests per IP to
+// Options.ClientMaxConnections.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	if !s.cors(w, r) {
+		s.stats.RequestsDenied.Add(1)
+		http.Error(w, "bayeux: origin not allowed", http.StatusForbidden)
+		return
+	}
+	switch r.Method {
+	case http.MethodOptions:
+		w.WriteHeader(http.StatusNoContent)
+		return
+	case http.MethodPost, http.MethodGet:
+	default:
+		h.Set("Allow", "GET, POST, OPTIONS")
+		http.Error(w, "bayeux: method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	ip := clientIP(r)
+	if !s.ips.acquire(ip) {
+		s.stats.RequestsDenied.Add(1)
+		h.Set("Retry-After", "1")
+		http.Error(w, "bayeux: too many concurrent requests from your address", http.StatusTooManyRequests)
+		return
+	}
+	defer s.ips.release(ip)
+
+	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: ip, req: r, http2: r.ProtoMajor >= 2}
+	var callback string
+	var msgs []*protocol.Message
+	var err error
+	if r.Method == http.MethodGet {
+		x.transport = protocol.CallbackPolling
+		callback, msgs, err = s.decodeJSONP(r)
+	} else {
+		msgs, err = s.decodePost(w, r)
+	}
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			http.Error(w, fmt.Sprintf("bayeux: request body larger than %d bytes", s.opts.MaxMessageSize), http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	if len(msgs) > s.opts.MaxBatch {
+		http.Error(w, fmt.Sprintf("bayeux: %d messages in one request, at most %d allowed", len(msgs), s.opts.MaxBatch), http.StatusBadRequest)
+		return
+	}
+
+	if ck, err := r.Cookie(BrowserCookie); err == nil && validBrowserID(ck.Value) {
+		x.browser = ck.Value
+	} else {
+		x.browser = newID()
+		x.newBrowser = true
+	}
+
+	x.process(msgs)
+	if x.transport == protocol.CallbackPolling && x.hold == nil {
+		// Scripts run in order in the browser: a held JSONP connect would
+		// delay this reply, so answer it now (CometD does the same).
+		for _, m := range msgs {
+			if m.ClientID != "" {
+				s.wakeHeld(m.ClientID)
+				break
+			}
+		}
+	}
+	x.finish()
+	defer x.done()
+
+	body, err := x.encode(make([]byte, 0, 256))
+	if err != nil {
+		s.log.Error("encode response failed", "err", err)
+		http.Error(w, "bayeux: internal error", http.StatusInternalServerError)
+		return
+	}
+	if x.newBrowser && x.hsReply != nil && x.hsReply.IsSuccessful() {
+		http.SetCookie(w, &http.Cookie{
+			Name:     BrowserCookie,
+			Value:    x.browser,
+			Path:     "/",
+			HttpOnly: true,
+			Secure:   r.TLS != nil,
+			SameSite: http.SameSiteLaxMode,
+		})
+	}
+	h.Set("Cache-Control", "no-cache, no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	rc := http.NewResponseController(w)
+	_ = rc.SetWriteDeadline(time.Now().Add(s.opts.PollTimeout))
+	if callback != "" {
+		h.Set("Content-Type", "text/javascript;charset=UTF-8")
+		var buf bytes.Buffer
+		buf.Grow(len(body) + len(callback) + 8)
+		buf.WriteString("/**/")
+		buf.WriteString(callback)
+		buf.WriteByte('(')
+		buf.Write(body)
+		buf.WriteString(");")
+		body = buf.Bytes()
+	} else {
+		h.Set("Content-Type", "application/json;charset=UTF-8")
+	}
+	_, _ = w.Write(body)
+}
+
+func validBrowserID(v string) bool {
+	if len(v) < 16 || len(v) > 64 {
+		return false
+	}
+	for i := 0; i < len(v); i++ {
+		c := v[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Server) decodePost(w http.ResponseWriter, r *http.Request) ([]*protocol.Message, error) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxMessageSize))
+	if err != nil {
+		return nil, err
+	}
+	ct := r.Header.Get("Content-Type")
+	trimmed := bytes.TrimSpace(body)
+	isJSON := len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '{')
+	// A JSON body labelled as a form (curl -d does that) is still JSON.
+	if !isJSON && strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "application/x-www-form-urlencoded") {
+		form, err := url.ParseQuery(string(body))
+		if err != nil {
+			return nil, fmt.Errorf("bayeux: invalid form body: %v", err)
+		}
+		return decodeParams(form["message"])
+	}
+	return protocol.DecodeBatch(body)
+}
+
+// decodeParams decodes message= parameters, each a message or an array.
+func decodeParams(values []string) ([]*protocol.Message, error) {
+	if len(values) == 0 {
+		return nil, errors.New("bayeux: missing message parameter")
+	}
+	var all []*protocol.Message
+	for _, v := range values {
+		msgs, err := protocol.DecodeBatch([]byte(v))
+		if err != nil {
+			return nil, err
+		}
+		all = append(all, msgs...)
+	}
+	return all, nil
+}
+
+func (s *Server) decodeJSONP(r *http.Request) (string, []*protocol.Message, error) {
+	if int64(len(r.URL.RawQuery)) > s.opts.MaxMessageSize {
+		return "", nil, &http.MaxBytesError{Limit: s.opts.MaxMessageSize}
+	}
+	q, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		return "", nil, fmt.Errorf("bayeux: invalid query: %v", err)
+	}
+	cbs := q["jsonp"]
+	callback := "jsonpcallback"
+	switch len(cbs) {
+	case 0:
+	case 1:
+		callback = cbs[0]
+	default:
+		return "", nil, errors.New("bayeux: more than one jsonp parameter")
+	}
+	if !jsonpName.MatchString(callback) {
+		return "", nil, errors.New("bayeux: invalid jsonp callback name")
+	}
+	msgs, err := decodeParams(q["message"])
+	return callback, msgs, err
+}
+
+// cors applies the cross-origin policy and reports whether the request may
+// proceed. Requests without Origin, and same-origin requests, always may.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || sameOrigin(r, origin) {
+		return true
+	}
+	if !s.anyOrig && !s.origins[origin] {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Credentials", "true")
+	h.Add("Vary", "Origin")
+	if r.Method == http.MethodOptions {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+			h.Set("Access-Control-Allow-Headers", req)
+		} else {
+			h.Set("Access-Control-Allow-Headers", "Content-Type")
+		}
+		h.Set("Access-Control-Max-Age", "600")
+	}
+	return true
+}
+
+func sameOrigin(r *http.Request, origin string) bool {
+	u, err := url.Parse(origin)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Host, r.Host)
+}
+
+// clientIP is the request's remote IP address without the port.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// Handler returns s wrapped so that it answers only under prefix (for
+// example "/cometd"): prefix itself and every sub-path.
+func (s *Server) Handler(prefix string) http.Handler {
+	prefix = strings.TrimSuffix(prefix, "/")
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p != prefix && !strings.HasPrefix(p, prefix+"/") {
+			http.NotFound(w, r)
+			return
+		}
+		s.ServeHTTP(w, r)
+	})
+}
+

@@ -1,0 +1,256 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"hash/maphash"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/bayeux-go/bayeux/protocol"
+)
+
+// Server is a Bayeux 1.0 server. It implements http.Handler for the
+// long-polling and callback-polling transports; mount it on /cometd and its
+// sub-paths. Create it with New and stop it with Shutdown.
+type Server struct {
+	opts   Options
+	engine Engine
+	log    *slog.Logger
+
+	// shutdown is closed when Shutdown starts: held connects return.
+	shutdown     chan struct{}
+	shutdownOnce sync.Once
+	closing      atomic.Bool
+
+	seed  maphash.Seed
+	conns [memShards]connShard // held connects on this node, by session id
+
+	browsers [memShards]browserShard // held connects per browser cookie
+	ips      ipLimiter
+	origins  map[string]bool
+	anyOrig  bool
+
+	locals   sync.Map // session id -> *LocalClient
+	stats    Stats
+	handlers *handlerTable
+}
+
+type connShard struct {
+	mu sync.Mutex
+	m  map[string]*heldConnect
+}
+
+// heldConnect is a /meta/connect waiting on this node.
+type heldConnect struct {
+	cancel     context.CancelFunc
+	superseded atomic.Bool
+}
+
+type browserShard struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+// Stats are counters exposed for monitoring. Read them with Server.Stats.
+type Stats struct {
+	Handshakes     atomic.Int64
+	MessagesIn     atomic.Int64
+	MessagesOut    atomic.Int64
+	Published      atomic.Int64
+	Errors         atomic.Int64
+	HeldConnects   atomic.Int64
+	Dropped        atomic.Int64
+	RequestsDenied atomic.Int64
+}
+
+// New returns a Server with the given options and starts its engine.
+func New(opts Options) (*Server, error) {
+	opts.setDefaults()
+	s := &Server{
+		opts:     opts,
+		engine:   opts.Engine,
+		log:      opts.Logger,
+		shutdown: make(chan struct{}),
+		seed:     maphash.MakeSeed(),
+		origins:  make(map[string]bool),
+	}
+	for i := range s.conns {
+		s.conns[i].m = make(map[string]*heldConnect)
+		s.browsers[i].m = make(map[string]int)
+	}
+	s.ips.init(opts.ClientMaxConnections)
+	for _, o := range opts.AllowedOrigins {
+		if o == "*" {
+			s.anyOrig = true
+		}
+		s.origins[o] = true
+	}
+	h, err := newHandlerTable(opts.Services, !opts.NoEcho)
+	if err != nil {
+		return nil, err
+	}
+	s.handlers = h
+	if err := s.engine.Start(EngineHooks{Expired: s.expired}); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Options returns the server's options with defaults filled in.
+func (s *Server) Options() Options { return s.opts }
+
+// Engine returns the server's engine.
+func (s *Server) Engine() Engine { return s.engine }
+
+// Stats returns the server's live counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// Shutdown answers every held connect at once (with reconnect:"retry"
+// advice and whatever is queued), makes new connects return immediately,
+// closes local clients and then the engine. Call it after (or while)
+// stopping the HTTP server; ctx bounds the wait.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.BeginShutdown()
+	s.locals.Range(func(_, v any) bool {
+		v.(*LocalClient).Close()
+		return true
+	})
+	// Wait for held connects to finish writing.
+	for s.stats.HeldConnects.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return s.engine.Close()
+}
+
+// BeginShutdown releases held connects and stops holding new ones. It is
+// the first step of Shutdown and safe to call more than once.
+func (s *Server) BeginShutdown() {
+	s.shutdownOnce.Do(func() {
+		s.closing.Store(true)
+		close(s.shutdown)
+	})
+}
+
+func (s *Server) shard(key string) int { return int(maphash.String(s.seed, key) % memShards) }
+
+// newID returns a session id: 130 random bits in base32 (26 characters,
+// lower-case letters and digits).
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return idEncoding.EncodeToString(b[:])
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+func (s *Server) emit(ev Event) {
+	if s.opts.OnEvent != nil {
+		s.opts.OnEvent(ev)
+	}
+}
+
+func (s *Server) expired(info *SessionInfo) {
+	s.log.Debug("session expired", "client", shortID(info.ID), "user", info.User)
+	s.emit(Event{Kind: EventClientDisconnect, ClientID: info.ID, User: info.User, Local: info.Local, Reason: "expired"})
+}
+
+// Disconnect removes a session from the server: its held connect is told
+// reconnect:"none" and client_disconnect is emitted with reason "server".
+// It reports whether the session existed.
+func (s *Server) Disconnect(ctx context.Context, clientID string) (bool, error) {
+	info, ok, err := s.engine.DestroySession(ctx, clientID)
+	if err != nil || !ok {
+		return false, err
+	}
+	s.emit(Event{Kind: EventClientDisconnect, ClientID: clientID, User: info.User, Local: info.Local, Reason: "server"})
+	return true, nil
+}
+
+// Publish publishes data (any JSON-encodable value, or json.RawMessage) on
+// channel as the server itself, and returns how many sessions it was
+// queued for. Publishing to /meta/** or /service/** is refused.
+func (s *Server) Publish(ctx context.Context, channel string, data any) (int, error) {
+	m, err := newDataMessage(channel, data)
+	if err != nil {
+		return 0, err
+	}
+	if err := s.checkBroadcastChannel(channel); err != nil {
+		return 0, err
+	}
+	return s.broadcast(ctx, "", "", m)
+}
+
+// Push delivers a message on channel to one client only (the seed's
+// client_push), whether or not it subscribed to channel.
+func (s *Server) Push(ctx context.Context, clientID, channel string, data any) error {
+	m, err := newDataMessage(channel, data)
+	if err != nil {
+		return err
+	}
+	p, err := s.payload("", m)
+	if err != nil {
+		return err
+	}
+	if err := s.engine.Deliver(ctx, clientID, p); err != nil {
+		return err
+	}
+	s.emit(Event{Kind: EventClientPush, ClientID: clientID, Channel: channel, Message: m})
+	return nil
+}
+
+func (s *Server) checkBroadcastChannel(channel string) error {
+	if len(channel) > s.opts.MaxChannelLength {
+		return protocol.ErrChannelInvalid
+	}
+	if err := protocol.ValidateChannel(channel); err != nil {
+		return protocol.ErrChannelInvalid
+	}
+	if protocol.IsMeta(channel) || protocol.IsService(channel) {
+		return protocol.ErrPublishDenied
+	}
+	return nil
+}
+
+// payload encodes m once for all recipients.
+func (s *Server) payload(from string, m *protocol.Message) (*Payload, error) {
+	b, err := protocol.EncodeDelivery(make([]byte, 0, 48+len(m.Channel)+len(m.Data)), m.Channel, m.Data, m.Ext)
+	if err != nil {
+		return nil, err
+	}
+	d := &protocol.Message{Channel: m.Channel, Data: m.Data, Ext: m.Ext}
+	return &Payload{Channel: m.Channel, From: from, JSON: b, Msg: d}, nil
+}
+
+// broadcast encodes m once and queues it for every subscriber.
+func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.Message) (int, error) {
+	p, err := s.payload(from, m)
+	if err != nil {
+		return 0, err
+	}
+	n, err := s.engine.Publish(ctx, p)
+	if err != nil {
+		return 0, err
+	}
+	s.stats.Published.Add(1)
+	s.stats.MessagesOut.Add(int64(n))
+	s.emit(Event{Kind: EventPublish, ClientID: from, User: user, Channel: m.Channel, Message: m})
+	return n, nil
+}
+
+var errNotJSON = errors.New("bayeux: data is not valid JSON")
+
+func shortID(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}

@@ -268,4 +268,3 @@ func (s *Server) Handler(prefix string) http.Handler {
 		s.ServeHTTP(w, r)
 	})
 }
-

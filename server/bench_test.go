@@ -1,0 +1,136 @@
+package server
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/bayeux-go/bayeux/protocol"
+)
+
+func quietServer(tb testing.TB, opts Options) *Server {
+	tb.Helper()
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s, err := New(opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	return s
+}
+
+// subscribeSessions creates n sessions subscribed to pattern.
+func subscribeSessions(tb testing.TB, s *Server, n int, pattern string) []string {
+	tb.Helper()
+	ctx := context.Background()
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = newID()
+		if err := s.engine.CreateSession(ctx, &SessionInfo{ID: ids[i]}); err != nil {
+			tb.Fatal(err)
+		}
+		if err := s.engine.Subscribe(ctx, ids[i], pattern, 0); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return ids
+}
+
+// TestPublishEncodesOnce proves that every recipient gets the very same
+// encoded bytes: the message is marshalled once per publish, not once per
+// subscriber.
+func TestPublishEncodesOnce(t *testing.T) {
+	s := quietServer(t, Options{})
+	ids := subscribeSessions(t, s, 3, "/room/*")
+	if _, err := s.Publish(context.Background(), "/room/a", map[string]string{"chat": "hi"}); err != nil {
+		t.Fatal(err)
+	}
+	var first *byte
+	for _, id := range ids {
+		b, err := s.engine.Fetch(context.Background(), id, 0)
+		if err != nil || len(b.Payloads) != 1 {
+			t.Fatalf("fetch %s: %v %d", id, err, len(b.Payloads))
+		}
+		p := &b.Payloads[0].JSON[0]
+		if first == nil {
+			first = p
+		} else if p != first {
+			t.Fatal("recipients got different encodings of one publish")
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b.Payloads[0].JSON, &m); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := m["clientId"]; ok {
+			t.Error("delivery carries clientId")
+		}
+	}
+}
+
+// BenchmarkPublishFanout measures one publish reaching N subscribers of a
+// wildcard pattern through the memory engine, including the encoding.
+func BenchmarkPublishFanout(b *testing.B) {
+	for _, n := range []int{1, 100, 10000} {
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) {
+			s := quietServer(b, Options{MaxQueue: 1 << 20})
+			ids := subscribeSessions(b, s, n, "/bench/*")
+			data := json.RawMessage(`{"user":"bench","chat":"0123456789012345678901234567890123456789012345678901234567890123"}`)
+			ctx := context.Background()
+			drain := func() {
+				for _, id := range ids {
+					_, _ = s.engine.Fetch(ctx, id, 0)
+				}
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := range b.N {
+				if _, err := s.Publish(ctx, "/bench/room", data); err != nil {
+					b.Fatal(err)
+				}
+				if i%512 == 511 {
+					b.StopTimer()
+					drain()
+					b.StartTimer()
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(b.N)*float64(n)/b.Elapsed().Seconds(), "deliveries/s")
+		})
+	}
+}
+
+// BenchmarkHandlePublish measures a remote publish message through the
+// exchange (validation, authorization, encoding, fan-out to 100).
+func BenchmarkHandlePublish(b *testing.B) {
+	s := quietServer(b, Options{MaxQueue: 1 << 20})
+	ids := subscribeSessions(b, s, 100, "/bench/room")
+	pub := subscribeSessions(b, s, 1, "/other")[0]
+	data := json.RawMessage(`{"chat":"hello"}`)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		x := &exchange{s: s, ctx: ctx, transport: protocol.LongPolling}
+		x.handle(&protocol.Message{Channel: "/bench/room", ClientID: pub, Data: data, ID: "1"}, true)
+		if len(x.replies) != 1 || !x.replies[0].IsSuccessful() {
+			b.Fatalf("publish failed: %+v", x.replies)
+		}
+		if i%512 == 511 {
+			b.StopTimer()
+			for _, id := range ids {
+				_, _ = s.engine.Fetch(ctx, id, 0)
+			}
+			b.StartTimer()
+		}
+	}
+}

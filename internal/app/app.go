@@ -79,20 +79,20 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	mux := http.NewServeMux()
-	mux.Handle("/cometd", srv)
-	mux.Handle("/cometd/", srv)
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+	health := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		io.WriteString(w, "ok\n")
 	})
-	mux.Handle("/", server.FileServer(server.FileServerOptions{
-		Root:           root,
-		DirectoryIndex: cfg.DirectoryIndex,
-		TypeExpires:    cfg.TypeExpires,
-	}))
-	a.Handler = mux
+	site := srv.Site(server.SiteOptions{
+		ContentHandlers: map[string]http.Handler{"GET /healthz": health},
+		Files: server.FileServerOptions{
+			Root:           root,
+			DirectoryIndex: cfg.DirectoryIndex,
+			TypeExpires:    cfg.TypeExpires,
+		},
+	})
+	a.Handler = site
 	return a, nil
 }
 

@@ -1,0 +1,1 @@
+export function lib() { return "lib"; }

@@ -237,6 +237,25 @@ func (e *MemoryEngine) Touch(_ context.Context, id string, expires time.Time) er
 	return nil
 }
 
+// Pending returns how many messages wait in session queues and in how many
+// sessions.
+func (e *MemoryEngine) Pending() (messages, sessions int) {
+	for i := range e.sessions {
+		sh := &e.sessions[i]
+		sh.mu.RLock()
+		for _, s := range sh.m {
+			s.mu.Lock()
+			if n := len(s.queue) - s.head; n > 0 {
+				messages += n
+				sessions++
+			}
+			s.mu.Unlock()
+		}
+		sh.mu.RUnlock()
+	}
+	return messages, sessions
+}
+
 // SessionCount implements Engine.
 func (e *MemoryEngine) SessionCount(context.Context) (int, error) { return int(e.count.Load()), nil }
 

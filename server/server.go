@@ -128,6 +128,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-time.After(10 * time.Millisecond):
 		}
 	}
+	if p, ok := s.engine.(interface{ Pending() (int, int) }); ok {
+		if msgs, sessions := p.Pending(); msgs > 0 {
+			// The memory engine's queues end with the process: say so.
+			s.log.Warn("undelivered messages discarded at shutdown", "messages", msgs, "sessions", sessions)
+		}
+	}
 	return s.engine.Close()
 }
 

@@ -283,13 +283,8 @@ func (x *exchange) finish() {
 	if h.timeout > 0 {
 		s.stats.HeldConnects.Add(1)
 		defer s.stats.HeldConnects.Add(-1)
-		go func() {
-			select {
-			case <-s.shutdown:
-				cancel()
-			case <-ctx.Done():
-			}
-		}()
+		stop := context.AfterFunc(s.shutdown, cancel)
+		defer stop()
 	}
 	_ = s.engine.Touch(ctx, id, time.Now().Add(h.timeout+s.opts.ConnectTimeout))
 	b, err := s.engine.Fetch(ctx, id, h.timeout)

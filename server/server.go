@@ -22,10 +22,10 @@ type Server struct {
 	engine Engine
 	log    *slog.Logger
 
-	// shutdown is closed when Shutdown starts: held connects return.
-	shutdown     chan struct{}
-	shutdownOnce sync.Once
-	closing      atomic.Bool
+	// shutdown ends when Shutdown starts: held connects return.
+	shutdown    context.Context
+	stopHolding context.CancelFunc
+	closing     atomic.Bool
 
 	seed  maphash.Seed
 	conns [memShards]connShard // held connects on this node, by session id
@@ -72,13 +72,13 @@ type Stats struct {
 func New(opts Options) (*Server, error) {
 	opts.setDefaults()
 	s := &Server{
-		opts:     opts,
-		engine:   opts.Engine,
-		log:      opts.Logger,
-		shutdown: make(chan struct{}),
-		seed:     maphash.MakeSeed(),
-		origins:  make(map[string]bool),
+		opts:    opts,
+		engine:  opts.Engine,
+		log:     opts.Logger,
+		seed:    maphash.MakeSeed(),
+		origins: make(map[string]bool),
 	}
+	s.shutdown, s.stopHolding = context.WithCancel(context.Background())
 	for i := range s.conns {
 		s.conns[i].m = make(map[string]*heldConnect)
 		s.browsers[i].m = make(map[string]int)
@@ -140,10 +140,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // BeginShutdown releases held connects and stops holding new ones. It is
 // the first step of Shutdown and safe to call more than once.
 func (s *Server) BeginShutdown() {
-	s.shutdownOnce.Do(func() {
-		s.closing.Store(true)
-		close(s.shutdown)
-	})
+	s.closing.Store(true)
+	s.stopHolding()
 }
 
 func (s *Server) shard(key string) int { return int(maphash.String(s.seed, key) % memShards) }

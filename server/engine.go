@@ -29,13 +29,16 @@ type Engine interface {
 	// exist. The returned value must not be modified.
 	Session(ctx context.Context, id string) (info *SessionInfo, ok bool, err error)
 	// DestroySession removes a session with its subscriptions and queue and
-	// wakes a Fetch blocked on it. It reports whether the session existed.
-	DestroySession(ctx context.Context, id string) (*SessionInfo, bool, error)
+	// wakes a Fetch blocked on it. It returns nil when there was no such
+	// session.
+	DestroySession(ctx context.Context, id string) (*RemovedSession, error)
 	// Touch sets the time after which the session expires unless touched
 	// again. Held connects push it past the end of the hold.
 	Touch(ctx context.Context, id string, expires time.Time) error
 	// SessionCount returns the number of sessions.
 	SessionCount(ctx context.Context) (int, error)
+	// ListSessions returns every session (for operators; not a hot path).
+	ListSessions(ctx context.Context) ([]*SessionInfo, error)
 
 	// Subscribe adds pattern to the session's subscriptions. Adding an
 	// existing subscription is not an error. It fails with
@@ -47,6 +50,9 @@ type Engine interface {
 	Unsubscribe(ctx context.Context, id, pattern string) (bool, error)
 	// Subscriptions lists the session's subscriptions.
 	Subscriptions(ctx context.Context, id string) ([]string, error)
+	// Subscribers lists the sessions subscribed to exactly channel (a name
+	// or a pattern; wildcard subscriptions that match it are not included).
+	Subscribers(ctx context.Context, channel string) ([]*SessionInfo, error)
 
 	// Publish queues p for every session with a subscription that matches
 	// p.Channel, once per session even when several subscriptions match,
@@ -59,13 +65,27 @@ type Engine interface {
 	// to end, or for the session to be destroyed). It returns
 	// protocol.ErrSessionUnknown when the session does not exist.
 	Fetch(ctx context.Context, id string, wait time.Duration) (Batch, error)
+
+	// AppendHistory appends an encoded message to channel's history and
+	// keeps only the newest max entries.
+	AppendHistory(ctx context.Context, channel string, msg []byte, max int) error
+	// History returns up to n of the newest entries of channel's history,
+	// oldest first.
+	History(ctx context.Context, channel string, n int) ([][]byte, error)
+}
+
+// RemovedSession describes a session the engine removed.
+type RemovedSession struct {
+	Info *SessionInfo
+	// Subscriptions are the session's subscriptions at removal.
+	Subscriptions []string
 }
 
 // EngineHooks are the callbacks an Engine makes into the Server.
 type EngineHooks struct {
 	// Expired is called after the engine removed a session whose expiry
 	// time passed.
-	Expired func(info *SessionInfo)
+	Expired func(*RemovedSession)
 }
 
 // SessionInfo is what the engine stores about a session. It is written at

@@ -31,6 +31,7 @@ type MemoryEngine struct {
 	seed     maphash.Seed
 	sessions [memShards]memSessionShard
 	channels [memShards]memChannelShard
+	history  [memShards]memHistoryShard
 	pubSeq   atomic.Uint64
 	count    atomic.Int64
 	hooks    EngineHooks
@@ -42,6 +43,11 @@ type MemoryEngine struct {
 type memSessionShard struct {
 	mu sync.RWMutex
 	m  map[string]*memSession
+}
+
+type memHistoryShard struct {
+	mu sync.Mutex
+	m  map[string][][]byte
 }
 
 type memChannelShard struct {
@@ -90,6 +96,7 @@ func NewMemoryEngine(opts MemoryEngineOptions) *MemoryEngine {
 	for i := range e.sessions {
 		e.sessions[i].m = make(map[string]*memSession)
 		e.channels[i].m = make(map[string]*memChannel)
+		e.history[i].m = make(map[string][][]byte)
 	}
 	return e
 }
@@ -154,9 +161,8 @@ func (e *MemoryEngine) sweep(now time.Time) {
 		sh.mu.RUnlock()
 	}
 	for _, id := range expired {
-		info, ok, _ := e.destroy(id, n)
-		if ok && e.hooks.Expired != nil {
-			e.hooks.Expired(info)
+		if rs := e.destroy(id, n); rs != nil && e.hooks.Expired != nil {
+			e.hooks.Expired(rs)
 		}
 	}
 }
@@ -192,19 +198,19 @@ func (e *MemoryEngine) Session(_ context.Context, id string) (*SessionInfo, bool
 }
 
 // DestroySession implements Engine.
-func (e *MemoryEngine) DestroySession(_ context.Context, id string) (*SessionInfo, bool, error) {
-	return e.destroy(id, 0)
+func (e *MemoryEngine) DestroySession(_ context.Context, id string) (*RemovedSession, error) {
+	return e.destroy(id, 0), nil
 }
 
 // destroy removes the session; with onlyExpiredBefore > 0 it removes it
 // only if it is still expired at that time (a connect may have arrived).
-func (e *MemoryEngine) destroy(id string, onlyExpiredBefore int64) (*SessionInfo, bool, error) {
+func (e *MemoryEngine) destroy(id string, onlyExpiredBefore int64) *RemovedSession {
 	sh := &e.sessions[e.shard(id)]
 	sh.mu.Lock()
 	s := sh.m[id]
 	if s == nil || (onlyExpiredBefore > 0 && (s.expires.Load() == 0 || s.expires.Load() >= onlyExpiredBefore)) {
 		sh.mu.Unlock()
-		return nil, false, nil
+		return nil
 	}
 	delete(sh.m, id)
 	sh.mu.Unlock()
@@ -216,11 +222,13 @@ func (e *MemoryEngine) destroy(id string, onlyExpiredBefore int64) (*SessionInfo
 	s.subs = nil
 	s.queue = nil
 	s.mu.Unlock()
+	rs := &RemovedSession{Info: s.info, Subscriptions: make([]string, 0, len(subs))}
 	for pattern := range subs {
 		e.removeSub(pattern, s)
+		rs.Subscriptions = append(rs.Subscriptions, pattern)
 	}
 	s.signal()
-	return s.info, true, nil
+	return rs
 }
 
 // Touch implements Engine.
@@ -254,6 +262,20 @@ func (e *MemoryEngine) Pending() (messages, sessions int) {
 		sh.mu.RUnlock()
 	}
 	return messages, sessions
+}
+
+// ListSessions implements Engine.
+func (e *MemoryEngine) ListSessions(context.Context) ([]*SessionInfo, error) {
+	out := make([]*SessionInfo, 0, e.count.Load())
+	for i := range e.sessions {
+		sh := &e.sessions[i]
+		sh.mu.RLock()
+		for _, s := range sh.m {
+			out = append(out, s.info)
+		}
+		sh.mu.RUnlock()
+	}
+	return out, nil
 }
 
 // SessionCount implements Engine.
@@ -343,6 +365,16 @@ func (e *MemoryEngine) Subscriptions(_ context.Context, id string) ([]string, er
 	out := make([]string, 0, len(s.subs))
 	for p := range s.subs {
 		out = append(out, p)
+	}
+	return out, nil
+}
+
+// Subscribers implements Engine.
+func (e *MemoryEngine) Subscribers(_ context.Context, channel string) ([]*SessionInfo, error) {
+	subs := e.subscribers(channel)
+	out := make([]*SessionInfo, len(subs))
+	for i, s := range subs {
+		out[i] = s.info
 	}
 	return out, nil
 }
@@ -488,4 +520,33 @@ func (e *MemoryEngine) Fetch(ctx context.Context, id string, wait time.Duration)
 	}
 	b2.Dropped += b.Dropped
 	return b2, nil
+}
+
+// AppendHistory implements Engine.
+func (e *MemoryEngine) AppendHistory(_ context.Context, channel string, msg []byte, max int) error {
+	if max <= 0 {
+		return nil
+	}
+	sh := &e.history[e.shard(channel)]
+	sh.mu.Lock()
+	h := append(sh.m[channel], msg)
+	if len(h) > max {
+		// Copy rather than reslice so the dropped entries can be freed.
+		h = append([][]byte(nil), h[len(h)-max:]...)
+	}
+	sh.m[channel] = h
+	sh.mu.Unlock()
+	return nil
+}
+
+// History implements Engine.
+func (e *MemoryEngine) History(_ context.Context, channel string, n int) ([][]byte, error) {
+	sh := &e.history[e.shard(channel)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	h := sh.m[channel]
+	if n > 0 && len(h) > n {
+		h = h[len(h)-n:]
+	}
+	return append([][]byte(nil), h...), nil
 }

@@ -386,14 +386,12 @@ func (x *exchange) disconnect(m *protocol.Message) {
 	if c == nil || !x.authorize(c, m, nil) {
 		return
 	}
-	info, ok, err := x.s.engine.DestroySession(x.ctx, c.info.ID)
+	rs, err := x.s.engine.DestroySession(x.ctx, c.info.ID)
 	if err != nil {
 		x.fail(m, protocol.ErrServerError, nil)
 		return
 	}
-	if ok {
-		x.s.emit(Event{Kind: EventClientDisconnect, ClientID: info.ID, User: info.User, Local: info.Local, Reason: "disconnect"})
-	}
+	x.s.removed(rs, "disconnect")
 	delete(x.clients, c.info.ID)
 	x.reply(m.Reply(true))
 }

@@ -163,13 +163,11 @@ func (lc *LocalClient) Close() {
 	}
 	lc.closed = true
 	lc.mu.Unlock()
-	info, ok, _ := lc.s.engine.DestroySession(context.Background(), lc.id)
+	rs, _ := lc.s.engine.DestroySession(context.Background(), lc.id)
 	lc.cancel()
 	<-lc.done
 	lc.s.locals.Delete(lc.id)
-	if ok {
-		lc.s.emit(Event{Kind: EventClientDisconnect, ClientID: info.ID, Local: true, Reason: "disconnect"})
-	}
+	lc.s.removed(rs, "disconnect")
 }
 
 func errorFromReply(r *protocol.Message) error {

@@ -157,6 +157,10 @@ type Event struct {
 	Channel string
 	// Message is the message for publish and client_push.
 	Message *protocol.Message
+	// Payload is the encoded delivery of a publish.
+	Payload *Payload
+	// Channels are the subscriptions a client had, for client_disconnect.
+	Channels []string
 	// RemoteAddr is the client's address for client_connect.
 	RemoteAddr string
 	// Local is true for in-process clients.

@@ -4,9 +4,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base32"
+	"encoding/json"
 	"errors"
 	"hash/maphash"
 	"log/slog"
+	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -162,20 +164,30 @@ func (s *Server) emit(ev Event) {
 	}
 }
 
-func (s *Server) expired(info *SessionInfo) {
-	s.log.Debug("session expired", "client", shortID(info.ID), "user", info.User)
-	s.emit(Event{Kind: EventClientDisconnect, ClientID: info.ID, User: info.User, Local: info.Local, Reason: "expired"})
+func (s *Server) expired(rs *RemovedSession) {
+	s.log.Debug("session expired", "client", shortID(rs.Info.ID), "user", rs.Info.User)
+	s.removed(rs, "expired")
+}
+
+// removed emits client_disconnect for a session the engine removed (rs
+// may be nil when there was none).
+func (s *Server) removed(rs *RemovedSession, reason string) {
+	if rs == nil {
+		return
+	}
+	s.emit(Event{Kind: EventClientDisconnect, ClientID: rs.Info.ID, User: rs.Info.User, Local: rs.Info.Local,
+		Reason: reason, Channels: rs.Subscriptions})
 }
 
 // Disconnect removes a session from the server: its held connect is told
 // reconnect:"none" and client_disconnect is emitted with reason "server".
 // It reports whether the session existed.
 func (s *Server) Disconnect(ctx context.Context, clientID string) (bool, error) {
-	info, ok, err := s.engine.DestroySession(ctx, clientID)
-	if err != nil || !ok {
+	rs, err := s.engine.DestroySession(ctx, clientID)
+	if err != nil || rs == nil {
 		return false, err
 	}
-	s.emit(Event{Kind: EventClientDisconnect, ClientID: clientID, User: info.User, Local: info.Local, Reason: "server"})
+	s.removed(rs, "server")
 	return true, nil
 }
 
@@ -246,7 +258,7 @@ func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.M
 	}
 	s.stats.Published.Add(1)
 	s.stats.MessagesOut.Add(int64(n))
-	s.emit(Event{Kind: EventPublish, ClientID: from, User: user, Channel: m.Channel, Message: m})
+	s.emit(Event{Kind: EventPublish, ClientID: from, User: user, Channel: m.Channel, Message: m, Payload: p})
 	return n, nil
 }
 
@@ -257,4 +269,47 @@ func shortID(id string) string {
 		return id[:8]
 	}
 	return id
+}
+
+// TryHandshake runs a /meta/handshake carrying ext through the server's
+// real handshake path (validation and Options.Authorize) as if r had sent
+// it, and returns the reply with the stored session. The session is
+// removed again at once: the login page uses this so that one authority
+// decides who someone is.
+func (s *Server) TryHandshake(r *http.Request, ext map[string]json.RawMessage) (*protocol.Message, *SessionInfo) {
+	m := &protocol.Message{Channel: protocol.MetaHandshake, Version: protocol.Version,
+		SupportedConnectionTypes: []string{protocol.LongPolling}, Ext: ext}
+	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: clientIP(r), req: r}
+	x.handle(m, true)
+	if x.hsReply == nil {
+		if len(x.replies) == 0 {
+			return m.Fail(protocol.ErrServerError, nil), nil
+		}
+		return x.replies[0], nil
+	}
+	info, _, _ := s.engine.Session(r.Context(), x.hsReply.ClientID)
+	if rs, _ := s.engine.DestroySession(context.WithoutCancel(r.Context()), x.hsReply.ClientID); rs != nil {
+		s.emit(Event{Kind: EventClientDisconnect, ClientID: rs.Info.ID, User: rs.Info.User, Reason: "disconnect"})
+	}
+	return x.hsReply, info
+}
+
+// DisconnectWhere removes every session for which match returns true, as
+// Disconnect does, and returns how many it removed.
+func (s *Server) DisconnectWhere(ctx context.Context, match func(*SessionInfo) bool) (int, error) {
+	infos, err := s.engine.ListSessions(ctx)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, in := range infos {
+		if !in.Local && match(in) {
+			if ok, err := s.Disconnect(ctx, in.ID); err != nil {
+				return n, err
+			} else if ok {
+				n++
+			}
+		}
+	}
+	return n, nil
 }

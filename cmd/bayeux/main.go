@@ -19,6 +19,12 @@ func main() {
 		case "-h", "-help", "--help", "help":
 			config.PrintHelp(os.Stdout)
 			return
+		case "passwd":
+			if err := app.Passwd(os.Args[2:], os.Stdin, os.Stdout); err != nil {
+				fmt.Fprintln(os.Stderr, "bayeux passwd:", err)
+				os.Exit(2)
+			}
+			return
 		default:
 			fmt.Fprintf(os.Stderr, "bayeux: unknown argument %q (try -h)\n", os.Args[1])
 			os.Exit(2)

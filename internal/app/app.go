@@ -17,8 +17,11 @@ import (
 	"time"
 
 	"github.com/bayeux-go/bayeux/assets"
+	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/internal/config"
 	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/server/auth"
+	"github.com/bayeux-go/bayeux/ui"
 )
 
 // App is a configured server ready to serve.
@@ -26,6 +29,9 @@ type App struct {
 	Config  *config.Config
 	Log     *slog.Logger
 	Bayeux  *server.Server
+	Auth    *auth.Authenticator
+	Logins  *auth.Logins
+	Chat    *chat.Chat
 	Handler http.Handler
 
 	closers []io.Closer
@@ -51,7 +57,27 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, errors.New("BAYEUX_ENGINE: the Redis engine is not available in this version; use memory")
 	}
+	users, err := openUsers(cfg.UsersFile, a.Log)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Auth = auth.NewAuthenticator(users)
+	keys, err := auth.LoadKeys(cfg.SessionKeys, cfg.DataDir)
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
+	if a.Logins, err = auth.NewLogins(keys); err != nil {
+		a.Close()
+		return nil, err
+	}
+	a.Chat = chat.New(a.Auth, a.Logins, a.Log)
+
 	srv, err := server.New(server.Options{
+		Authorize:             a.Chat.Authorize,
+		OnEvent:               a.Chat.OnEvent,
+		Services:              a.Chat.Services(),
 		Logger:                a.Log,
 		PollTimeout:           cfg.PollTimeout,
 		PollInterval:          cfg.PollInterval,
@@ -73,6 +99,8 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	a.Bayeux = srv
+	a.Chat.Attach(srv)
+	pages := ui.NewPages(srv, a.Logins, a.Log)
 
 	root, err := a.documentRoot()
 	if err != nil {
@@ -85,7 +113,11 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		io.WriteString(w, "ok\n")
 	})
 	site := srv.Site(server.SiteOptions{
-		ContentHandlers: map[string]http.Handler{"GET /healthz": health},
+		ContentHandlers: map[string]http.Handler{
+			"GET /healthz": health,
+			"/login":       pages.Login(),
+			"/logout":      pages.Logout(),
+		},
 		Files: server.FileServerOptions{
 			Root:           root,
 			DirectoryIndex: cfg.DirectoryIndex,

@@ -135,7 +135,7 @@ func (c *Config) EnsureDataDir() error { return os.MkdirAll(c.DataDir, 0o700) }
 
 // PrintHelp writes every variable with its default and description.
 func PrintHelp(w io.Writer) {
-	fmt.Fprintf(w, "bayeux: a Bayeux (cometd) server with a chat.\n\nUsage:\n  bayeux        serve, configured by the environment below\n  bayeux -h     print this help\n\nEnvironment:\n")
+	fmt.Fprintf(w, "bayeux: a Bayeux (cometd) server with a chat.\n\nUsage:\n  bayeux        serve, configured by the environment below\n  bayeux -h     print this help\n  bayeux passwd FILE NAME   add or update a user (password read from stdin)\n\nEnvironment:\n")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	t := reflect.TypeFor[Config]()
 	for i := range t.NumField() {

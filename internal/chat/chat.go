@@ -1,0 +1,294 @@
+// Package chat is the server side of the chat: who may use /chat/**, the
+// author stamp on every chat message, per-room history and presence, and
+// the /service/chat/* requests of the chat UI.
+//
+// Rooms are the channels /chat/<room>. A chat message's data is
+// {"user","chat","time","id"}; the server sets user (from the
+// authenticated identity), time and id, whatever the client sent. The
+// members of a room are the users with a session subscribed to it; every
+// change is published on /members/<room> as {"room","members":[...]}.
+package chat
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/bayeux-go/bayeux/protocol"
+	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/server/auth"
+)
+
+// Channel prefixes.
+const (
+	RoomPrefix    = "/chat/"
+	MembersPrefix = "/members/"
+	DefaultRoom   = "demo"
+)
+
+// Errors sent to clients.
+var (
+	ErrLoginRequired      = &protocol.Error{Code: 403, Message: "login_required"}
+	ErrInvalidCredentials = &protocol.Error{Code: 403, Message: "invalid_credentials"}
+	ErrRateLimited        = &protocol.Error{Code: 403, Message: "rate_limited"}
+	ErrBadAuth            = &protocol.Error{Code: 400, Message: "auth_invalid"}
+	ErrRoomInvalid        = &protocol.Error{Code: 400, Message: "room_invalid"}
+	ErrChatInvalid        = &protocol.Error{Code: 400, Message: "chat_invalid"}
+)
+
+// Chat implements the chat policy. Create it with New, pass its
+// Authorize, OnEvent and Services to server.Options, then Attach the
+// server. Its methods are safe for concurrent use.
+type Chat struct {
+	Auth   *auth.Authenticator
+	Logins *auth.Logins // may be nil: then only ext.auth logs in
+	// HistorySize is how many messages a room keeps. Default 50.
+	HistorySize int
+	// MaxText is the longest chat text in characters. Default 2000.
+	MaxText int
+	Log     *slog.Logger
+
+	srv     *server.Server
+	mu      sync.Mutex
+	members map[string]string // room -> last published member list
+}
+
+// New returns a Chat deciding logins with a.
+func New(a *auth.Authenticator, l *auth.Logins, log *slog.Logger) *Chat {
+	if log == nil {
+		log = slog.Default()
+	}
+	return &Chat{Auth: a, Logins: l, HistorySize: 50, MaxText: 2000, Log: log, members: map[string]string{}}
+}
+
+// Attach gives the chat its server; call it right after server.New.
+func (c *Chat) Attach(s *server.Server) { c.srv = s }
+
+// RoomOf returns the room of a room channel (/chat/<room>), or "".
+func RoomOf(channel string) string {
+	room, ok := strings.CutPrefix(channel, RoomPrefix)
+	if !ok || !ValidRoom(room) {
+		return ""
+	}
+	return room
+}
+
+// ValidRoom reports whether room can name a room: one channel segment of
+// at most 64 bytes, without wildcards.
+func ValidRoom(room string) bool {
+	if room == "" || len(room) > 64 || room == "*" || room == "**" || strings.Contains(room, "/") {
+		return false
+	}
+	return protocol.ValidateChannel("/"+room) == nil
+}
+
+func isChatChannel(ch string) bool {
+	return ch == "/chat" || strings.HasPrefix(ch, RoomPrefix) || ch == "/members" || strings.HasPrefix(ch, MembersPrefix)
+}
+
+// Authorize is the server's authorization hook (see server.Options).
+func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Message) error {
+	switch m.Channel {
+	case protocol.MetaHandshake:
+		return c.handshake(cl, m)
+	case protocol.MetaSubscribe:
+		for _, ch := range m.Subscription.Channels {
+			if isChatChannel(ch) && cl.User() == "" {
+				return ErrLoginRequired
+			}
+		}
+		return nil
+	}
+	if protocol.IsMeta(m.Channel) || protocol.IsService(m.Channel) {
+		return nil
+	}
+	if strings.HasPrefix(m.Channel, MembersPrefix) {
+		return protocol.ErrPublishDenied // only the server publishes presence
+	}
+	if !isChatChannel(m.Channel) {
+		return nil
+	}
+	if cl.User() == "" {
+		return ErrLoginRequired
+	}
+	if RoomOf(m.Channel) == "" {
+		return ErrRoomInvalid
+	}
+	return c.stamp(cl, m)
+}
+
+func (c *Chat) handshake(cl *server.Client, m *protocol.Message) error {
+	if raw, ok := m.Ext["auth"]; ok {
+		var cred struct {
+			User     string `json:"user"`
+			Password string `json:"password"`
+		}
+		if err := json.Unmarshal(raw, &cred); err != nil {
+			return ErrBadAuth
+		}
+		switch err := c.Auth.Authenticate(cred.User, cred.Password, cl.RemoteAddr()); {
+		case errors.Is(err, auth.ErrRateLimited):
+			c.Log.Warn("login rate-limited", "user", cred.User, "ip", cl.RemoteAddr())
+			return ErrRateLimited
+		case err != nil:
+			c.Log.Info("login failed", "user", cred.User, "ip", cl.RemoteAddr())
+			return ErrInvalidCredentials
+		}
+		cl.SetUser(cred.User)
+		cl.SetFlag("auth", "password")
+		return nil
+	}
+	if r := cl.Request(); r != nil && c.Logins != nil {
+		if u := c.Logins.User(r); u != "" && c.Auth.Users.Exists(u) {
+			cl.SetUser(u)
+			cl.SetFlag("auth", "cookie")
+		}
+	}
+	return nil // anonymous sessions may use other channels
+}
+
+// stamp replaces a chat message's data with the server's version.
+func (c *Chat) stamp(cl *server.Client, m *protocol.Message) error {
+	var in struct {
+		Chat *string `json:"chat"`
+	}
+	if err := json.Unmarshal(m.Data, &in); err != nil || in.Chat == nil {
+		return ErrChatInvalid
+	}
+	text := strings.TrimSpace(*in.Chat)
+	if text == "" || !utf8.ValidString(text) || utf8.RuneCountInString(text) > c.MaxText {
+		return ErrChatInvalid
+	}
+	var id [8]byte
+	_, _ = rand.Read(id[:])
+	out, err := json.Marshal(Message{
+		User: cl.User(),
+		Chat: text,
+		Time: time.Now().UTC().Format(time.RFC3339Nano),
+		ID:   hex.EncodeToString(id[:]),
+	})
+	if err != nil {
+		return err
+	}
+	m.Data = out
+	return nil
+}
+
+// Message is the data of a chat message as delivered.
+type Message struct {
+	User string `json:"user"`
+	Chat string `json:"chat"`
+	Time string `json:"time"`
+	ID   string `json:"id"`
+}
+
+// OnEvent keeps history and presence up to date (see server.Options).
+func (c *Chat) OnEvent(ev server.Event) {
+	switch ev.Kind {
+	case server.EventPublish:
+		if RoomOf(ev.Channel) != "" && ev.Payload != nil {
+			if err := c.srv.Engine().AppendHistory(context.Background(), ev.Channel, ev.Payload.JSON, c.HistorySize); err != nil {
+				c.Log.Error("history append failed", "channel", ev.Channel, "err", err)
+			}
+		}
+	case server.EventSubscribe, server.EventUnsubscribe:
+		if room := RoomOf(ev.Channel); room != "" {
+			c.presenceChanged(room)
+		}
+	case server.EventClientDisconnect:
+		for _, ch := range ev.Channels {
+			if room := RoomOf(ch); room != "" {
+				c.presenceChanged(room)
+			}
+		}
+	}
+}
+
+// Members returns the users in room, sorted.
+func (c *Chat) Members(ctx context.Context, room string) ([]string, error) {
+	infos, err := c.srv.Engine().Subscribers(ctx, RoomPrefix+room)
+	if err != nil {
+		return nil, err
+	}
+	users := make([]string, 0, len(infos))
+	for _, in := range infos {
+		if in.User != "" && !in.Local {
+			users = append(users, in.User)
+		}
+	}
+	slices.Sort(users)
+	return slices.Compact(users), nil
+}
+
+func (c *Chat) presenceChanged(room string) {
+	ctx := context.Background()
+	users, err := c.Members(ctx, room)
+	if err != nil {
+		c.Log.Error("presence lookup failed", "room", room, "err", err)
+		return
+	}
+	key := strings.Join(users, "\x00")
+	c.mu.Lock()
+	old, seen := c.members[room]
+	if seen && old == key {
+		c.mu.Unlock()
+		return
+	}
+	if len(users) == 0 {
+		delete(c.members, room)
+	} else {
+		c.members[room] = key
+	}
+	c.mu.Unlock()
+	if _, err := c.srv.Publish(ctx, MembersPrefix+room, map[string]any{"room": room, "members": users}); err != nil {
+		c.Log.Error("presence publish failed", "room", room, "err", err)
+	}
+}
+
+// Services returns the chat's /service/ handlers: chat/history answers
+// {"room"} with {"room","messages":[...],"members":[...]}.
+func (c *Chat) Services() map[string]server.ServiceFunc {
+	return map[string]server.ServiceFunc{"chat/history": c.history}
+}
+
+func (c *Chat) history(ctx context.Context, cl *server.Client, m *protocol.Message) ([]*protocol.Message, error) {
+	if cl.User() == "" {
+		return nil, ErrLoginRequired
+	}
+	var in struct {
+		Room string `json:"room"`
+	}
+	if err := json.Unmarshal(m.Data, &in); err != nil || !ValidRoom(in.Room) {
+		return nil, ErrRoomInvalid
+	}
+	raw, err := c.srv.Engine().History(ctx, RoomPrefix+in.Room, c.HistorySize)
+	if err != nil {
+		return nil, err
+	}
+	msgs := make([]json.RawMessage, 0, len(raw))
+	for _, r := range raw {
+		var d struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if json.Unmarshal(r, &d) == nil && d.Data != nil {
+			msgs = append(msgs, d.Data)
+		}
+	}
+	members, err := c.Members(ctx, in.Room)
+	if err != nil {
+		return nil, err
+	}
+	out, err := json.Marshal(map[string]any{"room": in.Room, "messages": msgs, "members": members})
+	if err != nil {
+		return nil, err
+	}
+	return []*protocol.Message{{Data: out}}, nil
+}

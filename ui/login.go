@@ -1,0 +1,156 @@
+// Package ui renders the server's HTML pages with templ (login, admin) and
+// holds their handlers. Pages never trust the client for identity: login
+// goes through the Bayeux handshake authority (server.TryHandshake).
+package ui
+
+import (
+	"encoding/json"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/a-h/templ"
+
+	"github.com/bayeux-go/bayeux/protocol"
+	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/server/auth"
+)
+
+// DefaultNext is where a login leads without ?next=.
+const DefaultNext = "/chat/"
+
+// Pages serves /login and /logout and guards pages that need a login.
+type Pages struct {
+	Bayeux *server.Server
+	Logins *auth.Logins
+	Log    *slog.Logger
+	csrf   *http.CrossOriginProtection
+}
+
+// NewPages returns the page handlers.
+func NewPages(b *server.Server, l *auth.Logins, log *slog.Logger) *Pages {
+	return &Pages{Bayeux: b, Logins: l, Log: log, csrf: http.NewCrossOriginProtection()}
+}
+
+// SafeNext returns next if it is a local path, else DefaultNext, so that
+// a login link cannot send the browser to another site.
+func SafeNext(next string) string {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+		return DefaultNext
+	}
+	return next
+}
+
+// Login handles GET (the form) and POST (the check) of /login. POSTs are
+// refused cross-origin (http.CrossOriginProtection).
+func (p *Pages) Login() http.Handler {
+	return p.csrf.Handler(http.HandlerFunc(p.login))
+}
+
+func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
+	noStore(w)
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		next := SafeNext(r.URL.Query().Get("next"))
+		if p.Logins.User(r) != "" {
+			http.Redirect(w, r, next, http.StatusSeeOther)
+			return
+		}
+		render(w, r, http.StatusOK, LoginPage(next, "", ""))
+	case http.MethodPost:
+		r.Body = http.MaxBytesReader(w, r.Body, 8<<10)
+		if err := r.ParseForm(); err != nil {
+			http.Error(w, "bad form", http.StatusBadRequest)
+			return
+		}
+		user, password := r.PostForm.Get("user"), r.PostForm.Get("password")
+		next := SafeNext(r.PostForm.Get("next"))
+		cred, _ := json.Marshal(map[string]string{"user": user, "password": password})
+		reply, info := p.Bayeux.TryHandshake(r, map[string]json.RawMessage{"auth": cred})
+		if !reply.IsSuccessful() || info == nil || info.User == "" {
+			render(w, r, http.StatusUnauthorized, LoginPage(next, user, loginError(reply.Error)))
+			return
+		}
+		if err := p.Logins.Login(w, r, info.User); err != nil {
+			p.Log.Error("login cookie", "err", err)
+			http.Error(w, "cannot log in now", http.StatusInternalServerError)
+			return
+		}
+		p.Log.Info("logged in", "user", info.User, "ip", info.RemoteAddr)
+		http.Redirect(w, r, next, http.StatusSeeOther)
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func loginError(bayeuxError string) string {
+	e, err := protocol.ParseError(bayeuxError)
+	if err != nil {
+		return "Login failed."
+	}
+	switch e.Message {
+	case "invalid_credentials":
+		return "Wrong user name or password."
+	case "rate_limited":
+		return "Too many failed logins. Try again in a few minutes."
+	}
+	return "Login failed (" + e.Message + ")."
+}
+
+// Logout ends the browser's login and its Bayeux sessions, then leads to
+// /login. GET is accepted for links but refused when the browser says the
+// request came from another site.
+func (p *Pages) Logout() http.Handler {
+	return p.csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		noStore(w)
+		if r.Method != http.MethodGet && r.Method != http.MethodPost {
+			w.Header().Set("Allow", "GET, POST")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			http.Error(w, "cross-site logout refused", http.StatusForbidden)
+			return
+		}
+		user := p.Logins.User(r)
+		p.Logins.Logout(w, r)
+		if ck, err := r.Cookie(server.BrowserCookie); err == nil && user != "" {
+			n, err := p.Bayeux.DisconnectWhere(r.Context(), func(in *server.SessionInfo) bool {
+				return in.Browser == ck.Value && in.User == user
+			})
+			if err != nil {
+				p.Log.Error("logout: ending sessions", "err", err)
+			}
+			p.Log.Info("logged out", "user", user, "sessions", n)
+		}
+		http.Redirect(w, r, "/login", http.StatusSeeOther)
+	}))
+}
+
+// RequireLogin sends browsers without a login to /login?next=<this URL>.
+func (p *Pages) RequireLogin(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p.Logins.User(r) == "" {
+			noStore(w)
+			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
+			return
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// render writes a templ component as an HTML page with status.
+func render(w http.ResponseWriter, r *http.Request, status int, c templ.Component) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Frame-Options", "DENY")
+	w.WriteHeader(status)
+	if r.Method == http.MethodHead {
+		return
+	}
+	_ = c.Render(r.Context(), w)
+}
+
+func noStore(w http.ResponseWriter) { w.Header().Set("Cache-Control", "no-store") }

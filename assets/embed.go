@@ -1,11 +1,21 @@
-// Package assets holds the default document root: the landing page, its
-// style sheet and icons. The server serves these files when
-// BAYEUX_DOCUMENT_ROOT is unset.
+// Package assets holds the default document root (the landing page, its
+// style sheet and icons), served when BAYEUX_DOCUMENT_ROOT is unset, and
+// the chat's web resources under web/: icons, style sheet and the build
+// output app.wasm (with .br and .gz variants) made by `make build`.
 package assets
 
-import "embed"
+import (
+	"embed"
+	"io/fs"
+)
 
-// FS holds the bundled files. Go source files are not part of it.
+// FS holds the default document root. Go source files are not part of it.
 //
 //go:embed index.html style.css favicon.svg
 var FS embed.FS
+
+//go:embed web
+var web embed.FS
+
+// Web holds the chat's resources, served under /chat/web/.
+var Web, _ = fs.Sub(web, "web")

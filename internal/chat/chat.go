@@ -254,9 +254,18 @@ func (c *Chat) presenceChanged(room string) {
 }
 
 // Services returns the chat's /service/ handlers: chat/history answers
-// {"room"} with {"room","messages":[...],"members":[...]}.
+// {"room"} with {"room","messages":[...],"members":[...]}, and
+// chat/whoami answers {"user":NAME} ("" when not logged in).
 func (c *Chat) Services() map[string]server.ServiceFunc {
-	return map[string]server.ServiceFunc{"chat/history": c.history}
+	return map[string]server.ServiceFunc{"chat/history": c.history, "chat/whoami": whoami}
+}
+
+func whoami(_ context.Context, cl *server.Client, _ *protocol.Message) ([]*protocol.Message, error) {
+	b, err := json.Marshal(map[string]string{"user": cl.User()})
+	if err != nil {
+		return nil, err
+	}
+	return []*protocol.Message{{Data: b}}, nil
 }
 
 func (c *Chat) history(ctx context.Context, cl *server.Client, m *protocol.Message) ([]*protocol.Message, error) {

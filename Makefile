@@ -3,20 +3,29 @@ GO       ?= go
 DATA_DIR ?= $(CURDIR)/data
 export BAYEUX_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: all build run test test-go lint conformance conformance-deps fuzz bench clean
+.PHONY: all build wasm run test test-go lint conformance conformance-deps browser-deps fuzz bench clean
 
 all: build
 
-## build: bin/bayeux (the server, with its assets embedded)
-build:
+## build: the chat's app.wasm (+ .br/.gz), then bin/bayeux with it embedded
+build: wasm
 	$(GO) build -o bin/bayeux ./cmd/bayeux
+
+# app.wasm is rebuilt by go (cached); it is replaced, and compressed again,
+# only when its content changed.
+wasm:
+	@mkdir -p bin
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o bin/app.wasm.new ./cmd/chatwasm
+	@if cmp -s bin/app.wasm.new assets/web/app.wasm && [ -f assets/web/app.wasm.br ] && [ -f assets/web/app.wasm.gz ]; then \
+	  rm bin/app.wasm.new; else mv bin/app.wasm.new assets/web/app.wasm && $(GO) run ./internal/tools/precompress assets/web/app.wasm; fi
 
 ## run: build and serve on :8080 (state under ./data)
 run: build
 	./bin/bayeux
 
-## test: every suite: vet, gofmt, Go tests with -race, the peer conformance suite
-test: lint test-go conformance
+## test: every suite: vet, gofmt, Go tests with -race (browser tests in
+## headless Chromium included), the peer conformance suite
+test: lint build browser-deps test-go conformance
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
@@ -24,11 +33,17 @@ lint:
 	$(GO) vet ./...
 
 test-go:
-	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 -timeout 20m ./...
 
 ## conformance: the CometD JS and Faye clients against bin/bayeux
 conformance: build conformance-deps
 	cd conformance && BAYEUX_BIN=$(CURDIR)/bin/bayeux node --test --test-concurrency=2
+
+# Debian's chromium for the chromedp tests (installed when missing and root).
+browser-deps:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+	  else echo "chromium is required for the browser tests (apt-get install chromium)"; exit 1; fi; }
 
 conformance-deps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { \

@@ -32,7 +32,6 @@ type MemoryEngine struct {
 	sessions [memShards]memSessionShard
 	channels [memShards]memChannelShard
 	history  [memShards]memHistoryShard
-	pubSeq   atomic.Uint64
 	count    atomic.Int64
 	hooks    EngineHooks
 	stop     chan struct{}
@@ -73,7 +72,6 @@ func (c *memChannel) rebuild() {
 type memSession struct {
 	info    *SessionInfo
 	expires atomic.Int64 // unix nanoseconds
-	lastPub atomic.Uint64
 	wake    chan struct{}
 
 	mu      sync.Mutex
@@ -406,6 +404,9 @@ func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 		}
 	}
 	count := 0
+	if len(found) == 0 {
+		return 0, nil
+	}
 	if len(found) == 1 {
 		for _, s := range found[0] {
 			if s.enqueue(p, e.opts.MaxQueue) {
@@ -414,15 +415,14 @@ func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 		}
 		return count, nil
 	}
-	// Several lists may hold the same session: deliver once, using a
-	// per-publish sequence number remembered on each session.
-	seq := e.pubSeq.Add(1)
+	// Several lists may hold the same session (/a/*, /a/b): deliver once.
+	seen := make(map[*memSession]struct{}, len(found[0]))
 	for _, list := range found {
 		for _, s := range list {
-			old := s.lastPub.Load()
-			if old == seq || !s.lastPub.CompareAndSwap(old, seq) {
+			if _, dup := seen[s]; dup {
 				continue
 			}
+			seen[s] = struct{}{}
 			if s.enqueue(p, e.opts.MaxQueue) {
 				count++
 			}

@@ -268,8 +268,8 @@ func (x *exchange) finish() {
 	s := x.s
 	id := h.c.info.ID
 	if h.timeout > 0 && !x.http2 && s.opts.MaxSessionsPerBrowser > 0 && h.c.info.Browser != "" {
-		if s.acquireBrowser(h.c.info.Browser) {
-			defer s.releaseBrowser(h.c.info.Browser)
+		if s.acquireBrowser(h.c.info.Browser, id) {
+			defer s.releaseBrowser(h.c.info.Browser, id)
 		} else {
 			h.timeout = 0
 			h.multiple = true
@@ -321,6 +321,9 @@ func (x *exchange) finish() {
 		interval = s.opts.MultiSessionInterval
 	}
 	x.after = append(x.after, func() {
+		if held.superseded.Load() {
+			return // a newer connect holds the session and owns its expiry
+		}
 		_ = s.engine.Touch(context.WithoutCancel(x.ctx), id, time.Now().Add(interval+s.opts.ConnectTimeout))
 	})
 }
@@ -359,24 +362,37 @@ func (s *Server) wakeHeld(id string) {
 	}
 }
 
-func (s *Server) acquireBrowser(b string) bool {
+// acquireBrowser takes one of the browser's held-connect slots for the
+// session. A session that holds a slot already (its older connect is being
+// superseded) shares it: one session never counts as two clients.
+func (s *Server) acquireBrowser(b, id string) bool {
 	sh := &s.browsers[s.shard(b)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	if sh.m[b] >= s.opts.MaxSessionsPerBrowser {
+	held := sh.m[b]
+	if held[id] == 0 && len(held) >= s.opts.MaxSessionsPerBrowser {
 		return false
 	}
-	sh.m[b]++
+	if held == nil {
+		held = make(map[string]int, 1)
+		sh.m[b] = held
+	}
+	held[id]++
 	return true
 }
 
-func (s *Server) releaseBrowser(b string) {
+func (s *Server) releaseBrowser(b, id string) {
 	sh := &s.browsers[s.shard(b)]
 	sh.mu.Lock()
-	if sh.m[b] <= 1 {
-		delete(sh.m, b)
-	} else {
-		sh.m[b]--
+	if held := sh.m[b]; held != nil {
+		if held[id] <= 1 {
+			delete(held, id)
+		} else {
+			held[id]--
+		}
+		if len(held) == 0 {
+			delete(sh.m, b)
+		}
 	}
 	sh.mu.Unlock()
 }

@@ -94,10 +94,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if x.transport == protocol.CallbackPolling && x.hold == nil {
 		// Scripts run in order in the browser: a held JSONP connect would
 		// delay this reply, so answer it now (CometD does the same).
-		for _, m := range msgs {
-			if m.ClientID != "" {
-				s.wakeHeld(m.ClientID)
-				break
+		// Only for a session this request may act for: a foreign clientId
+		// must not be able to disturb another client.
+		for id, c := range x.clients {
+			if c != nil {
+				s.wakeHeld(id)
 			}
 		}
 	}
@@ -131,6 +132,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		buf.WriteString("/**/")
 		buf.WriteString(callback)
 		buf.WriteByte('(')
+		// U+2028 and U+2029 are valid in JSON but end a line in older
+		// JavaScript engines: escape them inside the script.
+		body = bytes.ReplaceAll(body, []byte("\u2028"), []byte(`\u2028`))
+		body = bytes.ReplaceAll(body, []byte("\u2029"), []byte(`\u2029`))
 		buf.Write(body)
 		buf.WriteString(");")
 		body = buf.Bytes()

@@ -55,7 +55,7 @@ type heldConnect struct {
 
 type browserShard struct {
 	mu sync.Mutex
-	m  map[string]int
+	m  map[string]map[string]int // browser -> session id -> held connects
 }
 
 // Stats are counters exposed for monitoring. Read them with Server.Stats.
@@ -83,7 +83,7 @@ func New(opts Options) (*Server, error) {
 	s.shutdown, s.stopHolding = context.WithCancel(context.Background())
 	for i := range s.conns {
 		s.conns[i].m = make(map[string]*heldConnect)
-		s.browsers[i].m = make(map[string]int)
+		s.browsers[i].m = make(map[string]map[string]int)
 	}
 	s.ips.init(opts.ClientMaxConnections)
 	for _, o := range opts.AllowedOrigins {

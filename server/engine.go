@@ -65,6 +65,14 @@ type Engine interface {
 	// to end, or for the session to be destroyed). It returns
 	// protocol.ErrSessionUnknown when the session does not exist.
 	Fetch(ctx context.Context, id string, wait time.Duration) (Batch, error)
+	// FetchAck is Fetch for a session using the ack extension: messages
+	// stay queued until acknowledged. It first removes the messages whose
+	// sequence number is at most ack, then returns all the others, oldest
+	// first, without removing them (waiting as Fetch does when there are
+	// none). Batch.Last is the sequence number of the newest message
+	// returned, or ack when none is. Sequence numbers are per session,
+	// start at 1 and increase by one per queued message.
+	FetchAck(ctx context.Context, id string, ack uint64, wait time.Duration) (Batch, error)
 
 	// AppendHistory appends an encoded message to channel's history and
 	// keeps only the newest max entries.
@@ -98,6 +106,9 @@ type SessionInfo struct {
 	User       string            `json:"user,omitempty"`
 	Flags      map[string]string `json:"flags,omitempty"`
 	Local      bool              `json:"local,omitempty"`
+	// Ack is true when the client negotiated the ack extension: its
+	// messages are fetched with FetchAck and kept until acknowledged.
+	Ack bool `json:"ack,omitempty"`
 }
 
 // Payload is a message on its way to subscribers. JSON holds its encoding,
@@ -133,6 +144,9 @@ type Batch struct {
 	// Dropped counts messages discarded from this session's queue because
 	// it was full, since the previous Fetch.
 	Dropped int
+	// Last is the sequence number of the newest message in Payloads (see
+	// FetchAck); for FetchAck without messages it is the ack passed in.
+	Last uint64
 }
 
 // ErrEngineClosed is returned by engine calls after Close.

@@ -69,14 +69,21 @@ func (c *memChannel) rebuild() {
 	c.snap.Store(&s)
 }
 
+// queued is a message in a session queue with its sequence number.
+type queued struct {
+	seq uint64
+	p   *Payload
+}
+
 type memSession struct {
 	info    *SessionInfo
 	expires atomic.Int64 // unix nanoseconds
 	wake    chan struct{}
 
 	mu      sync.Mutex
-	queue   []*Payload
-	head    int // queue[head:] are pending
+	queue   []queued
+	head    int    // queue[head:] are pending
+	seq     uint64 // sequence number of the newest queued message
 	dropped int
 	subs    map[string]struct{}
 	closed  bool
@@ -447,7 +454,7 @@ func (s *memSession) enqueue(p *Payload, max int) bool {
 		return false
 	}
 	if len(s.queue)-s.head >= max {
-		s.queue[s.head] = nil
+		s.queue[s.head] = queued{}
 		s.head++
 		s.dropped++
 	}
@@ -457,7 +464,8 @@ func (s *memSession) enqueue(p *Payload, max int) bool {
 		s.queue = s.queue[:n]
 		s.head = 0
 	}
-	s.queue = append(s.queue, p)
+	s.seq++
+	s.queue = append(s.queue, queued{s.seq, p})
 	s.mu.Unlock()
 	s.signal()
 	return true
@@ -470,17 +478,34 @@ func (s *memSession) signal() {
 	}
 }
 
-// take removes everything queued. ok is false when the session is closed.
-func (s *memSession) take() (b Batch, ok bool) {
+// take returns what is queued. Without ack mode it removes everything;
+// in ack mode it removes the messages with sequence <= ack and returns the
+// rest without removing them. ok is false when the session is closed.
+func (s *memSession) take(ackMode bool, ack uint64) (b Batch, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return b, false
 	}
+	if ackMode {
+		for s.head < len(s.queue) && s.queue[s.head].seq <= ack {
+			s.queue[s.head] = queued{}
+			s.head++
+		}
+		b.Last = ack
+	}
 	if n := len(s.queue) - s.head; n > 0 {
 		b.Payloads = make([]*Payload, n)
-		copy(b.Payloads, s.queue[s.head:])
-		clear(s.queue)
+		for i, q := range s.queue[s.head:] {
+			b.Payloads[i] = q.p
+		}
+		b.Last = s.queue[len(s.queue)-1].seq
+		if !ackMode {
+			clear(s.queue)
+			s.queue = s.queue[:0]
+			s.head = 0
+		}
+	} else if s.head > 0 {
 		s.queue = s.queue[:0]
 		s.head = 0
 	}
@@ -490,6 +515,15 @@ func (s *memSession) take() (b Batch, ok bool) {
 
 // Fetch implements Engine.
 func (e *MemoryEngine) Fetch(ctx context.Context, id string, wait time.Duration) (Batch, error) {
+	return e.fetch(ctx, id, wait, false, 0)
+}
+
+// FetchAck implements Engine.
+func (e *MemoryEngine) FetchAck(ctx context.Context, id string, ack uint64, wait time.Duration) (Batch, error) {
+	return e.fetch(ctx, id, wait, true, ack)
+}
+
+func (e *MemoryEngine) fetch(ctx context.Context, id string, wait time.Duration, ackMode bool, ack uint64) (Batch, error) {
 	s := e.lookup(id)
 	if s == nil {
 		return Batch{}, protocol.ErrSessionUnknown
@@ -499,7 +533,7 @@ func (e *MemoryEngine) Fetch(ctx context.Context, id string, wait time.Duration)
 	case <-s.wake:
 	default:
 	}
-	b, ok := s.take()
+	b, ok := s.take(ackMode, ack)
 	if !ok {
 		return b, protocol.ErrSessionUnknown
 	}
@@ -512,9 +546,9 @@ func (e *MemoryEngine) Fetch(ctx context.Context, id string, wait time.Duration)
 	case <-s.wake:
 	case <-t.C:
 	case <-ctx.Done():
-		return Batch{Dropped: b.Dropped}, nil
+		return b, nil
 	}
-	b2, ok := s.take()
+	b2, ok := s.take(ackMode, ack)
 	if !ok {
 		return b2, protocol.ErrSessionUnknown
 	}

@@ -22,7 +22,13 @@ type exchange struct {
 	// (newBrowser) when the request carried none.
 	browser    string
 	newBrowser bool
-	http2      bool
+	// http2 is true when connects are not limited per browser (HTTP/2
+	// and WebSocket multiplex, so a held connect blocks nothing).
+	http2 bool
+	// bound is the session a WebSocket is bound to by its handshake.
+	bound string
+	// superseded is set by finish when a newer connect took over.
+	superseded bool
 
 	clients map[string]*Client
 
@@ -41,9 +47,10 @@ type pendingConnect struct {
 	timeout  time.Duration
 	multiple bool
 	advice   bool
+	// ack is the batch the client acknowledged (ack extension sessions).
+	ack uint64
+	ts  *timesync
 }
-
-var supportedTypes = []string{protocol.LongPolling, protocol.CallbackPolling}
 
 func (x *exchange) reply(r *protocol.Message) { x.replies = append(x.replies, r) }
 
@@ -108,6 +115,21 @@ func (x *exchange) handle(m *protocol.Message, lone bool) {
 		x.fail(m, protocol.ErrChannelInvalid.WithArgs("too_long"), nil)
 		return
 	}
+	if ts := parseTimesync(m); ts != nil {
+		before, hs := len(x.replies), x.hsReply
+		defer func() {
+			now := time.Now()
+			for _, r := range x.replies[before:] {
+				setExt(r, "timesync", ts.reply(now))
+			}
+			if hs == nil && x.hsReply != nil {
+				setExt(x.hsReply, "timesync", ts.reply(now))
+			}
+			if x.hold != nil && x.hold.m == m {
+				x.hold.ts = ts
+			}
+		}()
+	}
 	switch m.Channel {
 	case protocol.MetaHandshake:
 		x.handshake(m)
@@ -156,6 +178,9 @@ func (x *exchange) owns(info *SessionInfo) bool {
 	if info.Local {
 		return false
 	}
+	if x.bound != "" && info.ID != x.bound {
+		return false // a socket acts only for the session it handshook
+	}
 	if x.s.opts.TrustClientSession || info.Browser == "" {
 		return true
 	}
@@ -198,11 +223,11 @@ func (x *exchange) handshake(m *protocol.Message) {
 		x.fail(m, protocol.ErrVersionMissing, noneAdvice())
 		return
 	}
-	if len(m.SupportedConnectionTypes) > 0 && !sharesType(m.SupportedConnectionTypes) {
-		x.fail(m, protocol.ErrNoTransport.WithArgs(supportedTypes...), noneAdvice())
+	if len(m.SupportedConnectionTypes) > 0 && !s.sharesType(m.SupportedConnectionTypes) {
+		x.fail(m, protocol.ErrNoTransport.WithArgs(s.types...), noneAdvice())
 		return
 	}
-	info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: x.browser}
+	info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: x.browser, Ack: m.ExtBool("ack")}
 	c := &Client{info: info, transport: x.transport, req: x.req, handshaking: true}
 	if !x.authorize(c, m, noneAdvice()) {
 		return
@@ -220,15 +245,18 @@ func (x *exchange) handshake(m *protocol.Message) {
 	r.ClientID = info.ID
 	r.Version = protocol.Version
 	r.MinimumVersion = protocol.Version
-	r.SupportedConnectionTypes = supportedTypes
+	r.SupportedConnectionTypes = s.types
 	r.Advice = s.retryAdvice()
+	if info.Ack {
+		setExt(r, "ack", true)
+	}
 	x.hsReply = r
 	s.emit(Event{Kind: EventClientConnect, ClientID: info.ID, User: info.User, RemoteAddr: info.RemoteAddr})
 }
 
-func sharesType(types []string) bool {
+func (s *Server) sharesType(types []string) bool {
 	for _, t := range types {
-		for _, o := range supportedTypes {
+		for _, o := range s.types {
 			if t == o {
 				return true
 			}
@@ -255,6 +283,15 @@ func (x *exchange) connect(m *protocol.Message, lone bool) {
 		timeout = 0
 	}
 	x.hold = &pendingConnect{c: c, m: m, timeout: timeout, advice: true}
+	if c.info.Ack {
+		// The client's last batch; a missing or invalid value acknowledges
+		// nothing, so every unacknowledged message is sent again.
+		var ack uint64
+		if raw, ok := m.Ext["ack"]; ok && json.Unmarshal(raw, &ack) != nil {
+			ack = 0
+		}
+		x.hold.ack = ack
+	}
 }
 
 // finish completes the batch's connect: it holds it until something is
@@ -287,8 +324,20 @@ func (x *exchange) finish() {
 		defer stop()
 	}
 	_ = s.engine.Touch(ctx, id, time.Now().Add(h.timeout+s.opts.ConnectTimeout))
-	b, err := s.engine.Fetch(ctx, id, h.timeout)
+	var b Batch
+	var err error
+	if h.c.info.Ack {
+		b, err = s.engine.FetchAck(ctx, id, h.ack, h.timeout)
+	} else {
+		b, err = s.engine.Fetch(ctx, id, h.timeout)
+	}
 	s.unregisterHeld(id, held)
+	x.superseded = held.superseded.Load()
+	if h.c.info.Ack && held.superseded.Load() {
+		// The newer connect sends these; a stale reply must carry neither
+		// events nor a batch number (the CometD client would adopt it).
+		b = Batch{Dropped: b.Dropped}
+	}
 
 	if errors.Is(err, protocol.ErrSessionUnknown) {
 		// Removed while held: by /meta/disconnect, expiry or an operator.
@@ -302,15 +351,23 @@ func (x *exchange) finish() {
 		x.fail(h.m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Ms(1000)})
 		return
 	}
-	if b.Dropped > 0 {
-		s.stats.Dropped.Add(int64(b.Dropped))
-		s.log.Warn("session queue overflowed, oldest messages dropped", "client", shortID(id), "dropped", b.Dropped)
-	}
 	for _, p := range b.Payloads {
 		x.events = append(x.events, p.JSON)
 	}
 	r := h.m.Reply(true)
 	r.Advice = s.retryAdvice()
+	if b.Dropped > 0 {
+		// Tell the client that it lost messages (queue overflow).
+		s.stats.Dropped.Add(int64(b.Dropped))
+		s.log.Warn("session queue overflowed, oldest messages dropped", "client", shortID(id), "dropped", b.Dropped)
+		setExt(r, "dropped", b.Dropped)
+	}
+	if h.c.info.Ack && !held.superseded.Load() {
+		setExt(r, "ack", b.Last)
+	}
+	if h.ts != nil {
+		setExt(r, "timesync", h.ts.reply(time.Now()))
+	}
 	if h.multiple {
 		r.Advice.MultipleClients = true
 		r.Advice.Interval = protocol.Ms(s.opts.MultiSessionInterval.Milliseconds())

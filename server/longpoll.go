@@ -24,8 +24,8 @@ const (
 var jsonpName = regexp.MustCompile(`^[a-zA-Z0-9._\-]{1,64}$`)
 
 // ServeHTTP implements the long-polling (POST, JSON body or form-encoded
-// message= parameters) and callback-polling (GET with message= and jsonp=)
-// transports. Mount it on /cometd and its sub-paths: the path suffix
+// message= parameters), callback-polling (GET with message= and jsonp=)
+// and websocket (GET upgrade) transports. Mount it on /cometd and its sub-paths: the path suffix
 // (/handshake, /connect ...) is ignored.
 //
 // Security: cross-origin browser requests are allowed only from
@@ -58,6 +58,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.ips.release(ip)
+	if !s.opts.NoWebSocket && isWebSocket(r) {
+		s.serveWebSocket(w, r, ip)
+		return
+	}
 
 	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: ip, req: r, http2: r.ProtoMajor >= 2}
 	var callback string
@@ -273,3 +277,7 @@ func (s *Server) Handler(prefix string) http.Handler {
 		s.ServeHTTP(w, r)
 	})
 }
+
+func splitComma(v string) []string { return strings.Split(v, ",") }
+
+func equalFold(a, b string) bool { return strings.EqualFold(strings.TrimSpace(a), b) }

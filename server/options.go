@@ -28,6 +28,14 @@ type Options struct {
 	// A session whose connect is held never expires. Default 30s.
 	ConnectTimeout time.Duration
 
+	// NoWebSocket turns the websocket transport off; long-polling and
+	// callback-polling remain.
+	NoWebSocket bool
+	// WriteTimeout bounds writing one WebSocket frame; a client that does
+	// not read for that long is disconnected (its session expires as
+	// usual). Default 10s.
+	WriteTimeout time.Duration
+
 	// AnonPublish lets clients publish without a handshake (no or unknown
 	// clientId). Default false: such publishes get 402::session_unknown.
 	AnonPublish bool
@@ -117,6 +125,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.MaxSessionsPerBrowser == 0 {
 		o.MaxSessionsPerBrowser = 1
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
 	}
 	if o.MultiSessionInterval <= 0 {
 		o.MultiSessionInterval = 2 * time.Second

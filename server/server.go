@@ -37,6 +37,7 @@ type Server struct {
 	origins  map[string]bool
 	anyOrig  bool
 
+	types    []string // supported connection types, preferred first
 	locals   sync.Map // session id -> *LocalClient
 	stats    Stats
 	handlers *handlerTable
@@ -86,6 +87,10 @@ func New(opts Options) (*Server, error) {
 		s.browsers[i].m = make(map[string]map[string]int)
 	}
 	s.ips.init(opts.ClientMaxConnections)
+	if !opts.NoWebSocket {
+		s.types = append(s.types, protocol.WebSocket)
+	}
+	s.types = append(s.types, protocol.LongPolling, protocol.CallbackPolling)
 	for _, o := range opts.AllowedOrigins {
 		if o == "*" {
 			s.anyOrig = true

@@ -103,7 +103,7 @@ func TestHandshakeErrors(t *testing.T) {
 	noVersion := handshakeMsg()
 	noVersion.Version = ""
 	wsOnly := handshakeMsg()
-	wsOnly.SupportedConnectionTypes = []string{protocol.WebSocket, "flash"}
+	wsOnly.SupportedConnectionTypes = []string{"flash", "iframe"}
 	tests := []testCase{
 		{"without version", noVersion, 400, "version_missing"},
 		{"only unsupported connection types", wsOnly, 405, "no_transport"},

@@ -92,6 +92,8 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		MaxSessionsPerBrowser: cfg.MaxSessionsPerBrowser,
 		MultiSessionInterval:  cfg.MultiSessionInterval,
 		TrustClientSession:    cfg.TrustClientSession,
+		NoWebSocket:           !cfg.WebSocket,
+		WriteTimeout:          cfg.WriteTimeout,
 		AllowedOrigins:        cfg.AllowedOrigins,
 	})
 	if err != nil {

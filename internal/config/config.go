@@ -40,6 +40,8 @@ type Config struct {
 	MaxSessionsPerBrowser int           `env:"MAX_SESSIONS_PER_BROWSER" envDefault:"1" desc:"held connects per browser over HTTP/1.x; others poll (multiple-clients advice); -1 = unlimited"`
 	MultiSessionInterval  time.Duration `env:"MULTI_SESSION_INTERVAL" envDefault:"2s" desc:"interval advised to a browser's extra sessions"`
 	TrustClientSession    bool          `env:"TRUST_CLIENT_SESSION" envDefault:"false" desc:"accept a clientId without the browser cookie it was issued with"`
+	WebSocket             bool          `env:"WEBSOCKET" envDefault:"true" desc:"offer the websocket transport (long-polling and callback-polling are always on)"`
+	WriteTimeout          time.Duration `env:"WRITE_TIMEOUT" envDefault:"10s" desc:"a WebSocket client that does not read a frame for this long is cut off"`
 	AllowedOrigins        []string      `env:"ALLOWED_ORIGINS" desc:"comma-separated origins allowed cross-origin (CORS); * = any"`
 	EmbedOrigins          []string      `env:"EMBED_ORIGINS" desc:"comma-separated origins allowed to frame the chat"`
 

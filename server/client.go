@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strings"
 
 	"github.com/bayeux-go/bayeux/protocol"
 )
@@ -100,8 +101,10 @@ func newHandlerTable(services map[string]ServiceFunc, echo bool) (*handlerTable,
 }
 
 func (h *handlerTable) lookup(channel string) ServiceFunc {
-	if fn, ok := h.byName[channel[len("/service/"):]]; ok {
-		return fn
+	if name, ok := strings.CutPrefix(channel, "/service/"); ok {
+		if fn, ok := h.byName[name]; ok {
+			return fn
+		}
 	}
 	return h.fallback
 }

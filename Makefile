@@ -25,7 +25,7 @@ run: build
 
 ## test: every suite: vet, gofmt, Go tests with -race (browser tests in
 ## headless Chromium included), the peer conformance suite
-test: lint build browser-deps test-go conformance
+test: lint build browser-deps conformance-deps test-go conformance
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \

@@ -34,11 +34,16 @@ export function cometdCookieHeader(host = "127.0.0.1") {
 let cometdCounter = 0;
 const liveCometDs = new Set();
 
-export function createCometD(url, name) {
+export function createCometD(url, name, transport = "long-polling") {
     const cometd = new CometD(name || `conformance-${++cometdCounter}`);
-    // Long-polling only: no WebSocket, and no callback-polling (needs a DOM).
-    cometd.unregisterTransport("websocket");
+    // One transport only, so a test shows which one works: no fallback.
+    // callback-polling needs a DOM, so it is never used here.
     cometd.unregisterTransport("callback-polling");
+    if (transport === "websocket") {
+        cometd.unregisterTransport("long-polling");
+    } else {
+        cometd.unregisterTransport("websocket");
+    }
     cometd.configure({
         url,
         logLevel: DEBUG ? "debug" : "warn",

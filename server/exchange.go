@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	mathrand "math/rand/v2"
 	"net/http"
 	"time"
 
@@ -61,6 +62,15 @@ func (x *exchange) fail(m *protocol.Message, err error, advice *protocol.Advice)
 
 func handshakeAdvice() *protocol.Advice {
 	return &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Ms(0)}
+}
+
+// closingAdvice is the connect advice while the server shuts down: retry,
+// but not at once and not all together (the listener may still accept a
+// few requests), so clients do not spin against a closing server.
+func (s *Server) closingAdvice() *protocol.Advice {
+	a := s.retryAdvice()
+	a.Interval = protocol.Ms(1000 + mathrand.Int64N(1000))
+	return a
 }
 
 func noneAdvice() *protocol.Advice { return &protocol.Advice{Reconnect: protocol.ReconnectNone} }
@@ -339,6 +349,14 @@ func (x *exchange) finish() {
 		b = Batch{Dropped: b.Dropped}
 	}
 
+	if errors.Is(err, protocol.ErrSessionUnknown) && s.closing.Load() {
+		// The engine closed under a server shutdown: the session may live on
+		// (another node, a restart with a shared engine), so retry.
+		r := h.m.Reply(true)
+		r.Advice = s.closingAdvice()
+		x.reply(r)
+		return
+	}
 	if errors.Is(err, protocol.ErrSessionUnknown) {
 		// Removed while held: by /meta/disconnect, expiry or an operator.
 		r := h.m.Reply(true)
@@ -356,6 +374,9 @@ func (x *exchange) finish() {
 	}
 	r := h.m.Reply(true)
 	r.Advice = s.retryAdvice()
+	if s.closing.Load() {
+		r.Advice = s.closingAdvice()
+	}
 	if b.Dropped > 0 {
 		// Tell the client that it lost messages (queue overflow).
 		s.stats.Dropped.Add(int64(b.Dropped))

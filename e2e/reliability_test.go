@@ -11,11 +11,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/bayeux-go/bayeux/internal/faultproxy"
+	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/wasmclient"
 )
 
 // deliverySummary is what a receiver reports.
@@ -147,5 +150,105 @@ func TestCometDAckSurvivesKilledConnections(t *testing.T) {
 	t.Logf("no ack: %+v; proxy: %d connections, %d killed mid-request, %d mid-response", noAck, conns, kReq, kResp)
 	if noAck.Lost == 0 {
 		t.Errorf("without ack no message was lost despite %d killed responses: the faults do not hit deliveries", kResp)
+	}
+}
+
+// runWasmclientReceiver subscribes our Go client (native transport) through
+// url and counts what arrives while srv publishes total messages.
+func runWasmclientReceiver(t *testing.T, srv *server.Server, url string, ack bool, total, rate int) deliverySummary {
+	t.Helper()
+	opts := wasmclient.Options{BackoffIncrement: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond,
+		MaxNetworkDelay: 5 * time.Second, Logger: slog.New(slog.DiscardHandler)}
+	if ack {
+		opts.Extensions = []wasmclient.Extension{&wasmclient.AckExtension{}}
+	}
+	c := wasmclient.New(url, opts)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatalf("connect: %v", err)
+	}
+	defer c.Disconnect(context.Background())
+	var mu sync.Mutex
+	var seqs []int
+	ids := map[string]bool{}
+	if _, err := c.Subscribe(ctx, "/rel/x", func(m *protocol.Message) {
+		var d struct{ Seq int }
+		_ = json.Unmarshal(m.Data, &d)
+		mu.Lock()
+		seqs = append(seqs, d.Seq)
+		mu.Unlock()
+	}); err != nil {
+		t.Fatalf("subscribe: %v", err)
+	}
+	tick := time.NewTicker(time.Second / time.Duration(rate))
+	for i := range total {
+		<-tick.C
+		if _, err := srv.Publish(context.Background(), "/rel/x", map[string]int{"seq": i}); err != nil {
+			t.Fatal(err)
+		}
+		if id := c.ClientID(); id != "" {
+			mu.Lock()
+			ids[id] = true
+			mu.Unlock()
+		}
+	}
+	tick.Stop()
+	wait := 40 * time.Second
+	if !ack {
+		wait = 5 * time.Second
+	}
+	deadline := time.Now().Add(wait)
+	for time.Now().Before(deadline) {
+		mu.Lock()
+		n := len(seqs)
+		mu.Unlock()
+		if n >= total {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	s := deliverySummary{Received: len(seqs), Handshakes: len(ids)}
+	seen := map[int]bool{}
+	last := -1
+	for _, q := range seqs {
+		if seen[q] {
+			s.Duplicated++
+			continue
+		}
+		seen[q] = true
+		if q < last {
+			s.Reordered++
+		}
+		last = max(last, q)
+	}
+	s.Distinct = len(seen)
+	s.Lost = total - len(seen)
+	return s
+}
+
+// TestWasmclientAckSurvivesKilledConnections is the same fault test for
+// our own client with its AckExtension.
+func TestWasmclientAckSurvivesKilledConnections(t *testing.T) {
+	const total, rate = 3000, 300
+	srv, p := reliabilityServer(t, 2)
+	got := runWasmclientReceiver(t, srv, "http://"+p.Addr()+"/cometd", true, total, rate)
+	conns, kReq, kResp := p.Stats()
+	t.Logf("ack: %+v; proxy: %d connections, %d killed mid-request, %d mid-response", got, conns, kReq, kResp)
+	if kReq+kResp < 10 {
+		t.Fatalf("only %d connections were killed: the test injected too few faults", kReq+kResp)
+	}
+	if got.Lost != 0 || got.Duplicated != 0 || got.Reordered != 0 || got.Handshakes != 1 {
+		t.Errorf("with ack: %+v, want all %d once, in order, in one session", got, total)
+	}
+
+	srv2, p2 := reliabilityServer(t, 2)
+	noAck := runWasmclientReceiver(t, srv2, "http://"+p2.Addr()+"/cometd", false, total, rate)
+	conns, kReq, kResp = p2.Stats()
+	t.Logf("no ack: %+v; proxy: %d connections, %d killed mid-request, %d mid-response", noAck, conns, kReq, kResp)
+	if noAck.Lost == 0 {
+		t.Errorf("without ack no message was lost despite %d killed responses", kResp)
 	}
 }

@@ -25,7 +25,19 @@ type Pages struct {
 	Bayeux *server.Server
 	Logins *auth.Logins
 	Log    *slog.Logger
-	csrf   *http.CrossOriginProtection
+	// UserExists, when set, is asked whether a logged-in user still
+	// exists; a cookie of a deleted user counts as no login.
+	UserExists func(string) bool
+	csrf       *http.CrossOriginProtection
+}
+
+// User returns the user logged in by r's cookie, or "".
+func (p *Pages) User(r *http.Request) string {
+	u := p.Logins.User(r)
+	if u != "" && p.UserExists != nil && !p.UserExists(u) {
+		return ""
+	}
+	return u
 }
 
 // NewPages returns the page handlers.
@@ -36,8 +48,15 @@ func NewPages(b *server.Server, l *auth.Logins, log *slog.Logger) *Pages {
 // SafeNext returns next if it is a local path, else DefaultNext, so that
 // a login link cannot send the browser to another site.
 func SafeNext(next string) string {
-	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") || strings.ContainsAny(next, "\\\r\n") {
+	if next == "" || !strings.HasPrefix(next, "/") || strings.HasPrefix(next, "//") {
 		return DefaultNext
+	}
+	for i := 0; i < len(next); i++ {
+		// Browsers drop tabs and newlines inside URLs ("/\t/evil" becomes
+		// "//evil") and read a backslash as a slash.
+		if c := next[i]; c < 0x20 || c == 0x7f || c == '\\' {
+			return DefaultNext
+		}
 	}
 	return next
 }
@@ -53,7 +72,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 		next := SafeNext(r.URL.Query().Get("next"))
-		if p.Logins.User(r) != "" {
+		if p.User(r) != "" {
 			http.Redirect(w, r, next, http.StatusSeeOther)
 			return
 		}
@@ -110,7 +129,7 @@ func (p *Pages) Logout() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+		if site := r.Header.Get("Sec-Fetch-Site"); site != "" && site != "same-origin" && site != "none" {
 			http.Error(w, "cross-site logout refused", http.StatusForbidden)
 			return
 		}
@@ -132,7 +151,7 @@ func (p *Pages) Logout() http.Handler {
 // RequireLogin sends browsers without a login to /login?next=<this URL>.
 func (p *Pages) RequireLogin(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if p.Logins.User(r) == "" {
+		if p.User(r) == "" {
 			noStore(w)
 			http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 			return

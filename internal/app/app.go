@@ -103,6 +103,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	a.Bayeux = srv
 	a.Chat.Attach(srv)
 	pages := ui.NewPages(srv, a.Logins, a.Log)
+	pages.UserExists = users.Exists
 
 	root, err := a.documentRoot()
 	if err != nil {

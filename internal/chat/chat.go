@@ -56,9 +56,11 @@ type Chat struct {
 	MaxText int
 	Log     *slog.Logger
 
-	srv     *server.Server
-	mu      sync.Mutex
-	members map[string]string // room -> last published member list
+	srv *server.Server
+	// presenceMu orders presence updates: lookup, compare and publish
+	// happen as one step, so a late lookup cannot publish a stale list.
+	presenceMu sync.Mutex
+	members    map[string]string // room -> last published member list
 }
 
 // New returns a Chat deciding logins with a.
@@ -101,7 +103,8 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 		return c.handshake(cl, m)
 	case protocol.MetaSubscribe:
 		for _, ch := range m.Subscription.Channels {
-			if isChatChannel(ch) && cl.User() == "" {
+			// "/**" matches every room too.
+			if (isChatChannel(ch) || ch == "/**") && cl.User() == "" {
 				return ErrLoginRequired
 			}
 		}
@@ -230,16 +233,15 @@ func (c *Chat) Members(ctx context.Context, room string) ([]string, error) {
 
 func (c *Chat) presenceChanged(room string) {
 	ctx := context.Background()
+	c.presenceMu.Lock()
+	defer c.presenceMu.Unlock()
 	users, err := c.Members(ctx, room)
 	if err != nil {
 		c.Log.Error("presence lookup failed", "room", room, "err", err)
 		return
 	}
 	key := strings.Join(users, "\x00")
-	c.mu.Lock()
-	old, seen := c.members[room]
-	if seen && old == key {
-		c.mu.Unlock()
+	if old, seen := c.members[room]; seen && old == key {
 		return
 	}
 	if len(users) == 0 {
@@ -247,7 +249,6 @@ func (c *Chat) presenceChanged(room string) {
 	} else {
 		c.members[room] = key
 	}
-	c.mu.Unlock()
 	if _, err := c.srv.Publish(ctx, MembersPrefix+room, map[string]any{"room": room, "members": users}); err != nil {
 		c.Log.Error("presence publish failed", "room", room, "err", err)
 	}

@@ -27,7 +27,8 @@ func (l *FailureLimiter) Blocked(key string) (bool, time.Time) {
 	defer l.mu.Unlock()
 	fs := l.prune(key)
 	if len(fs) >= l.max {
-		return true, fs[0].Add(l.window)
+		// Blocked until enough failures leave the window.
+		return true, fs[len(fs)-l.max].Add(l.window)
 	}
 	return false, time.Time{}
 }

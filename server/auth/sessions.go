@@ -80,8 +80,14 @@ func (l *Logins) Logout(w http.ResponseWriter, r *http.Request) {
 // newest first) when given, else from <dataDir>/session-keys, which is
 // created with a new random key when missing, so logins survive restarts.
 func LoadKeys(env []string, dataDir string) ([][]byte, error) {
-	if len(env) > 0 {
-		return decodeKeys(env, "BAYEUX_SESSION_KEYS")
+	var given []string
+	for _, e := range env {
+		if e = strings.TrimSpace(e); e != "" {
+			given = append(given, e)
+		}
+	}
+	if len(given) > 0 {
+		return decodeKeys(given, "BAYEUX_SESSION_KEYS")
 	}
 	path := filepath.Join(dataDir, "session-keys")
 	b, err := os.ReadFile(path)

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -33,6 +35,7 @@ type Users struct {
 	hashes  map[string][]byte
 	modTime time.Time
 	size    int64
+	file    os.FileInfo // to notice a file replaced by rename
 }
 
 // OpenUsers reads the users file at path. A missing file is an empty set
@@ -51,11 +54,11 @@ func (u *Users) Path() string { return u.path }
 // ValidName reports whether name can be a user name: 1 to 64 bytes, no
 // colon, no whitespace or control characters.
 func ValidName(name string) bool {
-	if name == "" || len(name) > 64 {
+	if name == "" || len(name) > 64 || !utf8.ValidString(name) {
 		return false
 	}
 	for _, r := range name {
-		if r == ':' || r <= ' ' || r == 0x7f {
+		if r == ':' || unicode.IsSpace(r) || unicode.IsControl(r) {
 			return false
 		}
 	}
@@ -78,7 +81,7 @@ func (u *Users) reload(force bool) error {
 		return err
 	}
 	u.mu.RLock()
-	same := fi.ModTime().Equal(u.modTime) && fi.Size() == u.size
+	same := fi.ModTime().Equal(u.modTime) && fi.Size() == u.size && u.file != nil && os.SameFile(fi, u.file)
 	u.mu.RUnlock()
 	if same && !force {
 		return nil
@@ -92,7 +95,7 @@ func (u *Users) reload(force bool) error {
 		return fmt.Errorf("%s: %w", u.path, err)
 	}
 	u.mu.Lock()
-	u.hashes, u.modTime, u.size = hashes, fi.ModTime(), fi.Size()
+	u.hashes, u.modTime, u.size, u.file = hashes, fi.ModTime(), fi.Size(), fi
 	u.mu.Unlock()
 	return nil
 }
@@ -209,7 +212,7 @@ func (u *Users) update(change func(map[string][]byte) error) error {
 	}
 	u.hashes = next
 	if fi, err := os.Stat(u.path); err == nil {
-		u.modTime, u.size = fi.ModTime(), fi.Size()
+		u.modTime, u.size, u.file = fi.ModTime(), fi.Size(), fi
 	}
 	return nil
 }

@@ -1,0 +1,195 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/bayeux-go/bayeux/wasmclient"
+)
+
+// Browser-side helpers. Text is read with JavaScript so that a test does
+// not depend on the layout, only on the data-testid contract.
+
+const jsConnected = `(() => {
+	const el = document.querySelector('[data-testid="chat-status"]');
+	if (!el) return false;
+	const t = el.textContent.toLowerCase();
+	return t.includes('connected') && !t.includes('disconnected') && !t.includes('reconnect');
+})()`
+
+func jsText(testid string) string {
+	return `Array.from(document.querySelectorAll('[data-testid="` + testid + `"]')).map(e => e.textContent).join('\n')`
+}
+
+// login logs user in through /login and waits until the chat is connected.
+func login(t *testing.T, ctx context.Context, b *bayeux, user, password, room string) {
+	t.Helper()
+	next := "/chat/"
+	if room != "" {
+		next += "?room=" + room
+	}
+	do(t, ctx, 30*time.Second,
+		chromedp.Navigate(b.URL+"/login?next="+next),
+		chromedp.WaitVisible(sel("login-user")),
+		chromedp.SendKeys(sel("login-user"), user),
+		chromedp.SendKeys(sel("login-password"), password),
+		chromedp.Click(sel("login-submit")),
+	)
+	waitConnected(t, ctx, 30*time.Second)
+}
+
+func waitConnected(t *testing.T, ctx context.Context, d time.Duration) {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](jsConnected, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
+		t.Fatalf("chat not connected: %v (chat-status %q)", err, text(t, ctx, "chat-status"))
+	}
+}
+
+// waitText waits until the joined text of the testid elements contains s.
+func waitText(t *testing.T, ctx context.Context, testid, s string, d time.Duration) {
+	t.Helper()
+	expr := jsText(testid) + `.includes(` + jsString(s) + `)`
+	tctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(10*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
+		t.Fatalf("waiting for %q in %s: %v (have %q)", s, testid, err, text(t, ctx, testid))
+	}
+}
+
+func text(t *testing.T, ctx context.Context, testid string) string {
+	t.Helper()
+	tctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	s, _ := chromedp.Run(tctx, chromedp.Evaluate[string](jsText(testid)))
+	return s
+}
+
+func jsString(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// send types text into the chat input and presses Enter.
+func send(t *testing.T, ctx context.Context, msg string) {
+	t.Helper()
+	do(t, ctx, 10*time.Second,
+		chromedp.WaitVisible(sel("chat-input")),
+		chromedp.SendKeys(sel("chat-input"), msg+"\r"),
+	)
+}
+
+var users = map[string]string{"alice": "alice-pw-1", "bob": "bob-pw-22", "mallory": "mallory-pw-333"}
+
+// TestTwoUsersChat: two users in separate browser contexts see each other
+// in the members list and exchange messages within a second.
+func TestTwoUsersChat(t *testing.T) {
+	b := startBayeux(t, users)
+	browser := newBrowser(t)
+	alice, bob := browser(), browser()
+	login(t, alice, b, "alice", users["alice"], "")
+	login(t, bob, b, "bob", users["bob"], "")
+	waitText(t, alice, "chat-members", "bob", 10*time.Second)
+	waitText(t, bob, "chat-members", "alice", 10*time.Second)
+	if room := text(t, alice, "chat-room"); !strings.Contains(room, "demo") {
+		t.Errorf("chat-room = %q, want the default room demo", room)
+	}
+
+	for _, tc := range []struct {
+		from, to context.Context
+		msg      string
+	}{{alice, bob, "hello bob, from alice"}, {bob, alice, "hi alice, bob here"}} {
+		start := time.Now()
+		send(t, tc.from, tc.msg)
+		waitText(t, tc.to, "chat-message", tc.msg, 5*time.Second)
+		if d := time.Since(start); d > time.Second {
+			t.Errorf("%q took %v to arrive, want < 1 s", tc.msg, d)
+		} else {
+			t.Logf("%q arrived in %v", tc.msg, d)
+		}
+		waitText(t, tc.from, "chat-message", tc.msg, 5*time.Second) // the author sees it too
+	}
+}
+
+// TestReloadKeepsLogin: a reload keeps the login and reconnects, and the
+// history brings back the earlier messages.
+func TestReloadKeepsLogin(t *testing.T) {
+	b := startBayeux(t, users)
+	ctx := newBrowser(t)()
+	login(t, ctx, b, "alice", users["alice"], "")
+	send(t, ctx, "before the reload")
+	waitText(t, ctx, "chat-message", "before the reload", 5*time.Second)
+	do(t, ctx, 20*time.Second, chromedp.Reload())
+	waitConnected(t, ctx, 20*time.Second)
+	if loc := get(t, ctx, 5*time.Second, chromedp.Location()); strings.Contains(loc, "/login") {
+		t.Fatalf("reload went to %s", loc)
+	}
+	waitText(t, ctx, "chat-message", "before the reload", 5*time.Second)
+}
+
+// TestServerRestartReconnects: after a server restart the page reconnects
+// by itself and chat works again.
+func TestServerRestartReconnects(t *testing.T) {
+	b := startBayeux(t, users)
+	ctx := newBrowser(t)()
+	login(t, ctx, b, "alice", users["alice"], "")
+	b.restart()
+	time.Sleep(500 * time.Millisecond)
+	waitConnected(t, ctx, 30*time.Second)
+	send(t, ctx, "after the restart")
+	waitText(t, ctx, "chat-message", "after the restart", 10*time.Second)
+}
+
+// TestHTMLIsShownAsText: markup in a message is shown literally and never
+// runs, for the sender and the receiver.
+func TestHTMLIsShownAsText(t *testing.T) {
+	b := startBayeux(t, users)
+	browser := newBrowser(t)
+	alice, bob := browser(), browser()
+	login(t, alice, b, "alice", users["alice"], "")
+	login(t, bob, b, "bob", users["bob"], "")
+	payload := `<img src=x onerror="window.__xss=1"><script>window.__xss=2</script><b>bold</b>`
+	send(t, alice, payload)
+	for _, ctx := range []context.Context{alice, bob} {
+		waitText(t, ctx, "chat-message", payload, 5*time.Second)
+		injected := get(t, ctx, 5*time.Second, chromedp.Evaluate[bool](
+			`window.__xss !== undefined || document.querySelector('[data-testid="chat-messages"] img, [data-testid="chat-messages"] script, [data-testid="chat-messages"] b') !== null`))
+		if injected {
+			t.Fatal("the message was rendered as HTML")
+		}
+	}
+}
+
+// TestForgedUserShowsRealAuthor: a client that claims to be someone else
+// in the data is shown under its real, authenticated name.
+func TestForgedUserShowsRealAuthor(t *testing.T) {
+	b := startBayeux(t, users)
+	ctx := newBrowser(t)()
+	login(t, ctx, b, "bob", users["bob"], "")
+	c := wasmclient.New(b.URL+"/cometd", wasmclient.Options{
+		Ext: map[string]any{"auth": map[string]string{"user": "mallory", "password": users["mallory"]}},
+	})
+	cctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Connect(cctx); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Disconnect(context.Background())
+	if err := c.Publish(cctx, "/chat/demo", map[string]string{"user": "alice", "chat": "this is really alice"}); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, "chat-message", "this is really alice", 5*time.Second)
+	msgs := text(t, ctx, "chat-message")
+	line := ""
+	for _, l := range strings.Split(msgs, "\n") {
+		if strings.Contains(l, "this is really alice") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "mallory") || strings.Contains(strings.ReplaceAll(line, "this is really alice", ""), "alice") {
+		t.Errorf("forged message shown as %q, want the author mallory", line)
+	}
+}

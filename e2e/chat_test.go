@@ -45,21 +45,34 @@ func login(t *testing.T, ctx context.Context, b *bayeux, user, password, room st
 
 func waitConnected(t *testing.T, ctx context.Context, d time.Duration) {
 	t.Helper()
-	tctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](jsConnected, chromedp.WithPollingInterval(20*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
-		t.Fatalf("chat not connected: %v (chat-status %q)", err, text(t, ctx, "chat-status"))
+	if !poll(ctx, jsConnected, d) {
+		t.Fatalf("chat not connected after %v (chat-status %q)", d, text(t, ctx, "chat-status"))
 	}
+}
+
+// poll evaluates a boolean expression every 20 ms until it is true or d
+// passes. Errors (the page navigating, the app still loading) count as
+// false: pages reload and navigate under the tests on purpose.
+func poll(ctx context.Context, expr string, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for time.Now().Before(deadline) {
+		tctx, cancel := context.WithTimeout(ctx, time.Second)
+		ok, err := chromedp.Run(tctx, chromedp.Evaluate[bool](expr))
+		cancel()
+		if err == nil && ok {
+			return true
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return false
 }
 
 // waitText waits until the joined text of the testid elements contains s.
 func waitText(t *testing.T, ctx context.Context, testid, s string, d time.Duration) {
 	t.Helper()
 	expr := jsText(testid) + `.includes(` + jsString(s) + `)`
-	tctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
-	if _, err := chromedp.Run(tctx, chromedp.Poll[bool](expr, chromedp.WithPollingInterval(10*time.Millisecond), chromedp.WithPollingTimeout(d))); err != nil {
-		t.Fatalf("waiting for %q in %s: %v (have %q)", s, testid, err, text(t, ctx, testid))
+	if !poll(ctx, expr, d) {
+		t.Fatalf("no %q in %s after %v (have %q)", s, testid, d, text(t, ctx, testid))
 	}
 }
 

@@ -200,6 +200,11 @@ func newBrowser(t *testing.T) func() context.Context {
 	return func() context.Context {
 		ctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
 		t.Cleanup(cancel)
+		// Open the tab now, on a context without a timeout: the context of
+		// the first Run owns the tab, so a timeout there would close it.
+		if err := chromedp.Do(ctx); err != nil {
+			t.Fatalf("open tab: %v", err)
+		}
 		return ctx
 	}
 }

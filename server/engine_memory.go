@@ -283,6 +283,18 @@ func (e *MemoryEngine) ListSessions(context.Context) ([]*SessionInfo, error) {
 	return out, nil
 }
 
+// QueueLen returns how many messages wait in the session's queue (for
+// operators).
+func (e *MemoryEngine) QueueLen(_ context.Context, id string) (int, error) {
+	s := e.lookup(id)
+	if s == nil {
+		return 0, protocol.ErrSessionUnknown
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) - s.head, nil
+}
+
 // SessionCount implements Engine.
 func (e *MemoryEngine) SessionCount(context.Context) (int, error) { return int(e.count.Load()), nil }
 

@@ -144,6 +144,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return s.engine.Close()
 }
 
+// ShuttingDown reports whether BeginShutdown was called.
+func (s *Server) ShuttingDown() bool { return s.closing.Load() }
+
 // BeginShutdown releases held connects and stops holding new ones. It is
 // the first step of Shutdown and safe to call more than once.
 func (s *Server) BeginShutdown() {

@@ -13,26 +13,36 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/bayeux-go/bayeux/assets"
+	"github.com/bayeux-go/bayeux/internal/admin"
 	"github.com/bayeux-go/bayeux/internal/chat"
+	"github.com/bayeux-go/bayeux/internal/chatweb"
 	"github.com/bayeux-go/bayeux/internal/config"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/auth"
 	"github.com/bayeux-go/bayeux/ui"
 )
 
+// Version is shown on /admin/ and in bayeux_build_info; set it with
+// -ldflags "-X github.com/bayeux-go/bayeux/internal/app.Version=v1.2.3".
+// Empty: the module's build info.
+var Version string
+
 // App is a configured server ready to serve.
 type App struct {
-	Config  *config.Config
-	Log     *slog.Logger
-	Bayeux  *server.Server
-	Auth    *auth.Authenticator
-	Logins  *auth.Logins
-	Chat    *chat.Chat
-	Handler http.Handler
+	Config   *config.Config
+	Log      *slog.Logger
+	Bayeux   *server.Server
+	Auth     *auth.Authenticator
+	Logins   *auth.Logins
+	Chat     *chat.Chat
+	Recorder *admin.Recorder
+	Ready    *admin.Ready
+	Handler  http.Handler
 
 	closers []io.Closer
 }
@@ -57,7 +67,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, errors.New("BAYEUX_ENGINE: the Redis engine is not available in this version; use memory")
 	}
-	users, err := openUsers(cfg.UsersFile, a.Log)
+	users, created, err := openUsers(cfg.UsersFile, a.Log)
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -73,10 +83,27 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	a.Chat = chat.New(a.Auth, a.Logins, a.Log)
+	admins, err := admin.OpenAdmins(filepath.Join(cfg.DataDir, "admins"), cfg.Admins)
+	if err != nil {
+		a.Close()
+		return nil, fmt.Errorf("admins file: %w", err)
+	}
+	if created && len(cfg.Admins) == 0 {
+		// The first-start user admin administers the server.
+		if err := admins.Grant("admin"); err != nil {
+			a.Close()
+			return nil, fmt.Errorf("admins file: %w", err)
+		}
+	}
+	a.Recorder = admin.NewRecorder(admin.RecorderOptions{})
+	a.closers = append(a.closers, a.Recorder)
 
 	srv, err := server.New(server.Options{
-		Authorize:             a.Chat.Authorize,
-		OnEvent:               a.Chat.OnEvent,
+		Authorize: a.Recorder.Authorize(a.Chat.Authorize),
+		OnEvent: func(ev server.Event) {
+			a.Chat.OnEvent(ev)
+			a.Recorder.OnEvent(ev)
+		},
 		Services:              a.Chat.Services(),
 		Logger:                a.Log,
 		PollTimeout:           cfg.PollTimeout,
@@ -102,6 +129,9 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	}
 	a.Bayeux = srv
 	a.Chat.Attach(srv)
+	a.Recorder.Attach(srv)
+	a.Ready = &admin.Ready{Server: srv}
+	version, engine := admin.BuildVersion(Version), admin.EngineName(cfg.Engine)
 	pages := ui.NewPages(srv, a.Logins, a.Log)
 	pages.UserExists = users.Exists
 
@@ -115,11 +145,26 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		w.Header().Set("Cache-Control", "no-store")
 		io.WriteString(w, "ok\n")
 	})
+	chatHandler, err := chatweb.New(chatweb.Options{Files: assets.Web, Guard: pages.RequireLogin, EmbedOrigins: cfg.EmbedOrigins})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	site := srv.Site(server.SiteOptions{
 		ContentHandlers: map[string]http.Handler{
 			"GET /healthz": health,
 			"/login":       pages.Login(),
 			"/logout":      pages.Logout(),
+			"/chat":        chatHandler,
+			"/chat/":       chatHandler,
+			"/admin/": pages.Admin(ui.AdminOptions{
+				Users: users, Admins: admins, Recorder: a.Recorder, FailedLogins: a.Auth.Failed.Load,
+				Version: version, Engine: engine, TokenKey: ui.FormTokenKey(keys),
+			}),
+			"/metrics": admin.Metrics(admin.MetricsOptions{
+				Recorder: a.Recorder, FailedLogins: a.Auth.Failed.Load, Version: version, Engine: engine, Log: a.Log,
+			}),
+			"GET /readyz": a.Ready,
 		},
 		Files: server.FileServerOptions{
 			Root:           root,
@@ -192,6 +237,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	a.Log.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), a.Config.ShutdownTimeout)
 	defer cancel()
+	a.Ready.BeginShutdown()
 	a.Bayeux.BeginShutdown()
 	err := hs.Shutdown(sctx)
 	if berr := a.Bayeux.Shutdown(sctx); err == nil {

@@ -15,22 +15,23 @@ import (
 
 // openUsers opens the users file. On first start, when it does not exist,
 // it is created with the user admin and a random password that is written
-// to the log once (the only time a password is logged).
-func openUsers(path string, log *slog.Logger) (*auth.Users, error) {
+// to the log once (the only time a password is logged); created says so.
+func openUsers(path string, log *slog.Logger) (users *auth.Users, created bool, err error) {
 	_, statErr := os.Stat(path)
-	users, err := auth.OpenUsers(path)
+	users, err = auth.OpenUsers(path)
 	if err != nil {
-		return nil, fmt.Errorf("users file: %w", err)
+		return nil, false, fmt.Errorf("users file: %w", err)
 	}
 	if errors.Is(statErr, os.ErrNotExist) {
 		pw := rand.Text()[:16]
 		if err := users.Set("admin", pw); err != nil {
-			return nil, fmt.Errorf("users file: %w", err)
+			return nil, false, fmt.Errorf("users file: %w", err)
 		}
 		log.Warn("created the users file with user admin; change this password with 'bayeux passwd'",
 			"file", path, "user", "admin", "password", pw)
+		return users, true, nil
 	}
-	return users, nil
+	return users, false, nil
 }
 
 // Passwd implements `bayeux passwd FILE NAME`: it reads a password from

@@ -38,7 +38,10 @@ func TestOpenUsersFirstStartCreatesAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	users, err := openUsers(path, slog.New(slog.NewJSONHandler(&buf, nil)))
+	users, created, err := openUsers(path, slog.New(slog.NewJSONHandler(&buf, nil)))
+	if err == nil && !created {
+		t.Error("openUsers did not report creating the file")
+	}
 	if err != nil {
 		t.Fatalf("openUsers: %v", err)
 	}
@@ -79,9 +82,12 @@ func TestOpenUsersFirstStartCreatesAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	buf.Reset()
-	again, err := openUsers(path, slog.New(slog.NewJSONHandler(&buf, nil)))
+	again, created, err := openUsers(path, slog.New(slog.NewJSONHandler(&buf, nil)))
 	if err != nil {
 		t.Fatalf("second openUsers: %v", err)
+	}
+	if created {
+		t.Error("second openUsers reported creating the file")
 	}
 	if buf.Len() != 0 {
 		t.Errorf("second start logged %s", buf.String())
@@ -118,7 +124,7 @@ func TestOpenUsersKeepsExistingFile(t *testing.T) {
 				t.Fatal(err)
 			}
 			var buf bytes.Buffer
-			users, err := openUsers(path, slog.New(slog.NewJSONHandler(&buf, nil)))
+			users, _, err := openUsers(path, slog.New(slog.NewJSONHandler(&buf, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -141,7 +147,7 @@ func TestOpenUsersInvalidFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	var buf bytes.Buffer
-	_, err := openUsers(path, slog.New(slog.NewJSONHandler(&buf, nil)))
+	_, _, err := openUsers(path, slog.New(slog.NewJSONHandler(&buf, nil)))
 	if err == nil || !strings.Contains(err.Error(), "users file") || !strings.Contains(err.Error(), "line 1") {
 		t.Errorf("openUsers = %v, want an error naming the users file and the line", err)
 	}

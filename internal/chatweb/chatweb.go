@@ -1,0 +1,209 @@
+// Package chatweb serves the browser chat under /chat/: the page
+// prerendered by go-app (wasmclient/chatui), go-app's scripts, manifest
+// and service worker, and the chat's web resources (app.wasm, its .br and
+// .gz variants, chat.css, icons) under /chat/web/.
+//
+// It does no authentication: the caller wraps the handler with its login
+// requirement.
+package chatweb
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/wasmclient/chatui"
+)
+
+// Prefix is where the chat lives; New's handler answers paths under
+// Prefix + "/" and Prefix itself.
+const Prefix = "/chat"
+
+// Options configures New.
+type Options struct {
+	// Files holds the chat's web resources, served under /chat/web/:
+	// app.wasm (with app.wasm.br and app.wasm.gz, made by `make build`),
+	// chat.css, icon-192.png and icon-512.png. Usually assets.Web.
+	// Required.
+	Files fs.FS
+
+	// Guard, if set, wraps the page (/chat/, the only HTML the chat
+	// has), typically with a login requirement. go-app's scripts,
+	// manifest and service worker and the web resources are served
+	// without it: they hold nothing private, and browsers fetch the
+	// manifest without cookies, so a guarded manifest would be the login
+	// page. Wrapping New's whole handler instead works, except for that.
+	Guard func(http.Handler) http.Handler
+
+	// EmbedOrigins lists the origins (scheme://host[:port]) allowed to
+	// show the chat in a frame, besides the chat's own origin. Empty:
+	// no framing at all (X-Frame-Options: DENY).
+	EmbedOrigins []string
+}
+
+// New returns the handler of the chat, to mount at "/chat/" (and "/chat",
+// which it redirects to "/chat/"). The page's version, which makes
+// browsers reload the app, is a hash of app.wasm. If Files has no
+// app.wasm, the page says that the chat is not built.
+func New(opts Options) (http.Handler, error) {
+	if opts.Files == nil {
+		return nil, errors.New("chatweb: Options.Files is nil")
+	}
+	csp, err := contentSecurityPolicy(opts.EmbedOrigins)
+	if err != nil {
+		return nil, err
+	}
+	wasm, err := fs.ReadFile(opts.Files, "app.wasm")
+	built := err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("chatweb: reading app.wasm: %w", err)
+	}
+
+	version := "unbuilt"
+	if built {
+		sum := sha256.Sum256(wasm)
+		version = hex.EncodeToString(sum[:8])
+	}
+	goapp := chatui.NewHandler(version, resolver{})
+	if built {
+		// The wasm is sent compressed, so its Content-Length is not the
+		// size go-app's loader counts for its progress.
+		goapp.WasmContentLength = strconv.Itoa(len(wasm))
+	}
+
+	files := server.FileServer(server.FileServerOptions{
+		Root: opts.Files,
+		PostHandle: func(w http.ResponseWriter, r *http.Request) {
+			// Same URLs for every build: revalidate (ETag) every time.
+			w.Header().Set("Cache-Control", "no-cache")
+		},
+	})
+
+	mux := http.NewServeMux()
+	mux.Handle(Prefix+"/web/", http.StripPrefix(Prefix+"/web", files))
+	// go-app would fetch these from its own host (with the request's
+	// Host header) and cache them: the chat has none.
+	for _, p := range []string{"/robots.txt", "/sitemap.xml", "/ads.txt"} {
+		mux.Handle(Prefix+p, http.NotFoundHandler())
+	}
+	page := http.StripPrefix(Prefix, goapp)
+	if !built {
+		page = http.HandlerFunc(notBuilt)
+	}
+	if opts.Guard != nil {
+		page = opts.Guard(page)
+	}
+	mux.Handle(Prefix+"/{$}", page)
+	mux.Handle(Prefix+"/", http.StripPrefix(Prefix, goapp))
+	mux.HandleFunc(Prefix, func(w http.ResponseWriter, r *http.Request) {
+		target := Prefix + "/"
+		if r.URL.RawQuery != "" {
+			target += "?" + r.URL.RawQuery
+		}
+		http.Redirect(w, r, target, http.StatusMovedPermanently)
+	})
+
+	frameDeny := len(opts.EmbedOrigins) == 0
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("Content-Security-Policy", csp)
+		if frameDeny {
+			h.Set("X-Frame-Options", "DENY")
+		}
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Referrer-Policy", "same-origin")
+		mux.ServeHTTP(w, r)
+	}), nil
+}
+
+// contentSecurityPolicy is the policy of every chat response. go-app's
+// page has no inline script or style: its scripts (wasm_exec.js, app.js)
+// and styles are files. Compiling the WebAssembly module needs
+// 'wasm-unsafe-eval'; nothing uses eval. Icons may be data: URLs (the
+// SVG favicon is one). The Bayeux client talks to /cometd on the same
+// origin.
+func contentSecurityPolicy(embed []string) (string, error) {
+	frames := "'none'"
+	if len(embed) > 0 {
+		frames = "'self'"
+		for _, o := range embed {
+			if o == "" || strings.ContainsAny(o, " ;,'\"\t\r\n") {
+				return "", fmt.Errorf("chatweb: invalid embed origin %q", o)
+			}
+			frames += " " + o
+		}
+	}
+	return strings.Join([]string{
+		"default-src 'self'",
+		"script-src 'self' 'wasm-unsafe-eval'",
+		"style-src 'self'",
+		"img-src 'self' data:",
+		"connect-src 'self'",
+		"font-src 'self'",
+		"manifest-src 'self'",
+		"worker-src 'self'",
+		"object-src 'none'",
+		"base-uri 'none'",
+		"form-action 'self'",
+		"frame-ancestors " + frames,
+	}, "; "), nil
+}
+
+// notBuilt answers the page when app.wasm is missing.
+func notBuilt(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprint(w, `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>bayeux chat: not built</title></head>
+<body><h1>The chat is not built</h1>
+<p>This server has no <code>app.wasm</code>. Run <code>make build</code> (it compiles
+<code>cmd/chatwasm</code> to <code>assets/web/app.wasm</code> and embeds it in
+<code>bin/bayeux</code>), then start the server again.</p>
+<p><a href="/logout">Log out</a></p></body></html>
+`)
+}
+
+// resolver maps go-app's paths to the chat's URLs under Prefix: the page
+// "/", go-app's own files (/app.js, /app-worker.js ...) and the web
+// resources "/web/...". Other paths (links such as /logout, queries such
+// as ?room=x) and remote or data: URLs are left alone. Unlike
+// app.PrefixedLocation it serves nothing, and it never panics.
+type resolver struct{}
+
+// goappFiles are the files go-app's handler serves itself.
+var goappFiles = map[string]bool{
+	"/app.css":              true,
+	"/app.js":               true,
+	"/app-worker.js":        true,
+	"/wasm_exec.js":         true,
+	"/manifest.webmanifest": true,
+	"/goapp.js":             true,
+	"/manifest.json":        true,
+}
+
+var _ app.ResourceResolver = resolver{}
+
+// Resolve implements app.ResourceResolver.
+func (resolver) Resolve(location string) string {
+	switch {
+	case location == "" || location == "/":
+		return Prefix + "/"
+	case strings.HasPrefix(location, "/web/") || location == "/web":
+		return Prefix + location
+	case strings.HasPrefix(location, "web/") || location == "web":
+		return Prefix + "/" + location
+	case goappFiles[location]:
+		return Prefix + location
+	}
+	return location
+}

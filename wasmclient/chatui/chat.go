@@ -1,0 +1,526 @@
+package chatui
+
+import (
+	"context"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/maxence-charriere/go-app/v10/pkg/app"
+
+	"github.com/bayeux-go/bayeux/wasmclient"
+)
+
+// Element ids the component looks up in the DOM.
+const (
+	messagesID  = "chat-messages"
+	inputID     = "chat-input"
+	joinInputID = "chat-join-input"
+)
+
+// maxText is the longest message in characters (the server's default
+// limit, internal/chat.Chat.MaxText).
+const maxText = 2000
+
+// Chat is the chat page: the current room's messages and input, the rooms
+// joined in this page, the members online in the current room and the
+// connection status. The room comes from the URL (?room=NAME, default
+// DefaultRoom).
+//
+// It talks to the Bayeux endpoint /cometd of the page's origin, logged in
+// by the browser's login cookie. Network work starts in OnMount, which
+// only runs in the browser: during server-side prerendering the page shows
+// the room and the status "connecting…".
+type Chat struct {
+	app.Compo
+
+	room    string                // current room
+	order   []string              // rooms joined in this page, in order
+	rooms   map[string]*roomState // by name
+	user    string                // who we are, from chat/whoami
+	status  wasmclient.StateInfo
+	now     time.Time // for the retry countdown
+	started bool      // OnMount ran: status is the client's
+	notice  string    // a problem to show above the input
+	joinErr string    // why the room form refused a name
+
+	sess        *session
+	stopTicker  context.CancelFunc
+	redirecting bool
+}
+
+func (c *Chat) init() {
+	if c.rooms == nil {
+		c.rooms = map[string]*roomState{}
+	}
+}
+
+// OnNav opens the room named in the URL. It also runs on the server
+// while prerendering, so it must not start network work itself.
+func (c *Chat) OnNav(ctx app.Context) {
+	c.init()
+	room, ok := roomFromURL(ctx.Page().URL())
+	c.notice = ""
+	if !ok {
+		c.notice = "That room name is not valid; showing " + DefaultRoom + " instead."
+	}
+	c.open(ctx, room)
+}
+
+// OnMount starts the Bayeux client (browser only).
+func (c *Chat) OnMount(ctx app.Context) {
+	c.init()
+	c.started = true
+	c.status = wasmclient.StateInfo{State: wasmclient.Connecting}
+	c.now = time.Now()
+
+	u := app.Window().URL()
+	endpoint := u.Scheme + "://" + u.Host + "/cometd"
+	s := newSession(endpoint, wasmclient.Options{}, c.events(ctx))
+	c.sess = s
+	ctx.Async(func() { s.start() })
+	for _, r := range c.order {
+		c.join(ctx, r)
+	}
+
+	tickCtx, stop := context.WithCancel(context.Background())
+	c.stopTicker = stop
+	ctx.Async(func() {
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-tickCtx.Done():
+				return
+			case now := <-t.C:
+				ctx.Dispatch(func(ctx app.Context) {
+					if c.status.State != wasmclient.Reconnecting {
+						ctx.PreventUpdate()
+						return
+					}
+					c.now = now
+				})
+			}
+		}
+	})
+}
+
+// OnDismount stops the client.
+func (c *Chat) OnDismount() {
+	if c.stopTicker != nil {
+		c.stopTicker()
+	}
+	if s := c.sess; s != nil {
+		c.sess = nil
+		go s.stop()
+	}
+}
+
+// events returns the session callbacks, which move everything onto the
+// UI goroutine.
+func (c *Chat) events(ctx app.Context) events {
+	return events{
+		state: func(info wasmclient.StateInfo) {
+			ctx.Dispatch(func(ctx app.Context) {
+				c.status = info
+				c.now = time.Now()
+				if info.State == wasmclient.Connected {
+					// Rooms whose join failed (the session ended
+					// meanwhile, a timeout) are joined again; the
+					// others are joined already and nothing happens.
+					for _, r := range c.order {
+						c.join(ctx, r)
+					}
+				}
+			})
+		},
+		user: func(name string) {
+			ctx.Dispatch(func(ctx app.Context) { c.user = name })
+		},
+		message: func(room string, m Message) {
+			ctx.Dispatch(func(ctx app.Context) {
+				st := c.rooms[room]
+				if st == nil {
+					return
+				}
+				follow := room == c.room && (atBottom() || m.User == c.user)
+				n := st.add(m)
+				if room != c.room {
+					st.unread += n
+				} else if n > 0 && follow {
+					scrollDown(ctx)
+				}
+			})
+		},
+		history: func(room string, msgs []Message, members []string) {
+			ctx.Dispatch(func(ctx app.Context) {
+				st := c.rooms[room]
+				if st == nil {
+					return
+				}
+				follow := room == c.room && (!st.loaded || atBottom())
+				st.add(msgs...)
+				st.setMembers(members)
+				st.loaded = true
+				st.err = ""
+				if follow {
+					scrollDown(ctx)
+				}
+			})
+		},
+		members: func(room string, members []string) {
+			ctx.Dispatch(func(ctx app.Context) {
+				if st := c.rooms[room]; st != nil {
+					st.setMembers(members)
+				}
+			})
+		},
+		roomError: func(room string, err error) {
+			ctx.Dispatch(func(ctx app.Context) {
+				if st := c.rooms[room]; st != nil {
+					st.err = reason(err)
+				}
+			})
+		},
+		loginRequired: func(room string) {
+			ctx.Dispatch(func(ctx app.Context) {
+				if room == "" {
+					room = c.room
+				}
+				c.toLogin(ctx, room)
+			})
+		},
+	}
+}
+
+// toLogin leaves for the login page, which leads back to room.
+func (c *Chat) toLogin(ctx app.Context, room string) {
+	if c.redirecting {
+		return
+	}
+	c.redirecting = true
+	page := "/chat/"
+	if u := ctx.Page().URL(); u != nil && strings.HasSuffix(u.Path, "/") {
+		page = u.Path
+	}
+	app.Window().Get("location").Call("replace", loginURL(page, room))
+}
+
+// open makes room the current room, joining it if needed.
+func (c *Chat) open(ctx app.Context, room string) {
+	st := c.rooms[room]
+	if st == nil {
+		st = newRoomState(room)
+		c.rooms[room] = st
+		c.order = append(c.order, room)
+	}
+	st.unread = 0
+	c.room = room
+	c.joinErr = ""
+	ctx.Page().SetTitle(room + " · bayeux chat")
+	if c.sess != nil {
+		c.join(ctx, room)
+		scrollDown(ctx)
+	}
+}
+
+// join starts joining room unless that is under way.
+func (c *Chat) join(ctx app.Context, room string) {
+	st := c.rooms[room]
+	if st == nil || st.joining || c.sess == nil {
+		return
+	}
+	st.joining = true
+	st.err = ""
+	s := c.sess
+	ctx.Async(func() {
+		s.join(room)
+		ctx.Dispatch(func(ctx app.Context) { st.joining = false })
+	})
+}
+
+// leave forgets room; when it was the current one, another opens.
+func (c *Chat) leave(ctx app.Context, room string) {
+	if len(c.order) <= 1 {
+		return
+	}
+	c.order = slices.DeleteFunc(c.order, func(r string) bool { return r == room })
+	delete(c.rooms, room)
+	if s := c.sess; s != nil {
+		if j := s.forget(room); j != nil { // now, so that a join that follows starts afresh
+			ctx.Async(func() { s.unsubscribe(j) })
+		}
+	}
+	if room == c.room {
+		ctx.NavigateTo(roomURL(ctx.Page().URL(), c.order[0]))
+	}
+}
+
+func (c *Chat) onSend(ctx app.Context, e app.Event) {
+	e.PreventDefault()
+	in := app.Window().GetElementByID(inputID)
+	if !in.Truthy() {
+		return
+	}
+	text := strings.TrimSpace(in.Get("value").String())
+	switch {
+	case text == "":
+		return
+	case utf8.RuneCountInString(text) > maxText:
+		c.notice = "That message is too long (at most " + strconv.Itoa(maxText) + " characters)."
+		return
+	case c.sess == nil:
+		return
+	}
+	in.Set("value", "")
+	c.notice = ""
+	s, room := c.sess, c.room
+	ctx.Async(func() {
+		err := s.send(room, text)
+		if err == nil || isLoginRequired(err) {
+			return
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			c.notice = "Not sent (" + reason(err) + ")."
+			if in := app.Window().GetElementByID(inputID); in.Truthy() && in.Get("value").String() == "" {
+				in.Set("value", text)
+			}
+		})
+	})
+}
+
+func (c *Chat) onJoin(ctx app.Context, e app.Event) {
+	e.PreventDefault()
+	in := app.Window().GetElementByID(joinInputID)
+	if !in.Truthy() {
+		return
+	}
+	name := strings.TrimSpace(in.Get("value").String())
+	if name == "" {
+		return
+	}
+	if !ValidRoom(name) {
+		c.joinErr = "Room names are 1 to 64 letters, digits or - _ . ! ~ ( ) $ @."
+		return
+	}
+	in.Set("value", "")
+	c.joinErr = ""
+	ctx.NavigateTo(roomURL(ctx.Page().URL(), name))
+}
+
+func (c *Chat) onReconnect(ctx app.Context, e app.Event) {
+	if s := c.sess; s != nil {
+		ctx.Async(func() { s.reconnect() })
+	}
+}
+
+// onLogout lets the browser follow the link: go-app would otherwise
+// route /logout inside the app.
+func (c *Chat) onLogout(ctx app.Context, e app.Event) {
+	e.StopImmediatePropagation()
+}
+
+// statusInfo is the state to show: "connecting" until the client runs.
+func (c *Chat) statusInfo() wasmclient.StateInfo {
+	if !c.started {
+		return wasmclient.StateInfo{State: wasmclient.Connecting}
+	}
+	return c.status
+}
+
+// Render draws the page.
+func (c *Chat) Render() app.UI {
+	c.init()
+	room := c.room
+	if room == "" {
+		room = DefaultRoom
+	}
+	st := c.rooms[room]
+	if st == nil {
+		st = newRoomState(room)
+	}
+	info := c.statusInfo()
+	now := c.now
+	if now.IsZero() {
+		now = time.Now()
+	}
+	stopped := c.started && info.State == wasmclient.Disconnected
+
+	return app.Div().Class("chat-app").Body(
+		app.Header().Class("chat-top").Body(
+			app.H1().Class("chat-title").Text("bayeux chat"),
+			app.Span().
+				Class("chat-status", "state-"+info.State.String()).
+				DataSet("testid", "chat-status").
+				DataSet("state", info.State.String()).
+				Aria("live", "polite").
+				Title("%s", reason(info.LastError)).
+				Text(statusText(info, now)),
+			app.If(stopped, func() app.UI {
+				return app.Button().Class("chat-reconnect").Type("button").Text("Reconnect").OnClick(c.onReconnect)
+			}),
+			app.Div().Class("chat-account").Body(
+				app.If(c.user != "", func() app.UI {
+					return app.Span().Class("chat-user").Title("Logged in as %s", c.user).Text(c.user)
+				}),
+				app.A().Class("chat-logout").Href("/logout").OnClick(c.onLogout).Text("Log out"),
+			),
+		),
+		c.renderRooms(),
+		app.Main().Class("chat-main").Body(
+			app.H2().Class("chat-room").DataSet("testid", "chat-room").Text(room),
+			c.renderMessages(st, now),
+			app.If(c.notice != "", func() app.UI {
+				return app.P().Class("chat-notice").Aria("live", "assertive").Text(c.notice)
+			}),
+			app.Form().Class("chat-composer").OnSubmit(c.onSend).Body(
+				app.Input().
+					ID(inputID).
+					Class("chat-input").
+					DataSet("testid", "chat-input").
+					Type("text").
+					Name("chat").
+					Placeholder("Message %s", room).
+					MaxLength(maxText).
+					AutoComplete(false).
+					Attr("enterkeyhint", "send").
+					Aria("label", "Message"),
+				app.Button().
+					Class("chat-send").
+					DataSet("testid", "chat-send").
+					Type("submit").
+					Text("Send"),
+			),
+		),
+		c.renderMembers(st),
+	)
+}
+
+func (c *Chat) renderRooms() app.UI {
+	return app.Nav().Class("chat-rooms").Aria("label", "Rooms").Body(
+		app.Ul().Class("chat-roomlist").Body(
+			app.Range(c.order).Slice(func(i int) app.UI {
+				r := c.order[i]
+				st := c.rooms[r]
+				li := app.Li().Class("chat-roomitem")
+				a := app.A().Class("chat-roomlink").Href("?%s", url.Values{"room": {r}}.Encode()).Text(r)
+				if r == c.room {
+					li = li.Class("current")
+					a = a.Aria("current", "page")
+				}
+				return li.Body(
+					a,
+					app.If(st != nil && st.unread > 0, func() app.UI {
+						return app.Span().Class("chat-unread").Title("%d unread", st.unread).Text(st.unread)
+					}),
+					app.If(len(c.order) > 1, func() app.UI {
+						return app.Button().
+							Class("chat-leave").
+							Type("button").
+							Title("Leave %s", r).
+							Aria("label", "Leave "+r).
+							Text("×").
+							OnClick(func(ctx app.Context, e app.Event) { c.leave(ctx, r) }, app.EventScope(r))
+					}),
+				)
+			}),
+		),
+		app.Form().Class("chat-join").OnSubmit(c.onJoin).Body(
+			app.Input().
+				ID(joinInputID).
+				Type("text").
+				Name("room").
+				Placeholder("Room name").
+				MaxLength(MaxRoomLen).
+				Title("1 to 64 letters, digits or - _ . ! ~ ( ) $ @").
+				AutoComplete(false).
+				Spellcheck(false).
+				Aria("label", "Room name"),
+			app.Button().Type("submit").Title("Join or create this room").Text("Join"),
+		),
+		app.If(c.joinErr != "", func() app.UI {
+			return app.P().Class("chat-error").Aria("live", "assertive").Text(c.joinErr)
+		}),
+	)
+}
+
+func (c *Chat) renderMessages(st *roomState, now time.Time) app.UI {
+	msgs := st.msgs
+	var empty string
+	switch {
+	case len(msgs) > 0:
+	case st.err != "":
+		empty = "Could not open this room: " + st.err
+	case !st.loaded:
+		empty = "Loading messages…"
+	default:
+		empty = "No messages yet. Say hello!"
+	}
+	return app.Ol().
+		ID(messagesID).
+		Class("chat-messages").
+		DataSet("testid", "chat-messages").
+		Aria("live", "polite").
+		Aria("relevant", "additions").
+		Body(
+			app.If(empty != "", func() app.UI {
+				return app.Li().Class("chat-empty").Text(empty)
+			}),
+			app.Range(msgs).Slice(func(i int) app.UI {
+				m := msgs[i]
+				li := app.Li().Class("chat-message").DataSet("testid", "chat-message")
+				if c.user != "" && m.User == c.user {
+					li = li.Class("own")
+				}
+				var full string
+				if !m.at.IsZero() {
+					full = m.at.Local().Format("Mon Jan 2 2006 15:04:05")
+				}
+				return li.Body(
+					app.Div().Class("chat-meta").Body(
+						app.Span().Class("chat-author").Text(m.User),
+						app.Time().Class("chat-time").DateTime("%s", m.Time).Title("%s", full).Text(formatTime(m.at, now)),
+					),
+					app.P().Class("chat-text").Text(m.Chat),
+				)
+			}),
+		)
+}
+
+func (c *Chat) renderMembers(st *roomState) app.UI {
+	return app.Aside().Class("chat-members").DataSet("testid", "chat-members").Aria("label", "Members online").Body(
+		app.H2().Class("chat-members-title").Text("Online ("+strconv.Itoa(len(st.members))+")"),
+		app.Ul().Class("chat-memberlist").Body(
+			app.Range(st.members).Slice(func(i int) app.UI {
+				name := st.members[i]
+				li := app.Li().Class("chat-member")
+				if c.user != "" && name == c.user {
+					li = li.Class("me")
+				}
+				return li.Text(name)
+			}),
+		),
+	)
+}
+
+// atBottom reports whether the message list shows its end (or does not
+// exist yet).
+func atBottom() bool {
+	el := app.Window().GetElementByID(messagesID)
+	if !el.Truthy() {
+		return true
+	}
+	return el.Get("scrollHeight").Float()-el.Get("scrollTop").Float()-el.Get("clientHeight").Float() < 48
+}
+
+// scrollDown shows the end of the message list after the next update.
+func scrollDown(ctx app.Context) {
+	ctx.Defer(func(app.Context) {
+		if el := app.Window().GetElementByID(messagesID); el.Truthy() {
+			el.Set("scrollTop", el.Get("scrollHeight"))
+		}
+	})
+}

@@ -1,0 +1,218 @@
+package chatui
+
+import (
+	"errors"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/bayeux-go/bayeux/protocol"
+	"github.com/bayeux-go/bayeux/wasmclient"
+)
+
+// DefaultRoom is the room opened when the URL names none.
+const DefaultRoom = "demo"
+
+// MaxRoomLen is the longest room name, in bytes.
+const MaxRoomLen = 64
+
+// maxMessages bounds the messages kept per room; the oldest go first.
+const maxMessages = 500
+
+// ValidRoom reports whether name can name a room: 1 to 64 ASCII letters,
+// digits and - _ . ! ~ ( ) $ @. The server accepts a few more characters
+// (see internal/chat.ValidRoom); the UI offers only these.
+func ValidRoom(name string) bool {
+	if name == "" || len(name) > MaxRoomLen {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("-_.!~()$@", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return protocol.ValidateChannel("/chat/"+name) == nil
+}
+
+// roomFromURL returns the room named by the query parameter room of u,
+// DefaultRoom when there is none, and ok false when the name is invalid
+// (the room is then DefaultRoom).
+func roomFromURL(u *url.URL) (room string, ok bool) {
+	if u == nil {
+		return DefaultRoom, true
+	}
+	r := u.Query().Get("room")
+	if r == "" {
+		return DefaultRoom, true
+	}
+	if !ValidRoom(r) {
+		return DefaultRoom, false
+	}
+	return r, true
+}
+
+// roomURL returns u with its query replaced by ?room=room.
+func roomURL(u *url.URL, room string) *url.URL {
+	v := *u
+	v.RawQuery = url.Values{"room": {room}}.Encode()
+	v.Fragment = ""
+	return &v
+}
+
+// loginURL is where a browser without a login goes: /login?next=<chat
+// page>?room=<room>, both levels escaped. page is the chat's path
+// ("/chat/").
+func loginURL(page, room string) string {
+	next := page + "?" + url.Values{"room": {room}}.Encode()
+	return "/login?" + url.Values{"next": {next}}.Encode()
+}
+
+// Message is a chat message as the server delivers it on /chat/<room>.
+// The server sets User, Time (RFC 3339) and ID, whatever the sender sent.
+type Message struct {
+	User string `json:"user"`
+	Chat string `json:"chat"`
+	Time string `json:"time"`
+	ID   string `json:"id"`
+}
+
+// message is a Message with its parsed time (zero if unparsable).
+type message struct {
+	Message
+	at time.Time
+}
+
+// roomState is what the page knows of one joined room. It is only used
+// on the UI goroutine.
+type roomState struct {
+	name    string
+	msgs    []message
+	ids     map[string]struct{}
+	members []string
+	unread  int
+	loaded  bool   // a history reply arrived
+	joining bool   // subscribe/history on the way
+	err     string // why joining failed
+}
+
+func newRoomState(name string) *roomState {
+	return &roomState{name: name, ids: map[string]struct{}{}}
+}
+
+// add merges ms into the room, skipping ids already present, keeping the
+// messages in time order (arrival order among equal times) and at most
+// maxMessages of them. It returns how many were new.
+func (r *roomState) add(ms ...Message) int {
+	n := 0
+	sorted := true
+	for _, m := range ms {
+		if m.ID != "" {
+			if _, dup := r.ids[m.ID]; dup {
+				continue
+			}
+			r.ids[m.ID] = struct{}{}
+		}
+		at, _ := time.Parse(time.RFC3339Nano, m.Time)
+		if k := len(r.msgs); k > 0 && !at.IsZero() && at.Before(r.msgs[k-1].at) {
+			sorted = false
+		}
+		r.msgs = append(r.msgs, message{Message: m, at: at})
+		n++
+	}
+	if !sorted {
+		slices.SortStableFunc(r.msgs, func(a, b message) int {
+			switch {
+			case a.at.IsZero() || b.at.IsZero():
+				return 0
+			case a.at.Before(b.at):
+				return -1
+			case b.at.Before(a.at):
+				return 1
+			}
+			return 0
+		})
+	}
+	if over := len(r.msgs) - maxMessages; over > 0 {
+		for _, m := range r.msgs[:over] {
+			delete(r.ids, m.ID)
+		}
+		r.msgs = slices.Delete(r.msgs, 0, over)
+	}
+	return n
+}
+
+// setMembers records the members of the room, sorted and without
+// duplicates.
+func (r *roomState) setMembers(m []string) {
+	m = slices.Clone(m)
+	slices.Sort(m)
+	r.members = slices.Compact(m)
+}
+
+// statusText is the connection status shown to the user.
+func statusText(s wasmclient.StateInfo, now time.Time) string {
+	switch s.State {
+	case wasmclient.Connected:
+		return "connected"
+	case wasmclient.Reconnecting:
+		if d := s.NextRetry.Sub(now); d > 0 {
+			secs := int((d + time.Second - 1) / time.Second)
+			return "reconnecting in " + strconv.Itoa(secs) + "s"
+		}
+		return "reconnecting…"
+	case wasmclient.Disconnected:
+		if s.LastError != nil {
+			return "disconnected: " + reason(s.LastError)
+		}
+		return "disconnected"
+	}
+	return "connecting…"
+}
+
+// reason turns a client error into words for the status line.
+func reason(err error) string {
+	var pe *protocol.Error
+	var he *wasmclient.HTTPError
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, wasmclient.ErrSessionEnded):
+		return "the server ended the session"
+	case errors.Is(err, wasmclient.ErrDisconnected):
+		return "the client was stopped"
+	case errors.As(err, &pe):
+		if pe.Message != "" {
+			return strings.ReplaceAll(pe.Message, "_", " ")
+		}
+	case errors.As(err, &he):
+		return "the server answered " + he.Status
+	}
+	return strings.TrimPrefix(err.Error(), "wasmclient: ")
+}
+
+// isLoginRequired reports whether err says the session has no login.
+func isLoginRequired(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "login_required")
+}
+
+// formatTime shows t in the browser's time zone: the clock time for
+// today, else the date too.
+func formatTime(t, now time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	t = t.Local()
+	now = now.Local()
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format("15:04")
+	}
+	if t.Year() == now.Year() {
+		return t.Format("Jan 2 15:04")
+	}
+	return t.Format("Jan 2 2006 15:04")
+}

@@ -1,0 +1,390 @@
+//go:build !js
+
+package chatui
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/bayeux-go/bayeux/internal/chat"
+	"github.com/bayeux-go/bayeux/protocol"
+	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/server/auth"
+	"github.com/bayeux-go/bayeux/wasmclient"
+)
+
+const wait = 10 * time.Second
+
+// chatServer is a real Bayeux server with the chat policy; users log in
+// with ext.auth, each password being the name followed by "-pw".
+type chatServer struct {
+	srv *server.Server
+	url string
+}
+
+func newChatServer(t *testing.T) *chatServer {
+	t.Helper()
+	var b strings.Builder
+	for _, n := range []string{"alice", "bob", "carol"} {
+		h, err := bcrypt.GenerateFromPassword([]byte(n+"-pw"), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b.WriteString(n + ":" + string(h) + "\n")
+	}
+	path := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	users, err := auth.OpenUsers(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	c := chat.New(auth.NewAuthenticator(users), logins, log)
+	srv, err := server.New(server.Options{
+		Authorize:   c.Authorize,
+		OnEvent:     c.OnEvent,
+		Services:    c.Services(),
+		Logger:      log,
+		PollTimeout: 2 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Attach(srv)
+	hs := httptest.NewServer(srv.Site(server.SiteOptions{}))
+	t.Cleanup(func() {
+		srv.BeginShutdown()
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), wait)
+		defer cancel()
+		srv.Shutdown(ctx)
+	})
+	return &chatServer{srv: srv, url: hs.URL + "/cometd"}
+}
+
+// recorder collects a session's events.
+type recorder struct {
+	mu        sync.Mutex
+	states    []wasmclient.StateInfo
+	user      string
+	rooms     map[string]*roomState
+	logins    []string
+	errs      []string
+	histories int
+	changed   chan struct{}
+}
+
+func (r *recorder) room(name string) *roomState {
+	if r.rooms[name] == nil {
+		r.rooms[name] = newRoomState(name)
+	}
+	return r.rooms[name]
+}
+
+func (r *recorder) do(f func()) {
+	r.mu.Lock()
+	f()
+	r.mu.Unlock()
+	select {
+	case r.changed <- struct{}{}:
+	default:
+	}
+}
+
+func (r *recorder) events() events {
+	return events{
+		state:         func(s wasmclient.StateInfo) { r.do(func() { r.states = append(r.states, s) }) },
+		user:          func(n string) { r.do(func() { r.user = n }) },
+		message:       func(room string, m Message) { r.do(func() { r.room(room).add(m) }) },
+		members:       func(room string, m []string) { r.do(func() { r.room(room).setMembers(m) }) },
+		loginRequired: func(room string) { r.do(func() { r.logins = append(r.logins, room) }) },
+		roomError: func(room string, err error) {
+			r.do(func() { r.errs = append(r.errs, room+": "+err.Error()) })
+		},
+		history: func(room string, msgs []Message, members []string) {
+			r.do(func() {
+				st := r.room(room)
+				st.add(msgs...)
+				st.setMembers(members)
+				st.loaded = true
+				r.histories++
+			})
+		},
+	}
+}
+
+// waitFor waits until cond, called with the lock held, is true.
+func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.After(wait)
+	for {
+		r.mu.Lock()
+		ok := cond()
+		r.mu.Unlock()
+		if ok {
+			return
+		}
+		select {
+		case <-r.changed:
+		case <-time.After(20 * time.Millisecond):
+		case <-deadline:
+			r.mu.Lock()
+			defer r.mu.Unlock()
+			t.Fatalf("timed out waiting for %s (states %v, logins %v, errors %v)", what, r.states, r.logins, r.errs)
+		}
+	}
+}
+
+func (r *recorder) texts(room string) []string {
+	var out []string
+	for _, m := range r.room(room).msgs {
+		out = append(out, m.User+": "+m.Chat)
+	}
+	return out
+}
+
+// user opens a session as name (ext.auth) unless anon is set, when the
+// handshake carries no credentials, like a browser without a login.
+type testUser struct {
+	s    *session
+	rec  *recorder
+	anon atomic.Bool
+}
+
+func (cs *chatServer) user(t *testing.T, name string) *testUser {
+	t.Helper()
+	u := &testUser{rec: &recorder{rooms: map[string]*roomState{}, changed: make(chan struct{}, 1)}}
+	opts := wasmclient.Options{
+		MaxNetworkDelay: 3 * time.Second,
+		Logger:          slog.New(slog.DiscardHandler),
+		OutgoingExt: func(m *protocol.Message) {
+			if m.Channel == protocol.MetaHandshake && u.anon.Load() {
+				delete(m.Ext, "auth")
+			}
+		},
+	}
+	if name != "" {
+		opts.Ext = map[string]any{"auth": map[string]string{"user": name, "password": name + "-pw"}}
+	} else {
+		u.anon.Store(true)
+	}
+	u.s = newSession(cs.url, opts, u.rec.events())
+	t.Cleanup(u.s.stop)
+	return u
+}
+
+func (u *testUser) start(t *testing.T) {
+	t.Helper()
+	if err := u.s.start(); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+}
+
+func TestSessionChat(t *testing.T) {
+	cs := newChatServer(t)
+	alice, bob := cs.user(t, "alice"), cs.user(t, "bob")
+	alice.start(t)
+	alice.rec.waitFor(t, "whoami", func() bool { return alice.rec.user == "alice" })
+	if err := alice.s.join("lobby"); err != nil {
+		t.Fatal(err)
+	}
+	alice.rec.waitFor(t, "alice's history", func() bool { return alice.rec.room("lobby").loaded })
+	if err := alice.s.join("lobby"); err != nil { // joined already: nothing happens
+		t.Fatal(err)
+	}
+
+	bob.start(t)
+	if err := bob.s.join("lobby"); err != nil {
+		t.Fatal(err)
+	}
+	alice.rec.waitFor(t, "bob in alice's member list", func() bool {
+		return slices.Equal(alice.rec.room("lobby").members, []string{"alice", "bob"})
+	})
+	if err := alice.s.send("lobby", "hello bob"); err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []*testUser{alice, bob} {
+		u.rec.waitFor(t, "the message", func() bool { return slices.Contains(u.rec.texts("lobby"), "alice: hello bob") })
+	}
+	bob.rec.mu.Lock()
+	if m := bob.rec.room("lobby").msgs[0]; m.ID == "" || m.at.IsZero() {
+		t.Errorf("message without server id or time: %+v", m)
+	}
+	bob.rec.mu.Unlock()
+
+	// A later joiner gets the message from the history, once.
+	carol := cs.user(t, "carol")
+	carol.start(t)
+	if err := carol.s.join("lobby"); err != nil {
+		t.Fatal(err)
+	}
+	carol.rec.waitFor(t, "carol's history", func() bool { return carol.rec.room("lobby").loaded })
+	carol.rec.mu.Lock()
+	if got := carol.rec.texts("lobby"); !slices.Equal(got, []string{"alice: hello bob"}) {
+		t.Errorf("carol's history = %q", got)
+	}
+	carol.rec.mu.Unlock()
+
+	// Leaving ends the presence.
+	bob.s.leave("lobby")
+	alice.rec.waitFor(t, "bob gone from the member list", func() bool {
+		return slices.Equal(alice.rec.room("lobby").members, []string{"alice", "carol"})
+	})
+}
+
+// After the server ended the session, a reconnect brings back what was
+// said meanwhile through the history, without duplicates.
+func TestSessionReconnectRefetchesHistory(t *testing.T) {
+	cs := newChatServer(t)
+	alice, bob := cs.user(t, "alice"), cs.user(t, "bob")
+	alice.start(t)
+	bob.start(t)
+	for _, u := range []*testUser{alice, bob} {
+		if err := u.s.join("r1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bob.s.send("r1", "before"); err != nil {
+		t.Fatal(err)
+	}
+	alice.rec.waitFor(t, "before", func() bool { return len(alice.rec.texts("r1")) == 1 })
+
+	alice.rec.mu.Lock()
+	id := alice.rec.states[len(alice.rec.states)-1].ClientID
+	alice.rec.mu.Unlock()
+	if _, err := cs.srv.DisconnectWhere(context.Background(), func(in *server.SessionInfo) bool { return in.User == "alice" }); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.s.send("r1", "while alice was away"); err != nil {
+		t.Fatal(err)
+	}
+	// Depending on whether its connect was held, the client hears that
+	// its session ended (then the user reconnects) or that it is unknown
+	// (then it handshakes again by itself).
+	var ended bool
+	alice.rec.waitFor(t, "the session end", func() bool {
+		last := alice.rec.states[len(alice.rec.states)-1]
+		ended = last.State == wasmclient.Disconnected && errors.Is(last.LastError, wasmclient.ErrSessionEnded)
+		return ended || last.State == wasmclient.Connected && last.ClientID != id
+	})
+	if ended {
+		if err := alice.s.reconnect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"bob: before", "bob: while alice was away"}
+	alice.rec.waitFor(t, "the history after the reconnect", func() bool { return slices.Equal(alice.rec.texts("r1"), want) })
+	// Live messages flow again (the client re-subscribed).
+	if err := bob.s.send("r1", "welcome back"); err != nil {
+		t.Fatal(err)
+	}
+	alice.rec.waitFor(t, "a live message", func() bool { return slices.Contains(alice.rec.texts("r1"), "bob: welcome back") })
+}
+
+func TestSessionLoginRequired(t *testing.T) {
+	cs := newChatServer(t)
+	anon := cs.user(t, "")
+	anon.start(t)
+	if err := anon.s.join("r1"); err == nil || !isLoginRequired(err) {
+		t.Fatalf("join without a login: %v, want login_required", err)
+	}
+	// whoami answers "" (no login) and the join fails: both say so.
+	anon.rec.waitFor(t, "loginRequired", func() bool { return slices.Contains(anon.rec.logins, "r1") })
+	anon.rec.mu.Lock()
+	defer anon.rec.mu.Unlock()
+	if len(anon.rec.errs) != 0 {
+		t.Errorf("room errors besides login_required: %v", anon.rec.errs)
+	}
+}
+
+// A session that comes back without its login (logged out in another
+// tab) leads to the login page.
+func TestSessionLoginLostWhileAway(t *testing.T) {
+	cs := newChatServer(t)
+	alice := cs.user(t, "alice")
+	alice.start(t)
+	if err := alice.s.join("r1"); err != nil {
+		t.Fatal(err)
+	}
+	alice.anon.Store(true)
+	if _, err := cs.srv.DisconnectWhere(context.Background(), func(*server.SessionInfo) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	// The session ended (the user reconnects) or was unknown (the client
+	// handshook again by itself, without credentials).
+	var ended bool
+	alice.rec.waitFor(t, "the session end", func() bool {
+		ended = alice.rec.states[len(alice.rec.states)-1].State == wasmclient.Disconnected
+		return ended || len(alice.rec.logins) > 0
+	})
+	if ended {
+		alice.s.reconnect()
+	}
+	alice.rec.waitFor(t, "loginRequired", func() bool { return len(alice.rec.logins) > 0 })
+	alice.rec.mu.Lock()
+	defer alice.rec.mu.Unlock()
+	if len(alice.rec.errs) != 0 {
+		t.Errorf("room errors: %v", alice.rec.errs)
+	}
+}
+
+// A forged user field is replaced by the server.
+func TestSessionSendCannotForgeUser(t *testing.T) {
+	cs := newChatServer(t)
+	alice := cs.user(t, "alice")
+	alice.start(t)
+	if err := alice.s.join("r1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.s.c.Publish(context.Background(), "/chat/r1", map[string]string{"user": "bob", "chat": "forged"}); err != nil {
+		t.Fatal(err)
+	}
+	alice.rec.waitFor(t, "the message", func() bool { return len(alice.rec.texts("r1")) == 1 })
+	alice.rec.mu.Lock()
+	defer alice.rec.mu.Unlock()
+	if got := alice.rec.texts("r1")[0]; got != "alice: forged" {
+		t.Errorf("got %q", got)
+	}
+}
+
+// Leaving and at once joining again (the UI unsubscribes in the
+// background) leaves the room joined.
+func TestSessionLeaveRejoin(t *testing.T) {
+	cs := newChatServer(t)
+	alice, bob := cs.user(t, "alice"), cs.user(t, "bob")
+	alice.start(t)
+	bob.start(t)
+	if err := alice.s.join("r1"); err != nil {
+		t.Fatal(err)
+	}
+	j := alice.s.forget("r1")
+	done := make(chan struct{})
+	go func() { alice.s.unsubscribe(j); close(done) }()
+	if err := alice.s.join("r1"); err != nil {
+		t.Fatal(err)
+	}
+	<-done
+	if err := bob.s.send("r1", "still there?"); err != nil {
+		t.Fatal(err)
+	}
+	alice.rec.waitFor(t, "the message after rejoining", func() bool { return slices.Contains(alice.rec.texts("r1"), "bob: still there?") })
+}

@@ -3,7 +3,7 @@ GO       ?= go
 DATA_DIR ?= $(CURDIR)/data
 export BAYEUX_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: all build wasm run test test-go lint conformance conformance-deps browser-deps fuzz bench clean
+.PHONY: all build wasm run test test-go lint conformance conformance-deps browser-deps redis-deps fuzz bench clean
 
 all: build
 
@@ -25,7 +25,7 @@ run: build
 
 ## test: every suite: vet, gofmt, Go tests with -race (browser tests in
 ## headless Chromium included), the peer conformance suite
-test: lint build browser-deps conformance-deps test-go conformance
+test: lint build browser-deps redis-deps conformance-deps test-go conformance
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
@@ -44,6 +44,12 @@ browser-deps:
 	@command -v chromium >/dev/null || { \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 	  else echo "chromium is required for the browser tests (apt-get install chromium)"; exit 1; fi; }
+
+# redis-server for the Redis engine's tests (installed when missing and root).
+redis-deps:
+	@command -v redis-server >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server; \
+	  else echo "redis-server is required for the Redis engine tests (apt-get install redis-server)"; exit 1; fi; }
 
 conformance-deps:
 	@command -v node >/dev/null && command -v npm >/dev/null || { \

@@ -34,17 +34,18 @@ func Example_replyBot() {
 	})
 
 	alice, _ := srv.NewLocalClient("alice")
-	got := make(chan string, 2)
+	got := make(chan string, 1)
 	alice.Subscribe("/chat/demo", func(m *protocol.Message, from string) {
+		if from == alice.ID() {
+			return // alice's own message comes back too
+		}
 		var in struct{ User, Chat string }
 		json.Unmarshal(m.Data, &in)
 		got <- in.User + ": " + in.Chat
 	})
 	alice.Publish(context.Background(), "/chat/demo", map[string]string{"user": "alice", "chat": "hello"})
 	fmt.Println(<-got)
-	fmt.Println(<-got)
 	// Output:
-	// alice: hello
 	// Autobot: I got your message, alice
 }
 

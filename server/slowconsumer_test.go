@@ -23,7 +23,7 @@ import (
 func TestStalledConsumersStayBounded(t *testing.T) {
 	const (
 		maxQueue = 200
-		total    = 6000
+		total    = 15000
 		burst    = 100
 	)
 	h := newHarness(t, Options{MaxQueue: maxQueue, ConnectTimeout: time.Minute, WriteTimeout: 300 * time.Millisecond})
@@ -107,8 +107,15 @@ func TestStalledConsumersStayBounded(t *testing.T) {
 	runtime.ReadMemStats(&after)
 	growth := int64(after.HeapAlloc) - int64(before.HeapAlloc)
 	t.Logf("heap growth %d KB after %d x 1 KB messages; healthy received %d", growth>>10, total, received.Load())
-	if growth > 4<<20 {
+	// Unbounded queues would keep all 15000 payloads (about 16 MB, shared
+	// by the stalled sessions); bounded ones keep at most 200.
+	if growth > 6<<20 {
 		t.Errorf("heap grew by %d KB: stalled sessions are not bounded", growth>>10)
+	}
+	for _, id := range []string{stalledHTTP.id, stalledWS.id} {
+		if n, err := h.srv.engine.(*MemoryEngine).QueueLen(context.Background(), id); err == nil && n > maxQueue {
+			t.Errorf("stalled session %s holds %d messages, bound is %d", shortID(id), n, maxQueue)
+		}
 	}
 	slices.Sort(latencies)
 	p99 := latencies[len(latencies)*99/100]

@@ -5,7 +5,6 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -24,6 +23,7 @@ import (
 	"github.com/bayeux-go/bayeux/internal/config"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/auth"
+	"github.com/bayeux-go/bayeux/server/redis"
 	"github.com/bayeux-go/bayeux/ui"
 )
 
@@ -63,9 +63,14 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	}
 	a.Log = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)}))
 
+	var eng server.Engine // nil: the memory engine
 	if strings.HasPrefix(cfg.Engine, "redis://") {
-		a.Close()
-		return nil, errors.New("BAYEUX_ENGINE: the Redis engine is not available in this version; use memory")
+		re, err := redis.New(redis.Options{URL: cfg.Engine, MaxQueue: cfg.MaxQueue, Logger: a.Log})
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("BAYEUX_ENGINE: %w", err)
+		}
+		eng = re
 	}
 	users, created, err := openUsers(cfg.UsersFile, a.Log)
 	if err != nil {
@@ -106,6 +111,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		},
 		Services:              a.Chat.Services(),
 		Logger:                a.Log,
+		Engine:                eng,
 		PollTimeout:           cfg.PollTimeout,
 		PollInterval:          cfg.PollInterval,
 		ConnectTimeout:        cfg.ConnectTimeout,

@@ -172,8 +172,8 @@ func TestShutdownAnswersHeldConnects(t *testing.T) {
 	}
 }
 
-func TestRedisEngineRefusedClearly(t *testing.T) {
-	cfg, err := config.LoadFrom(map[string]string{"BAYEUX_ENGINE": "redis://127.0.0.1:6379/0", "BAYEUX_DATA_DIR": t.TempDir()})
+func TestBadRedisURLRefusedClearly(t *testing.T) {
+	cfg, err := config.LoadFrom(map[string]string{"BAYEUX_ENGINE": "redis://127.0.0.1:notaport/x", "BAYEUX_DATA_DIR": t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

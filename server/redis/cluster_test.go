@@ -1,0 +1,299 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/bayeux-go/bayeux/protocol"
+	"github.com/bayeux-go/bayeux/server"
+)
+
+// Two Engines on one Redis with the same prefix are two nodes.
+
+// TestTwoNodesWake: a session created on A, subscribed on B, with its
+// Fetch held on B, is woken by a publish on A; destroying it on A ends
+// the Fetch on B with ErrSessionUnknown.
+func TestTwoNodesWake(t *testing.T) {
+	t.Parallel()
+	a := engine(t, Options{}, server.EngineHooks{})
+	b := engine(t, Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
+	ctx := context.Background()
+	mkSession(t, a, "s")
+	mkSub(t, b, "s", "/room/*")
+	if subs, _ := a.Subscriptions(ctx, "s"); !slices.Equal(subs, []string{"/room/*"}) {
+		t.Errorf("A sees subscriptions %q", subs)
+	}
+	type res struct {
+		b   server.Batch
+		err error
+		d   time.Duration
+	}
+	done := make(chan res, 1)
+	fetch := func() {
+		start := time.Now()
+		bt, err := b.Fetch(ctx, "s", 10*time.Second)
+		done <- res{bt, err, time.Since(start)}
+	}
+	go fetch()
+	time.Sleep(100 * time.Millisecond)
+	aNotices, bNotices := a.Stats().Notices, b.Stats().Notices
+	p := testPayload("/room/1", 7)
+	p.From = "publisher"
+	if n, err := a.Publish(ctx, p); n != 1 || err != nil {
+		t.Fatalf("Publish on A = %d, %v", n, err)
+	}
+	select {
+	case r := <-done:
+		if r.err != nil || len(r.b.Payloads) != 1 || r.b.Payloads[0].From != "publisher" || r.b.Payloads[0].Channel != "/room/1" {
+			t.Fatalf("Fetch on B = %+v, %v", r.b, r.err)
+		}
+		if r.d > 2*time.Second {
+			t.Errorf("Fetch on B woke after %v", r.d)
+		}
+	case <-time.After(hWait):
+		t.Fatal("a publish on A did not wake the Fetch held on B")
+	}
+	if a.Stats().Notices != aNotices || b.Stats().Notices != bNotices+1 {
+		t.Errorf("notices: A %d→%d, B %d→%d; want only B's one", aNotices, a.Stats().Notices, bNotices, b.Stats().Notices)
+	}
+
+	go fetch()
+	time.Sleep(100 * time.Millisecond)
+	if rs, err := a.DestroySession(ctx, "s"); rs == nil || err != nil {
+		t.Fatalf("DestroySession on A = %+v, %v", rs, err)
+	}
+	select {
+	case r := <-done:
+		if !errors.Is(r.err, protocol.ErrSessionUnknown) {
+			t.Errorf("Fetch on B after destroy on A = %+v, %v", r.b, r.err)
+		}
+	case <-time.After(hWait):
+		t.Fatal("destroy on A did not wake the Fetch held on B")
+	}
+}
+
+// TestExpiryAfterNodeGone: sessions made on A expire on B after A is
+// closed, and only one node reports each.
+func TestExpiryAfterNodeGone(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	expired := make(chan string, 20)
+	hook := func(node string) server.EngineHooks {
+		return server.EngineHooks{Expired: func(rs *server.RemovedSession) { expired <- node + ":" + rs.Info.ID }}
+	}
+	a := engine(t, Options{SweepInterval: 10 * time.Millisecond}, hook("a"))
+	b := engine(t, Options{SweepInterval: 10 * time.Millisecond, Prefix: a.opts.Prefix}, hook("b"))
+	c := engine(t, Options{SweepInterval: 10 * time.Millisecond, Prefix: a.opts.Prefix}, hook("c"))
+	// Many sessions expiring at once with three sweepers: each reported once.
+	for i := range 10 {
+		id := "race" + string(rune('0'+i))
+		mkSession(t, a, id)
+		_ = a.Touch(ctx, id, time.Now().Add(50*time.Millisecond))
+	}
+	seen := map[string]string{}
+	for len(seen) < 10 {
+		select {
+		case ev := <-expired:
+			node, id, _ := strings.Cut(ev, ":")
+			if prev, dup := seen[id]; dup {
+				t.Fatalf("%s expired twice (on %s and %s)", id, prev, node)
+			}
+			seen[id] = node
+		case <-time.After(hWait):
+			t.Fatalf("only %d of 10 sessions expired", len(seen))
+		}
+	}
+	select {
+	case ev := <-expired:
+		t.Fatalf("extra expiry %s", ev)
+	case <-time.After(100 * time.Millisecond):
+	}
+	_ = c.Close()
+
+	mkSession(t, a, "s")
+	mkSub(t, a, "s", "/x")
+	_ = a.Touch(ctx, "s", time.Now().Add(300*time.Millisecond))
+	local := &server.SessionInfo{ID: "local_a", Local: true}
+	if err := a.CreateSession(ctx, local); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Close(); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	got := map[string]bool{}
+	for len(got) < 2 {
+		select {
+		case ev := <-expired:
+			if !strings.HasPrefix(ev, "b:") {
+				t.Errorf("expiry reported as %s, want by b", ev)
+			}
+			got[strings.TrimPrefix(ev, "b:")] = true
+		case <-time.After(hWait):
+			t.Fatalf("after A closed, B expired only %v", got)
+		}
+	}
+	if !got["s"] || !got["local_a"] {
+		t.Errorf("expired %v, want s and local_a", got)
+	}
+	// The local session outlived its node by about localTTL (1 s here),
+	// kept alive until then by A's sweeper.
+	if d := time.Since(start); d < 500*time.Millisecond {
+		t.Errorf("A's local session expired %v after A closed", d)
+	}
+	if n, _ := b.Publish(ctx, testPayload("/x", 1)); n != 0 {
+		t.Errorf("expired session still subscribed")
+	}
+}
+
+// TestLocalSessionsKeptAlive: a running node keeps its local-client
+// sessions (which the server never touches) from expiring.
+func TestLocalSessionsKeptAlive(t *testing.T) {
+	t.Parallel()
+	expired := make(chan string, 1)
+	e := engine(t, Options{SweepInterval: 10 * time.Millisecond}, server.EngineHooks{Expired: func(rs *server.RemovedSession) {
+		expired <- rs.Info.ID
+	}})
+	if err := e.CreateSession(context.Background(), &server.SessionInfo{ID: "local", Local: true}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case id := <-expired:
+		t.Fatalf("%s expired while its node runs", id)
+	case <-time.After(1500 * time.Millisecond): // localTTL is 1 s here
+	}
+}
+
+// TestRedisRestart kills redis-server (which persists every write) and
+// starts it again on the same port and data: calls fail while it is down
+// and work again after, the sessions survive, and the pub/sub wake-up
+// works again, also for a Fetch that was held across the restart.
+func TestRedisRestart(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t, "--appendonly", "yes", "--appendfsync", "always")
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	a := newTestEngine(t, rs.URL, Options{Logger: logger}, server.EngineHooks{})
+	b := newTestEngine(t, rs.URL, Options{Logger: logger, Prefix: a.opts.Prefix}, server.EngineHooks{})
+	ctx := context.Background()
+	mkSession(t, a, "s")
+	mkSub(t, a, "s", "/r")
+	_ = a.Touch(ctx, "s", time.Now().Add(time.Hour))
+
+	type res struct {
+		b   server.Batch
+		err error
+	}
+	held := make(chan res, 1)
+	go func() {
+		bt, err := b.Fetch(ctx, "s", 20*time.Second)
+		held <- res{bt, err}
+	}()
+	time.Sleep(100 * time.Millisecond)
+
+	rs.kill()
+	if _, err := a.Publish(ctx, testPayload("/r", 1)); err == nil {
+		t.Error("Publish succeeded while Redis is down")
+	}
+	if _, _, err := a.Session(ctx, "s"); err == nil {
+		t.Error("Session succeeded while Redis is down")
+	}
+	if st := a.Stats(); st.Errors == 0 || !st.Down {
+		t.Errorf("Stats while down = %+v", st)
+	}
+	eventually(t, hWait, func() bool { return strings.Contains(logs.String(), "pub/sub connection lost") }, "a log line about the lost pub/sub connection")
+	if !strings.Contains(logs.String(), "redis unreachable") {
+		t.Errorf("no log line about Redis being unreachable:\n%s", logs)
+	}
+
+	if err := rs.restart(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, hWait, func() bool {
+		_, ok, err := a.Session(ctx, "s")
+		return ok && err == nil
+	}, "the session to be readable again")
+	eventually(t, hWait, func() bool { return a.Stats().Reconnects >= 1 && b.Stats().Reconnects >= 1 }, "both nodes' pub/sub to reconnect")
+	if !strings.Contains(logs.String(), "redis reachable again") || !strings.Contains(logs.String(), "pub/sub reconnected") {
+		t.Errorf("no log lines about the recovery:\n%s", logs)
+	}
+	if a.Stats().Down {
+		t.Error("Stats().Down after recovery")
+	}
+
+	// The Fetch held across the restart is woken by a publish now.
+	if n, err := a.Publish(ctx, testPayload("/r", 2)); n != 1 || err != nil {
+		t.Fatalf("Publish after restart = %d, %v", n, err)
+	}
+	select {
+	case r := <-held:
+		if got := nums(t, r.b); r.err != nil || !slices.Equal(got, []int{2}) {
+			t.Errorf("Fetch held across the restart = %v, %v", got, r.err)
+		}
+	case <-time.After(hWait):
+		t.Fatal("the Fetch held across the restart was not woken")
+	}
+	// And a new wait on the other node too.
+	go func() {
+		bt, err := a.Fetch(ctx, "s", 10*time.Second)
+		held <- res{bt, err}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	if n, err := b.Publish(ctx, testPayload("/r", 3)); n != 1 || err != nil {
+		t.Fatalf("Publish on B after restart = %d, %v", n, err)
+	}
+	select {
+	case r := <-held:
+		if got := nums(t, r.b); r.err != nil || !slices.Equal(got, []int{3}) {
+			t.Errorf("Fetch after the restart = %v, %v", got, r.err)
+		}
+	case <-time.After(hWait):
+		t.Fatal("pub/sub wake-up does not work after the restart")
+	}
+}
+
+// TestRedisRestartWithoutData: Redis comes back empty. A Fetch held across
+// the restart ends without an error (the session was not destroyed, it
+// was lost), and the session is then unknown, so the server tells the
+// client to handshake again.
+func TestRedisRestartWithoutData(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	a := newTestEngine(t, rs.URL, Options{}, server.EngineHooks{})
+	ctx := context.Background()
+	mkSession(t, a, "s")
+	type res struct {
+		b   server.Batch
+		err error
+	}
+	held := make(chan res, 1)
+	go func() {
+		bt, err := a.Fetch(ctx, "s", 20*time.Second)
+		held <- res{bt, err}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	rs.kill()
+	if err := rs.restart(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case r := <-held:
+		if r.err != nil || len(r.b.Payloads) != 0 {
+			t.Errorf("Fetch held while Redis lost its data = %+v, %v; want an empty batch", r.b, r.err)
+		}
+	case <-time.After(hWait):
+		t.Fatal("the held Fetch did not notice the restart")
+	}
+	eventually(t, hWait, func() bool {
+		_, ok, err := a.Session(ctx, "s")
+		return !ok && err == nil
+	}, "the lost session to be reported unknown")
+	if _, err := a.Fetch(ctx, "s", 0); !errors.Is(err, protocol.ErrSessionUnknown) {
+		t.Errorf("Fetch of the lost session = %v", err)
+	}
+}

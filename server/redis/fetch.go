@@ -1,0 +1,336 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/bayeux-go/bayeux/protocol"
+	"github.com/bayeux-go/bayeux/server"
+)
+
+// waiter is a Fetch on this node waiting for a wake-up notice.
+type waiter struct {
+	ch   chan struct{}
+	gone atomic.Bool // a "destroyed" notice arrived
+}
+
+func (w *waiter) signal() {
+	select {
+	case w.ch <- struct{}{}:
+	default:
+	}
+}
+
+type waiterShard struct {
+	mu sync.Mutex
+	m  map[string][]*waiter
+}
+
+var waiterSeed = maphash.MakeSeed()
+
+func (e *Engine) waiterShard(id string) *waiterShard {
+	return &e.waiters[maphash.String(waiterSeed, id)%uint64(len(e.waiters))]
+}
+
+func (e *Engine) addWaiter(id string) *waiter {
+	w := &waiter{ch: make(chan struct{}, 1)}
+	sh := e.waiterShard(id)
+	sh.mu.Lock()
+	sh.m[id] = append(sh.m[id], w)
+	sh.mu.Unlock()
+	return w
+}
+
+func (e *Engine) removeWaiter(id string, w *waiter) {
+	sh := e.waiterShard(id)
+	sh.mu.Lock()
+	ws := sh.m[id]
+	for i, x := range ws {
+		if x == w {
+			ws = append(ws[:i], ws[i+1:]...)
+			break
+		}
+	}
+	if len(ws) == 0 {
+		delete(sh.m, id)
+	} else {
+		sh.m[id] = ws
+	}
+	sh.mu.Unlock()
+}
+
+// wake handles a notice: "m"+id (look again) or "d"+id (destroyed).
+func (e *Engine) wake(notice string) {
+	if len(notice) < 2 {
+		return
+	}
+	e.stats.notices.Add(1)
+	gone, id := notice[0] == 'd', notice[1:]
+	sh := e.waiterShard(id)
+	sh.mu.Lock()
+	for _, w := range sh.m[id] {
+		if gone {
+			w.gone.Store(true)
+		}
+		w.signal()
+	}
+	sh.mu.Unlock()
+}
+
+// wakeAll makes every waiting Fetch look again (after a pub/sub reconnect,
+// notices may have been lost; at Close, they return).
+func (e *Engine) wakeAll() {
+	for i := range e.waiters {
+		sh := &e.waiters[i]
+		sh.mu.Lock()
+		for _, ws := range sh.m {
+			for _, w := range ws {
+				w.signal()
+			}
+		}
+		sh.mu.Unlock()
+	}
+}
+
+func (e *Engine) waiting() int {
+	n := 0
+	for i := range e.waiters {
+		sh := &e.waiters[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
+// pingEvery is how often the idle pub/sub connection is checked.
+const pingEvery = 5 * time.Second
+
+// receive runs the node's pub/sub connection: it delivers wake-up notices
+// to waiters and watches the connection. go-redis re-dials and
+// re-subscribes after an error; a connection that stops answering pings
+// is replaced.
+func (e *Engine) receive(ready chan struct{}) {
+	defer e.wg.Done()
+	ps := e.subscribe()
+	defer func() { _ = ps.Close() }()
+	var (
+		lost       error // the connection failed and has not come back yet
+		first      = true
+		pingSent   bool
+		backoff    = 20 * time.Millisecond
+		maxBackoff = time.Second
+	)
+	for {
+		msg, err := ps.ReceiveTimeout(e.ctx, pingEvery)
+		if e.ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() && lost == nil {
+				if !pingSent {
+					pingSent = true
+					if err := ps.Ping(e.ctx); err == nil {
+						continue
+					}
+				}
+				// Two quiet periods with a ping outstanding: the connection
+				// is dead without having been closed. Replace it.
+				err = errors.New("pub/sub connection stopped answering")
+				_ = ps.Close()
+				ps = e.subscribe()
+			}
+			pingSent = false
+			e.stats.errors.Add(1)
+			if lost == nil {
+				lost = err
+				e.log.Warn("redis pub/sub connection lost; reconnecting", "err", err)
+			}
+			select {
+			case <-e.ctx.Done():
+				return
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, maxBackoff)
+			continue
+		}
+		pingSent = false
+		switch m := msg.(type) {
+		case *goredis.Message:
+			e.wake(m.Payload)
+		case *goredis.Subscription:
+			if m.Kind != "subscribe" {
+				continue
+			}
+			backoff = 20 * time.Millisecond
+			if first {
+				first = false
+				if lost != nil {
+					e.log.Info("redis reachable: pub/sub subscribed", "channel", e.notice)
+				}
+				lost = nil
+				close(ready)
+				continue
+			}
+			if lost != nil {
+				e.stats.reconnects.Add(1)
+				e.log.Info("redis pub/sub reconnected; re-checking waiting connects", "cause", lost)
+			}
+			lost = nil
+			e.wakeAll()
+		}
+	}
+}
+
+// subscribe opens a pub/sub connection on the node's notice channel. Close
+// closes it too: that ends a receive blocked on it.
+func (e *Engine) subscribe() *goredis.PubSub {
+	ps := e.client.Subscribe(e.ctx, e.notice)
+	e.psMu.Lock()
+	e.ps = ps
+	e.psMu.Unlock()
+	return ps
+}
+
+// Fetch implements server.Engine.
+func (e *Engine) Fetch(ctx context.Context, id string, wait time.Duration) (server.Batch, error) {
+	return e.fetch(ctx, id, wait, false, 0)
+}
+
+// FetchAck implements server.Engine.
+func (e *Engine) FetchAck(ctx context.Context, id string, ack uint64, wait time.Duration) (server.Batch, error) {
+	return e.fetch(ctx, id, wait, true, ack)
+}
+
+// take results besides a batch.
+const (
+	takeOK = iota
+	takeUnknown
+	takeSuperseded
+)
+
+// fetch claims the session for this Fetch and takes what is queued. When
+// nothing is and wait > 0 it registers this node as the session's waiter
+// (in the same script, so no publish can slip between the take and the
+// registration) and waits for a notice, then looks again until something
+// arrives or wait passes. A newer Fetch for the session, on any node,
+// ends this one with an empty batch.
+func (e *Engine) fetch(ctx context.Context, id string, wait time.Duration, ackMode bool, ack uint64) (server.Batch, error) {
+	if e.closed.Load() {
+		return server.Batch{}, server.ErrEngineClosed
+	}
+	tok := randomHex(8)
+	var w *waiter
+	if wait > 0 {
+		// Registered before the script runs so that no notice is missed.
+		w = e.addWaiter(id)
+		defer e.removeWaiter(id, w)
+	}
+	b, st, err := e.take(ctx, id, true, tok, wait > 0, ackMode, ack)
+	if err != nil {
+		return b, err
+	}
+	if st == takeUnknown {
+		return b, protocol.ErrSessionUnknown
+	}
+	if len(b.Payloads) > 0 || wait <= 0 {
+		return b, nil
+	}
+	empty := func() server.Batch { return server.Batch{Dropped: b.Dropped, Last: b.Last} }
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	for {
+		final := false
+		select {
+		case <-w.ch:
+		case <-t.C:
+			final = true
+		case <-ctx.Done():
+			ctx := context.WithoutCancel(ctx)
+			if err := releaseScript.Run(ctx, e.client, nil, e.p, id, tok).Err(); err != nil && !e.closed.Load() {
+				e.log.Debug("releasing a session's waiter failed", "err", err)
+			}
+			return b, nil
+		}
+		if e.closed.Load() {
+			return empty(), server.ErrEngineClosed
+		}
+		b2, st, err := e.take(ctx, id, false, tok, !final, ackMode, ack)
+		if err != nil {
+			return empty(), err
+		}
+		switch st {
+		case takeUnknown:
+			if w.gone.Load() {
+				return empty(), protocol.ErrSessionUnknown
+			}
+			// Gone without being destroyed: Redis lost it (a restart
+			// without persistence). Let the client's next connect find
+			// out and handshake again, rather than telling it to stop.
+			return empty(), nil
+		case takeSuperseded:
+			return empty(), nil
+		}
+		b2.Dropped += b.Dropped
+		if len(b2.Payloads) > 0 || final {
+			return b2, nil
+		}
+	}
+}
+
+// take runs the take script. Its context is detached from ctx: once the
+// script removed messages from Redis, the reply must be read.
+func (e *Engine) take(ctx context.Context, id string, claim bool, tok string, register, ackMode bool, ack uint64) (server.Batch, int, error) {
+	b := server.Batch{Last: ack}
+	mode, reg, ackArg := "check", "0", ""
+	if claim {
+		mode = "claim"
+	}
+	if register {
+		reg = "1"
+	}
+	if ackMode {
+		ackArg = fmt.Sprint(ack)
+	}
+	v, err := takeScript.Run(context.WithoutCancel(ctx), e.client, nil, e.p, id, mode, tok, e.opts.NodeID, reg, ackArg).Slice()
+	if err != nil {
+		return b, takeOK, e.fail("fetch", err)
+	}
+	if len(v) == 0 {
+		return b, takeOK, e.fail("fetch", errors.New("empty reply"))
+	}
+	head, _ := v[0].(int64)
+	switch head {
+	case -1:
+		return b, takeUnknown, nil
+	case -2:
+		return b, takeSuperseded, nil
+	}
+	if len(v) < 2 {
+		return b, takeOK, e.fail("fetch", errors.New("short reply"))
+	}
+	b.Dropped = int(head)
+	base, _ := v[1].(int64)
+	if n := len(v) - 2; n > 0 {
+		b.Payloads = make([]*server.Payload, 0, n)
+		b.Last = uint64(base) + uint64(n)
+	}
+	for _, x := range v[2:] {
+		s, _ := x.(string)
+		p, err := decodeEntry(s)
+		if err != nil {
+			return b, takeOK, err
+		}
+		b.Payloads = append(b.Payloads, p)
+	}
+	return b, takeOK, nil
+}

@@ -135,8 +135,10 @@ func TestReloadKeepsLogin(t *testing.T) {
 	login(t, ctx, b, "alice", users["alice"], "")
 	send(t, ctx, "before the reload")
 	waitText(t, ctx, "chat-message", "before the reload", 5*time.Second)
+	start := time.Now()
 	do(t, ctx, 20*time.Second, chromedp.Reload())
 	waitConnected(t, ctx, 20*time.Second)
+	t.Logf("navigation to connected: %v", time.Since(start))
 	if loc := get(t, ctx, 5*time.Second, chromedp.Location()); strings.Contains(loc, "/login") {
 		t.Fatalf("reload went to %s", loc)
 	}

@@ -429,6 +429,14 @@ func (s *Server) unregisterHeld(id string, h *heldConnect) {
 	sh.mu.Unlock()
 }
 
+// isHeld reports whether a connect of the session is held on this node.
+func (s *Server) isHeld(id string) bool {
+	sh := &s.conns[s.shard(id)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	return sh.m[id] != nil
+}
+
 // wakeHeld returns the session's held connect on this node now, if any.
 func (s *Server) wakeHeld(id string) {
 	sh := &s.conns[s.shard(id)]

@@ -86,13 +86,22 @@ func (ws *wsConn) run() {
 		}
 		ws.mu.Unlock()
 		for _, id := range ids {
-			s.wakeHeld(id)
-			_ = s.engine.Touch(context.Background(), id, time.Now().Add(s.opts.ConnectTimeout))
+			// This socket's own held connect ends with its context; a
+			// connect held elsewhere (a newer socket) keeps the session.
+			if !s.isHeld(id) {
+				_ = s.engine.Touch(context.Background(), id, time.Now().Add(s.opts.ConnectTimeout))
+			}
 		}
 		ws.c.CloseNow()
 	}()
+	// A live client sends a connect at least every PollTimeout; a socket
+	// silent for longer than that plus ConnectTimeout is half-open (the
+	// peer vanished): close it rather than keep it forever.
+	idle := s.opts.PollTimeout + s.opts.ConnectTimeout
 	for {
-		typ, data, err := ws.c.Read(ws.ctx)
+		rctx, cancel := context.WithTimeout(ws.ctx, idle)
+		typ, data, err := ws.c.Read(rctx)
+		cancel()
 		if err != nil {
 			return
 		}

@@ -139,3 +139,40 @@ func TestWebSocketBadFrame(t *testing.T) {
 	}
 	h.client().start()
 }
+
+// TestWebSocketOldSocketCloseKeepsNewConnect: closing a client's old socket
+// does not disturb the connect it holds on a new one.
+func TestWebSocketOldSocketCloseKeepsNewConnect(t *testing.T) {
+	h := newHarness(t, Options{TrustClientSession: true})
+	a := h.dialWS(nil)
+	a.send(handshakeMsg())
+	a.id = only(t, a.read(hWait), protocol.MetaHandshake).ClientID
+	a.send(connectMsg(a.id, nil))
+	h.waitHeld(1)
+	b := h.dialWS(nil)
+	b.id = a.id
+	b.send(connectMsg(b.id, nil)) // supersedes a's connect
+	time.Sleep(100 * time.Millisecond)
+	a.c.Close(websocket.StatusNormalClosure, "old tab")
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if _, b2, err := b.c.Read(ctx); err == nil {
+		t.Fatalf("the new socket's connect was answered when the old socket closed: %s", b2)
+	}
+}
+
+// TestWebSocketIdleClosed: a socket that sends nothing for longer than
+// PollTimeout+ConnectTimeout is closed by the server.
+func TestWebSocketIdleClosed(t *testing.T) {
+	h := newHarness(t, Options{PollTimeout: 100 * time.Millisecond, ConnectTimeout: 100 * time.Millisecond})
+	ws := h.dialWS(nil)
+	ctx, cancel := context.WithTimeout(context.Background(), hWait)
+	defer cancel()
+	start := time.Now()
+	if _, _, err := ws.c.Read(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("idle socket not closed: %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("idle socket closed after %v", d)
+	}
+}

@@ -51,7 +51,10 @@ type Client struct {
 	clientID string
 	// ready is true while queued messages may be sent: there is a session
 	// and its last connect or handshake succeeded.
-	ready   bool
+	ready bool
+	// useWS: the session handshook over the WebSocket, and its messages
+	// go there (Options.WebSocket).
+	useWS   bool
 	adv     advice
 	queue   [][]*request // groups; a group travels in one HTTP request
 	pending map[protocol.ID]*request
@@ -94,6 +97,9 @@ func New(url string, opts Options) *Client {
 		c.exts = append(c.exts, outgoingFunc(opts.OutgoingExt))
 	}
 	c.disp.log = c.log
+	if opts.WebSocket && !opts.WebSocketTransport.core.attach(c, c.pushed) {
+		c.log.Warn("wasmclient: a WebSocketTransport is shared by two Clients; the first gets nothing more from it")
+	}
 	return c
 }
 
@@ -225,7 +231,11 @@ func (c *Client) stopLocked(r *runState, err error) {
 	c.run = nil
 	c.closing = false
 	c.ready = false
+	c.useWS = false
 	r.cancel()
+	if c.opts.WebSocket {
+		c.opts.WebSocketTransport.core.close()
+	}
 	fail := err
 	if fail == nil {
 		fail = ErrDisconnected
@@ -308,6 +318,9 @@ func (c *Client) loop(r *runState) {
 		// but came back at once and empty (a server that is shutting
 		// down does that); from the third on the client backs off.
 		spins int
+		// noWS: the WebSocket failed where long-polling worked; this run
+		// uses long-polling only (Options.WebSocket).
+		noWS = !c.opts.WebSocket
 	)
 	// retry waits before the next attempt, in state Reconnecting.
 	retry := func(delay time.Duration) bool {
@@ -321,16 +334,19 @@ func (c *Client) loop(r *runState) {
 				return // Disconnect is running: no new session
 			}
 			c.setState(r, StateInfo{State: Connecting, LastError: lastErr, Failures: failures})
-			reply, err := c.handshake(r)
+			reply, onWS, err := c.handshake(r, !noWS)
 			if ctx.Err() != nil {
 				return
+			}
+			if err == nil && !noWS && !onWS {
+				noWS = true
 			}
 			reconnect, interval := protocol.ReconnectRetry, time.Duration(0)
 			if err == nil && !reply.IsSuccessful() {
 				err = replyError(reply)
 				reconnect, interval = replyAdvice(reply, protocol.ReconnectHandshake, 0)
 			}
-			if err == nil && !offersLongPolling(reply) {
+			if err == nil && !offers(reply, connectionType(onWS)) {
 				err, reconnect = protocol.ErrNoTransport.WithArgs(reply.SupportedConnectionTypes...), protocol.ReconnectNone
 			}
 			if err != nil {
@@ -345,21 +361,21 @@ func (c *Client) loop(r *runState) {
 				}
 				continue
 			}
-			c.established(r, reply)
+			c.established(r, reply, onWS)
 			session, fresh, lastOK = true, true, time.Now()
 		}
 
 		c.mu.Lock()
-		adv, clientID := c.adv, c.clientID
+		adv, clientID, onWS := c.adv, c.clientID, c.useWS
 		c.mu.Unlock()
-		m := &protocol.Message{Channel: protocol.MetaConnect, ID: c.nextID(), ClientID: clientID, ConnectionType: protocol.LongPolling}
+		m := &protocol.Message{Channel: protocol.MetaConnect, ID: c.nextID(), ClientID: clientID, ConnectionType: connectionType(onWS)}
 		hold := adv.timeout
 		if fresh {
 			m.Advice = &protocol.Advice{Timeout: protocol.Ms(0)}
 			hold = 0
 		}
 		sent := time.Now()
-		resp, err := c.roundTrip(ctx, []*protocol.Message{m}, hold+c.opts.MaxNetworkDelay)
+		resp, err := c.roundTrip(ctx, c.transport(onWS), []*protocol.Message{m}, hold+c.opts.MaxNetworkDelay)
 		if ctx.Err() != nil {
 			return
 		}
@@ -451,8 +467,43 @@ func (c *Client) end(r *runState, err error) {
 	c.stopLocked(r, err)
 }
 
-// handshake sends /meta/handshake and returns its reply.
-func (c *Client) handshake(r *runState) (*protocol.Message, error) {
+// handshake sends /meta/handshake and returns its reply, and whether the
+// session is to use the WebSocket. With tryWS it is sent over the
+// WebSocket first, then over long-polling if that fails (see
+// Options.WebSocket).
+func (c *Client) handshake(r *runState, tryWS bool) (reply *protocol.Message, onWS bool, err error) {
+	if !tryWS {
+		reply, err = c.handshakeOn(r, false)
+		return reply, false, err
+	}
+	reply, err = c.handshakeOn(r, true)
+	if err == nil {
+		if reply.IsSuccessful() && !offers(reply, protocol.WebSocket) {
+			// Odd, as the upgrade worked; go on with long-polling. The
+			// session is bound to the same browser cookie.
+			c.log.Info("wasmclient: the server does not offer websocket; using long-polling",
+				"offered", reply.SupportedConnectionTypes)
+			c.opts.WebSocketTransport.core.close()
+			return reply, false, nil
+		}
+		return reply, true, nil
+	}
+	if r.ctx.Err() != nil {
+		return nil, false, err
+	}
+	wsErr := err
+	reply, err = c.handshakeOn(r, false)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w (websocket: %v)", err, wsErr)
+	}
+	c.log.Info("wasmclient: websocket failed where long-polling works; using long-polling", "err", wsErr)
+	c.opts.WebSocketTransport.core.close()
+	return reply, false, nil
+}
+
+// handshakeOn sends one /meta/handshake over the WebSocket (ws) or
+// long-polling and returns its reply.
+func (c *Client) handshakeOn(r *runState, ws bool) (*protocol.Message, error) {
 	m := &protocol.Message{
 		Channel:                  protocol.MetaHandshake,
 		ID:                       c.nextID(),
@@ -460,13 +511,16 @@ func (c *Client) handshake(r *runState) (*protocol.Message, error) {
 		MinimumVersion:           protocol.Version,
 		SupportedConnectionTypes: []string{protocol.LongPolling},
 	}
+	if ws {
+		m.SupportedConnectionTypes = []string{protocol.WebSocket, protocol.LongPolling}
+	}
 	if len(r.ext) > 0 {
 		m.Ext = make(map[string]json.RawMessage, len(r.ext))
 		for k, v := range r.ext {
 			m.Ext[k] = v
 		}
 	}
-	resp, err := c.roundTrip(r.ctx, []*protocol.Message{m}, c.opts.MaxNetworkDelay)
+	resp, err := c.roundTrip(r.ctx, c.transport(ws), []*protocol.Message{m}, c.opts.MaxNetworkDelay)
 	if err != nil {
 		return nil, err
 	}
@@ -480,27 +534,48 @@ func (c *Client) handshake(r *runState) (*protocol.Message, error) {
 	return reply, nil
 }
 
-func offersLongPolling(reply *protocol.Message) bool {
+// offers reports whether a handshake reply allows connection type ct (a
+// reply that lists none allows any).
+func offers(reply *protocol.Message, ct string) bool {
 	if len(reply.SupportedConnectionTypes) == 0 {
 		return true
 	}
 	for _, t := range reply.SupportedConnectionTypes {
-		if t == protocol.LongPolling {
+		if t == ct {
 			return true
 		}
 	}
 	return false
 }
 
+// connectionType is the /meta/connect connectionType of a session on the
+// WebSocket (ws) or on long-polling.
+func connectionType(ws bool) string {
+	if ws {
+		return protocol.WebSocket
+	}
+	return protocol.LongPolling
+}
+
+// transport returns the WebSocket transport (ws) or the long-polling one.
+func (c *Client) transport(ws bool) Transport {
+	if ws {
+		return c.opts.WebSocketTransport
+	}
+	return c.opts.Transport
+}
+
 // established records a successful handshake: the new session id, the
-// advice, and the subscriptions to restore, queued before anything else.
-func (c *Client) established(r *runState, reply *protocol.Message) {
+// transport it uses, the advice, and the subscriptions to restore, queued
+// before anything else.
+func (c *Client) established(r *runState, reply *protocol.Message, onWS bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.run != r {
 		return
 	}
 	c.clientID = reply.ClientID
+	c.useWS = onWS
 	c.updateAdviceLocked(reply.Advice)
 	var resub []*request
 	for ch, cs := range c.subs {

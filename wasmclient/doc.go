@@ -1,8 +1,11 @@
-// Package wasmclient is a Bayeux 1.0 (CometD) client over HTTP long-polling.
-// It runs natively and in the browser (GOOS=js GOARCH=wasm): the HTTP
-// requests go through a Transport, which is net/http with a cookie jar
-// natively (HTTPTransport) and the browser's fetch in WebAssembly
-// (FetchTransport), so that the wasm build does not link net/http.
+// Package wasmclient is a Bayeux 1.0 (CometD) client over HTTP long-polling
+// and, optionally (Options.WebSocket), CometD's websocket transport with
+// long-polling as fallback. It runs natively and in the browser (GOOS=js
+// GOARCH=wasm): the HTTP requests go through a Transport, which is
+// net/http with a cookie jar natively (HTTPTransport) and the browser's
+// fetch in WebAssembly (FetchTransport), so that the wasm build does not
+// link net/http; the WebSocketTransport is github.com/coder/websocket
+// natively and the browser's WebSocket in WebAssembly, for the same reason.
 //
 // A Client handshakes, then keeps one /meta/connect outstanding in a
 // background goroutine, driven by the server's advice: it waits
@@ -15,7 +18,8 @@
 //
 // Other messages (subscribe, unsubscribe, publish, service calls) travel on
 // a second request, never together with the held connect, so a client has
-// at most two requests in flight, as the Bayeux specification asks. They
+// at most two requests in flight, as the Bayeux specification asks (over
+// a WebSocket: two frames waiting for their answer, on one socket). They
 // are queued while the client has no session (before Connect, while
 // handshaking, while reconnecting) and sent in order, several per request
 // when they pile up; Batch sends a group in one request on purpose.
@@ -33,5 +37,6 @@
 // listener that receives it and must not be modified.
 //
 // Sessions are bound to the server's BAYEUX_BROWSER cookie, so a native
-// Transport must keep cookies: DefaultTransport and NewHTTPTransport do.
+// Transport must keep cookies: DefaultTransport and NewHTTPTransport do, and
+// the default WebSocketTransport shares the cookie jar of an HTTPTransport.
 package wasmclient

@@ -83,3 +83,32 @@ func ExampleClient_OnState() {
 	})
 	defer remove()
 }
+
+// Use the websocket transport, with long-polling as fallback: for example
+// behind a proxy that does not pass WebSocket upgrades, the client
+// handshakes over long-polling instead and stays there.
+func ExampleOptions_webSocket() {
+	srv, _ := server.New(server.Options{Logger: slog.New(slog.DiscardHandler)})
+	ts := httptest.NewServer(srv.Site(server.SiteOptions{}))
+	defer func() {
+		srv.BeginShutdown()
+		ts.Close()
+		srv.Shutdown(context.Background())
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c := wasmclient.New(ts.URL+"/cometd", wasmclient.Options{WebSocket: true})
+	if err := c.Connect(ctx); err != nil {
+		fmt.Println("connect:", err)
+		return
+	}
+	defer c.Disconnect(ctx)
+	reply, err := c.Call(ctx, "echo", "over a socket")
+	if err != nil {
+		fmt.Println("call:", err)
+		return
+	}
+	fmt.Println(string(reply.Data))
+	// Output: "over a socket"
+}

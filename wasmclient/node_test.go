@@ -12,8 +12,9 @@ import (
 	"github.com/bayeux-go/bayeux/server"
 )
 
-// TestFetchTransportInNode runs fetch_js_test.go, the wasm build of the
-// client with FetchTransport, under Node.js against a real server. It
+// TestFetchTransportInNode runs fetch_js_test.go and websocket_js_test.go,
+// the wasm build of the client with FetchTransport and the browser-API
+// WebSocketTransport, under Node.js against a real server. It
 // needs node and compiles a wasm test binary, so it runs only when
 // WASMCLIENT_NODE_TEST=1.
 func TestFetchTransportInNode(t *testing.T) {
@@ -26,8 +27,13 @@ func TestFetchTransportInNode(t *testing.T) {
 	// Node's fetch keeps no cookies, so the session cannot be bound to one.
 	ts := newTestServer(t, server.Options{TrustClientSession: true}, nil)
 	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	cmd := exec.Command(goBin, "test", "-count=1", "-v", "-run", "^TestFetch", ".")
-	cmd.Env = append(os.Environ(),
+	cmd := exec.Command(goBin, "test", "-count=1", "-timeout=2m", "-v", "-run", "^(TestFetch|TestJSWebSocket)", ".")
+	env := os.Environ()
+	if out, err := exec.Command("node", "--experimental-websocket", "-e", "").CombinedOutput(); err == nil && len(out) == 0 {
+		// Node 20 and 21 have a WebSocket only behind this flag.
+		env = append(env, "NODE_OPTIONS=--experimental-websocket "+os.Getenv("NODE_OPTIONS"))
+	}
+	cmd.Env = append(env,
 		"GOOS=js", "GOARCH=wasm",
 		"PATH="+filepath.Join(runtime.GOROOT(), "lib", "wasm")+string(os.PathListSeparator)+os.Getenv("PATH"),
 		"WASMCLIENT_URL="+ts.url,

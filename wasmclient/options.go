@@ -11,9 +11,40 @@ import (
 // Options configures a Client. The zero value is usable: every zero field
 // takes the default documented on it.
 type Options struct {
-	// Transport sends the HTTP requests. Default: DefaultTransport(), a
-	// fresh cookie-keeping HTTPTransport natively, fetch in the browser.
+	// Transport sends the HTTP requests (the long-polling transport).
+	// Default: DefaultTransport(), a fresh cookie-keeping HTTPTransport
+	// natively, fetch in the browser.
 	Transport Transport
+
+	// WebSocket makes the client use the websocket transport (one socket
+	// per client, see WebSocketTransport) when it can, and Transport
+	// (long-polling) otherwise. Off by default: long-polling works
+	// through every proxy, and a socket holds one of the server's
+	// per-address connection slots (server Options.ClientMaxConnections)
+	// for as long as the client runs.
+	//
+	// With WebSocket, every handshake is first sent over the socket,
+	// advertising supportedConnectionTypes ["websocket","long-polling"].
+	// If the socket cannot be opened or breaks before the reply, the
+	// client sends the handshake again at once over Transport; if that
+	// succeeds, or if the server's handshake reply does not list
+	// "websocket", the client uses long-polling until it stops (as CometD
+	// does: a WebSocket that never worked is not tried again). If both
+	// fail, the next attempt tries the socket first again. Once a
+	// handshake succeeded over the socket, the session stays on it
+	// (CometD's stickyReconnect): connects and other messages go over it
+	// with connectionType "websocket", and a broken socket is dialed
+	// again and retried with the usual backoff; only a later handshake
+	// (the server forgot the session) may fall back. Each Connect starts
+	// with the socket again.
+	WebSocket bool
+	// WebSocketTransport is the socket transport used when WebSocket is
+	// set. Default: a new WebSocketTransport; natively it dials with
+	// Transport's http.Client and headers when Transport is an
+	// *HTTPTransport with a cookie jar, so that both transports carry the
+	// same cookies. It serves this Client only.
+	WebSocketTransport *WebSocketTransport
+
 	// Ext is the ext field of /meta/handshake, sent on every (re-)handshake,
 	// for example {"auth": {"user": "alice", "password": "secret"}}. Each
 	// value must be encodable by encoding/json; Connect fails otherwise.
@@ -74,6 +105,9 @@ const (
 func (o *Options) setDefaults() {
 	if o.Transport == nil {
 		o.Transport = DefaultTransport()
+	}
+	if o.WebSocket && o.WebSocketTransport == nil {
+		o.WebSocketTransport = defaultWebSocketTransport(o.Transport)
 	}
 	if o.BackoffIncrement <= 0 {
 		o.BackoffIncrement = DefaultBackoffIncrement

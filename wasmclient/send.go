@@ -122,7 +122,7 @@ func (c *Client) sender(r *runState) {
 		case <-c.kick:
 		}
 		for {
-			batch, stale := c.take(r)
+			batch, ws, stale := c.take(r)
 			if stale {
 				// A newer run's sender may have been meant: pass it on.
 				c.kickSender()
@@ -131,22 +131,23 @@ func (c *Client) sender(r *runState) {
 			if len(batch) == 0 {
 				break
 			}
-			c.sendBatch(r, batch)
+			c.sendBatch(r, c.transport(ws), batch)
 		}
 	}
 }
 
 // take removes the next groups from the queue, stamps the session id on
-// them and registers them as pending. It returns nothing while the client
-// is not ready; stale is true when r is no longer the current run.
-func (c *Client) take(r *runState) (batch []*request, stale bool) {
+// them and registers them as pending; ws tells whether the session uses
+// the WebSocket. It returns nothing while the client is not ready; stale
+// is true when r is no longer the current run.
+func (c *Client) take(r *runState) (batch []*request, ws, stale bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.run != r {
-		return nil, true
+		return nil, false, true
 	}
 	if !c.ready || c.clientID == "" {
-		return nil, false
+		return nil, false, false
 	}
 	var out []*request
 	for len(c.queue) > 0 {
@@ -168,15 +169,15 @@ func (c *Client) take(r *runState) (batch []*request, stale bool) {
 	if len(c.queue) == 0 {
 		c.queue = nil
 	}
-	return out, false
+	return out, c.useWS, false
 }
 
-func (c *Client) sendBatch(r *runState, batch []*request) {
+func (c *Client) sendBatch(r *runState, t Transport, batch []*request) {
 	msgs := make([]*protocol.Message, len(batch))
 	for i, q := range batch {
 		msgs[i] = q.msg
 	}
-	resp, err := c.roundTrip(r.ctx, msgs, c.opts.MaxNetworkDelay)
+	resp, err := c.roundTrip(r.ctx, t, msgs, c.opts.MaxNetworkDelay)
 	if err == nil {
 		c.route(resp, "")
 	}
@@ -195,13 +196,19 @@ func (c *Client) sendBatch(r *runState, batch []*request) {
 	}
 }
 
-// roundTrip runs the outgoing extensions, sends msgs in one request that
-// may take up to timeout, decodes the response and runs the incoming
+// roundTrip runs the outgoing extensions, sends msgs with t in one request
+// that may take up to timeout, decodes the response and runs the incoming
 // extensions on it.
-func (c *Client) roundTrip(ctx context.Context, msgs []*protocol.Message, timeout time.Duration) ([]*protocol.Message, error) {
+func (c *Client) roundTrip(ctx context.Context, t Transport, msgs []*protocol.Message, timeout time.Duration) ([]*protocol.Message, error) {
 	for _, m := range msgs {
 		for _, e := range c.exts {
 			e.Outgoing(m)
+		}
+		if m.ID == "" {
+			// Every message has one already; this keeps it so whatever
+			// an extension did: the WebSocket transport matches replies
+			// by id.
+			m.ID = c.nextID()
 		}
 	}
 	body, err := json.Marshal(msgs)
@@ -210,11 +217,35 @@ func (c *Client) roundTrip(ctx context.Context, msgs []*protocol.Message, timeou
 	}
 	tctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	b, err := c.opts.Transport.Send(tctx, c.url, body)
+	b, err := t.Send(tctx, c.url, body)
 	if err != nil {
 		return nil, err
 	}
+	return c.decode(b)
+}
+
+// pushed handles a WebSocket frame that answers no request in flight: a
+// late reply, or events from a server that delivers them outside
+// /meta/connect.
+func (c *Client) pushed(b []byte) {
+	c.mu.Lock()
+	running := c.run != nil
+	c.mu.Unlock()
+	if !running {
+		return
+	}
+	resp, err := c.decode(b)
+	if err != nil {
+		c.log.Debug("wasmclient: bad websocket frame", "err", err)
+		return
+	}
+	c.route(resp, "")
+}
+
+// decode decodes a response and runs the incoming extensions on it.
+func (c *Client) decode(b []byte) ([]*protocol.Message, error) {
 	var resp []*protocol.Message
+	var err error
 	if t := bytes.TrimSpace(b); !bytes.Equal(t, []byte("[]")) {
 		if resp, err = protocol.DecodeBatch(t); err != nil {
 			return nil, fmt.Errorf("wasmclient: decoding response: %w", err)

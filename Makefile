@@ -7,7 +7,8 @@ export BAYEUX_DATA_DIR ?= $(DATA_DIR)
 
 all: build
 
-## build: the chat's app.wasm (+ .br/.gz), then bin/bayeux with it embedded
+## build: the chat's app.wasm and the embeddable client bayeux.wasm (each
+## with .br/.gz), then bin/bayeux with them embedded
 build: wasm
 	$(GO) build -o bin/bayeux ./cmd/bayeux
 
@@ -18,6 +19,9 @@ wasm:
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o bin/app.wasm.new ./cmd/chatwasm
 	@if cmp -s bin/app.wasm.new assets/web/app.wasm && [ -f assets/web/app.wasm.br ] && [ -f assets/web/app.wasm.gz ]; then \
 	  rm bin/app.wasm.new; else mv bin/app.wasm.new assets/web/app.wasm && $(GO) run ./internal/tools/precompress assets/web/app.wasm; fi
+	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o bin/bayeux.wasm.new ./cmd/embedwasm
+	@if cmp -s bin/bayeux.wasm.new assets/embed/bayeux.wasm && [ -f assets/embed/bayeux.wasm.br ] && [ -f assets/embed/bayeux.wasm.gz ]; then \
+	  rm bin/bayeux.wasm.new; else mv bin/bayeux.wasm.new assets/embed/bayeux.wasm && $(GO) run ./internal/tools/precompress assets/embed/bayeux.wasm; fi
 
 ## run: build and serve on :8080 (state under ./data)
 run: build

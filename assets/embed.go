@@ -1,7 +1,10 @@
 // Package assets holds the default document root (the landing page, its
 // style sheet and icons), served when BAYEUX_DOCUMENT_ROOT is unset, and
 // the chat's web resources under web/: icons, style sheet and the build
-// output app.wasm (with .br and .gz variants) made by `make build`.
+// output app.wasm (with .br and .gz variants) made by `make build`, and
+// the JavaScript API of the Go Bayeux client under embed/: the loader
+// bayeux.js and the build output bayeux.wasm (cmd/embedwasm, with .br and
+// .gz variants).
 package assets
 
 import (
@@ -19,3 +22,10 @@ var web embed.FS
 
 // Web holds the chat's resources, served under /chat/web/.
 var Web, _ = fs.Sub(web, "web")
+
+//go:embed embed
+var embedded embed.FS
+
+// Embed holds the JavaScript API of the Go Bayeux client, served under
+// /embed/: bayeux.js and, once built, bayeux.wasm.
+var Embed, _ = fs.Sub(embedded, "embed")

@@ -156,6 +156,11 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	embedHandler, err := chatweb.NewEmbed(chatweb.EmbedOptions{Files: assets.Embed, AllowedOrigins: cfg.AllowedOrigins})
+	if err != nil {
+		a.Close()
+		return nil, err
+	}
 	site := srv.Site(server.SiteOptions{
 		ContentHandlers: map[string]http.Handler{
 			"GET /healthz": health,
@@ -163,6 +168,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 			"/logout":      pages.Logout(),
 			"/chat":        chatHandler,
 			"/chat/":       chatHandler,
+			"/embed/":      embedHandler,
 			"/admin/": pages.Admin(ui.AdminOptions{
 				Users: users, Admins: admins, Recorder: a.Recorder, FailedLogins: a.Auth.Failed.Load,
 				Version: version, Engine: engine, TokenKey: ui.FormTokenKey(keys),

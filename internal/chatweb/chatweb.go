@@ -4,7 +4,9 @@
 // .gz variants, chat.css, icons) under /chat/web/.
 //
 // It does no authentication: the caller wraps the handler with its login
-// requirement.
+// requirement (Options.Guard), which a page loaded into a frame skips (see
+// Guard). NewEmbed serves the JavaScript API of the Go Bayeux client
+// under /embed/.
 package chatweb
 
 import (
@@ -36,7 +38,14 @@ type Options struct {
 	Files fs.FS
 
 	// Guard, if set, wraps the page (/chat/, the only HTML the chat
-	// has), typically with a login requirement. go-app's scripts,
+	// has), typically with a login requirement, except when the browser
+	// loads the page into a frame (Sec-Fetch-Dest: iframe or frame): a
+	// cross-site frame gets no login cookie where third-party cookies are
+	// blocked, and a redirect to the login page would only show a login
+	// that cannot stick. The page holds nothing private; its data comes
+	// through Bayeux, which checks who is asking, and in a frame the chat
+	// asks for a login itself. Who may frame the page at all is
+	// EmbedOrigins. go-app's scripts,
 	// manifest and service worker and the web resources are served
 	// without it: they hold nothing private, and browsers fetch the
 	// manifest without cookies, so a guarded manifest would be the login
@@ -99,7 +108,7 @@ func New(opts Options) (http.Handler, error) {
 		page = http.HandlerFunc(notBuilt)
 	}
 	if opts.Guard != nil {
-		page = opts.Guard(page)
+		page = framedUnguarded(page, opts.Guard(page))
 	}
 	mux.Handle(Prefix+"/{$}", page)
 	mux.Handle(Prefix+"/", http.StripPrefix(Prefix, goapp))
@@ -122,6 +131,21 @@ func New(opts Options) (http.Handler, error) {
 		h.Set("Referrer-Policy", "same-origin")
 		mux.ServeHTTP(w, r)
 	}), nil
+}
+
+// framedUnguarded serves requests for a frame with open and the others
+// with guarded. The answer depends on Sec-Fetch-Dest, so caches must key on
+// it.
+func framedUnguarded(open, guarded http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Add("Vary", "Sec-Fetch-Dest")
+		switch r.Header.Get("Sec-Fetch-Dest") {
+		case "iframe", "frame":
+			open.ServeHTTP(w, r)
+		default:
+			guarded.ServeHTTP(w, r)
+		}
+	})
 }
 
 // contentSecurityPolicy is the policy of every chat response. go-app's

@@ -34,6 +34,16 @@ const maxText = 2000
 // by the browser's login cookie. Network work starts in OnMount, which
 // only runs in the browser: during server-side prerendering the page shows
 // the room and the status "connecting…".
+//
+// In a frame (window.self !== window.top, as in <iframe
+// src="https://host/chat/?room=NAME">) the page is compact (class
+// "compact": no room list, no title, no logout link) and uses the
+// WebSocket transport, which keeps a session without cookies. A
+// cross-site frame usually has no login cookie (third-party cookies are
+// blocked): when the handshake is anonymous the chat shows its own login
+// form and handshakes again with ext.auth {user, password}. The
+// credentials stay in memory, for re-handshakes, until the frame is
+// reloaded.
 type Chat struct {
 	app.Compo
 
@@ -48,9 +58,30 @@ type Chat struct {
 	joinErr string    // why the room form refused a name
 
 	sess        *session
+	gen         int // counts sessions; events of older ones are ignored
 	stopTicker  context.CancelFunc
 	redirecting bool
+
+	// In a frame (window.self !== window.top) the chat is compact and
+	// logs in by itself: a cross-site frame has no login cookie.
+	framed    bool
+	loginForm bool   // show the frame's login form
+	loginErr  string // why the last login failed
+	loggingIn bool   // a login with creds is under way
+	creds     *credentials
 }
+
+// credentials are what the frame's login form was given. They stay in
+// memory only, for the client's re-handshakes.
+type credentials struct {
+	user, password string
+}
+
+// Element ids of the frame's login form.
+const (
+	loginUserID     = "chat-login-user"
+	loginPasswordID = "chat-login-password"
+)
 
 func (c *Chat) init() {
 	if c.rooms == nil {
@@ -77,14 +108,9 @@ func (c *Chat) OnMount(ctx app.Context) {
 	c.status = wasmclient.StateInfo{State: wasmclient.Connecting}
 	c.now = time.Now()
 
-	u := app.Window().URL()
-	endpoint := u.Scheme + "://" + u.Host + "/cometd"
-	s := newSession(endpoint, wasmclient.Options{}, c.events(ctx))
-	c.sess = s
-	ctx.Async(func() { s.start() })
-	for _, r := range c.order {
-		c.join(ctx, r)
-	}
+	w := app.Window()
+	c.framed = !w.Get("self").Equal(w.Get("top"))
+	c.connect(ctx)
 
 	tickCtx, stop := context.WithCancel(context.Background())
 	c.stopTicker = stop
@@ -108,6 +134,75 @@ func (c *Chat) OnMount(ctx app.Context) {
 	})
 }
 
+// connect starts a new session (stopping the current one): in a frame
+// over WebSocket, the only transport that keeps a session without
+// cookies, with the frame's credentials if it has some.
+func (c *Chat) connect(ctx app.Context) {
+	if old := c.sess; old != nil {
+		c.sess = nil
+		go old.stop()
+	}
+	c.gen++
+	c.status = wasmclient.StateInfo{State: wasmclient.Connecting}
+	u := app.Window().URL()
+	endpoint := u.Scheme + "://" + u.Host + "/cometd"
+	var opts wasmclient.Options
+	if c.framed {
+		opts.WebSocket = true
+		if c.creds != nil {
+			opts.Ext = map[string]any{"auth": map[string]string{"user": c.creds.user, "password": c.creds.password}}
+		}
+	}
+	s := newSession(endpoint, opts, c.events(ctx, c.gen))
+	c.sess = s
+	ctx.Async(func() { s.start() })
+	for _, r := range c.order {
+		if st := c.rooms[r]; st != nil {
+			st.joining = false
+		}
+		c.join(ctx, r)
+	}
+}
+
+// onLogin logs the frame in with the form's credentials.
+func (c *Chat) onLogin(ctx app.Context, e app.Event) {
+	e.PreventDefault()
+	user := app.Window().GetElementByID(loginUserID)
+	pw := app.Window().GetElementByID(loginPasswordID)
+	if !user.Truthy() || !pw.Truthy() {
+		return
+	}
+	name := strings.TrimSpace(user.Get("value").String())
+	if name == "" {
+		c.loginErr = "Enter your user name and password."
+		return
+	}
+	c.creds = &credentials{user: name, password: pw.Get("value").String()}
+	pw.Set("value", "")
+	c.loginErr = ""
+	c.loggingIn = true
+	c.connect(ctx)
+}
+
+// needLogin shows the frame's login form, with an error when the
+// credentials it was given did not work.
+func (c *Chat) needLogin() {
+	c.loginForm = true
+	if c.creds != nil {
+		c.loginErr = "Login failed: wrong user name or password."
+		c.creds = nil
+	}
+	c.loggingIn = false
+	// The session is of no use without a login (and would retry bad
+	// credentials): stop it until the form is sent.
+	if s := c.sess; s != nil {
+		c.sess = nil
+		c.gen++
+		go s.stop()
+	}
+	c.status = wasmclient.StateInfo{State: wasmclient.Disconnected}
+}
+
 // OnDismount stops the client.
 func (c *Chat) OnDismount() {
 	if c.stopTicker != nil {
@@ -121,10 +216,13 @@ func (c *Chat) OnDismount() {
 
 // events returns the session callbacks, which move everything onto the
 // UI goroutine.
-func (c *Chat) events(ctx app.Context) events {
+func (c *Chat) events(ctx app.Context, gen int) events {
 	return events{
 		state: func(info wasmclient.StateInfo) {
 			ctx.Dispatch(func(ctx app.Context) {
+				if gen != c.gen {
+					return
+				}
 				c.status = info
 				c.now = time.Now()
 				if info.State == wasmclient.Connected {
@@ -138,10 +236,19 @@ func (c *Chat) events(ctx app.Context) events {
 			})
 		},
 		user: func(name string) {
-			ctx.Dispatch(func(ctx app.Context) { c.user = name })
+			ctx.Dispatch(func(ctx app.Context) {
+				if gen != c.gen {
+					return
+				}
+				c.user = name
+				c.loginForm, c.loggingIn, c.loginErr = false, false, ""
+			})
 		},
 		message: func(room string, m Message) {
 			ctx.Dispatch(func(ctx app.Context) {
+				if gen != c.gen {
+					return
+				}
 				st := c.rooms[room]
 				if st == nil {
 					return
@@ -157,6 +264,9 @@ func (c *Chat) events(ctx app.Context) events {
 		},
 		history: func(room string, msgs []Message, members []string) {
 			ctx.Dispatch(func(ctx app.Context) {
+				if gen != c.gen {
+					return
+				}
 				st := c.rooms[room]
 				if st == nil {
 					return
@@ -173,6 +283,9 @@ func (c *Chat) events(ctx app.Context) events {
 		},
 		members: func(room string, members []string) {
 			ctx.Dispatch(func(ctx app.Context) {
+				if gen != c.gen {
+					return
+				}
 				if st := c.rooms[room]; st != nil {
 					st.setMembers(members)
 				}
@@ -180,6 +293,9 @@ func (c *Chat) events(ctx app.Context) events {
 		},
 		roomError: func(room string, err error) {
 			ctx.Dispatch(func(ctx app.Context) {
+				if gen != c.gen {
+					return
+				}
 				if st := c.rooms[room]; st != nil {
 					st.err = reason(err)
 				}
@@ -187,6 +303,13 @@ func (c *Chat) events(ctx app.Context) events {
 		},
 		loginRequired: func(room string) {
 			ctx.Dispatch(func(ctx app.Context) {
+				if gen != c.gen {
+					return
+				}
+				if c.framed {
+					c.needLogin()
+					return
+				}
 				if room == "" {
 					room = c.room
 				}
@@ -347,18 +470,28 @@ func (c *Chat) Render() app.UI {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	stopped := c.started && info.State == wasmclient.Disconnected
+	stopped := c.started && info.State == wasmclient.Disconnected && !c.loginForm
+	label := statusText(info, now)
+	if c.loginForm {
+		label = "not logged in"
+	}
+	appClass := "chat-app"
+	if c.framed {
+		appClass += " compact"
+	}
 
-	return app.Div().Class("chat-app").Body(
+	return app.Div().Class(appClass).Body(
 		app.Header().Class("chat-top").Body(
-			app.H1().Class("chat-title").Text("bayeux chat"),
+			app.If(!c.framed, func() app.UI {
+				return app.H1().Class("chat-title").Text("bayeux chat")
+			}),
 			app.Span().
 				Class("chat-status", "state-"+info.State.String()).
 				DataSet("testid", "chat-status").
 				DataSet("state", info.State.String()).
 				Aria("live", "polite").
 				Title("%s", reason(info.LastError)).
-				Text(statusText(info, now)),
+				Text(label),
 			app.If(stopped, func() app.UI {
 				return app.Button().Class("chat-reconnect").Type("button").Text("Reconnect").OnClick(c.onReconnect)
 			}),
@@ -366,17 +499,20 @@ func (c *Chat) Render() app.UI {
 				app.If(c.user != "", func() app.UI {
 					return app.Span().Class("chat-user").Title("Logged in as %s", c.user).Text(c.user)
 				}),
-				app.A().Class("chat-logout").Href("/logout").OnClick(c.onLogout).Text("Log out"),
+				app.If(!c.framed, func() app.UI {
+					return app.A().Class("chat-logout").Href("/logout").OnClick(c.onLogout).Text("Log out")
+				}),
 			),
 		),
-		c.renderRooms(),
+		app.If(!c.framed, func() app.UI { return c.renderRooms() }),
 		app.Main().Class("chat-main").Body(
 			app.H2().Class("chat-room").DataSet("testid", "chat-room").Text(room),
 			c.renderMessages(st, now),
 			app.If(c.notice != "", func() app.UI {
 				return app.P().Class("chat-notice").Aria("live", "assertive").Text(c.notice)
 			}),
-			app.Form().Class("chat-composer").OnSubmit(c.onSend).Body(
+			app.If(c.loginForm, func() app.UI { return c.renderLogin() }),
+			app.Form().Class("chat-composer").Hidden(c.loginForm).OnSubmit(c.onSend).Body(
 				app.Input().
 					ID(inputID).
 					Class("chat-input").
@@ -396,6 +532,24 @@ func (c *Chat) Render() app.UI {
 			),
 		),
 		c.renderMembers(st),
+	)
+}
+
+// renderLogin is the frame's own login form (a cross-site frame cannot
+// use the login page: its cookie would not come back).
+func (c *Chat) renderLogin() app.UI {
+	return app.Form().Class("chat-login").OnSubmit(c.onLogin).Body(
+		app.Input().ID(loginUserID).Class("chat-login-user").DataSet("testid", "login-user").
+			Type("text").Name("user").Placeholder("User name").
+			Attr("autocomplete", "username").Aria("label", "User name"),
+		app.Input().ID(loginPasswordID).Class("chat-login-password").DataSet("testid", "login-password").
+			Type("password").Name("password").Placeholder("Password").
+			Attr("autocomplete", "current-password").Aria("label", "Password"),
+		app.Button().Class("chat-login-submit").DataSet("testid", "login-submit").Type("submit").
+			Disabled(c.loggingIn).Text("Log in"),
+		app.If(c.loginErr != "", func() app.UI {
+			return app.P().Class("chat-error").DataSet("testid", "login-error").Aria("live", "assertive").Text(c.loginErr)
+		}),
 	)
 }
 

@@ -1,0 +1,94 @@
+/* bayeux.js: the Go Bayeux client (wasmclient) for any web page.
+
+   <script src="https://chat.example/embed/bayeux.js"></script>
+   <script>
+     Bayeux.connect({user: "alice", password: "secret"})   // url defaults to this script's server + /cometd
+       .then(() => Bayeux.subscribe("/chat/demo", (data) => console.log(data.user, data.chat)))
+       .then(() => Bayeux.publish("/chat/demo", {chat: "hello"}));
+   </script>
+
+   It loads Go's wasm_exec.js (from the server's /chat/wasm_exec.js) and
+   /embed/bayeux.wasm, then resolves Bayeux.ready. Every method waits for
+   that itself. The page's origin must be listed in the server's
+   BAYEUX_ALLOWED_ORIGINS. The client talks WebSocket (the only transport
+   that keeps a session across sites without cookies), falling back to
+   long-polling.
+
+   Bayeux.connect({url, user, password, ext, webSocket}) -> Promise
+   Bayeux.subscribe(channel, (data, message) => ...)    -> Promise<id>
+   Bayeux.unsubscribe(id)                               -> Promise
+   Bayeux.publish(channel, data)                        -> Promise
+   Bayeux.call(service, data)                           -> Promise<reply data>
+   Bayeux.disconnect()                                  -> Promise
+   Bayeux.onState(({state, error}) => ...)              -> Promise<remove function>
+   Bayeux.clientId()                                    -> Promise<string>
+*/
+(function () {
+  "use strict";
+  if (window.Bayeux) {
+    return;
+  }
+  var script = document.currentScript;
+  var base = new URL(".", script ? script.src : location.href); // .../embed/
+  var origin = base.origin;
+
+  function loadScript(src) {
+    return new Promise(function (resolve, reject) {
+      var s = document.createElement("script");
+      s.src = src;
+      s.onload = resolve;
+      s.onerror = function () { reject(new Error("bayeux.js: cannot load " + src)); };
+      document.head.appendChild(s);
+    });
+  }
+
+  var ready = (typeof Go === "function" ? Promise.resolve() : loadScript(origin + "/chat/wasm_exec.js"))
+    .then(function () {
+      var go = new Go();
+      var started = new Promise(function (resolve) { window.__bayeuxGoReady = resolve; });
+      var url = new URL("bayeux.wasm", base).href;
+      var fetched = fetch(url, {mode: "cors", credentials: "omit"}).then(function (res) {
+        if (!res.ok) {
+          throw new Error("bayeux.js: " + url + ": " + res.status);
+        }
+        return res;
+      });
+      var inst = WebAssembly.instantiateStreaming
+        ? WebAssembly.instantiateStreaming(fetched, go.importObject).catch(function () {
+            return fetch(url, {mode: "cors", credentials: "omit"})
+              .then(function (res) { return res.arrayBuffer(); })
+              .then(function (buf) { return WebAssembly.instantiate(buf, go.importObject); });
+          })
+        : fetched.then(function (res) { return res.arrayBuffer(); })
+            .then(function (buf) { return WebAssembly.instantiate(buf, go.importObject); });
+      return inst.then(function (result) {
+        go.run(result.instance);
+        return started;
+      });
+    });
+
+  function method(name, fix) {
+    return function () {
+      var args = Array.prototype.slice.call(arguments);
+      return ready.then(function (api) { return api[name].apply(null, fix ? fix(args) : args); });
+    };
+  }
+
+  window.Bayeux = {
+    ready: ready.then(function () { return window.Bayeux; }),
+    connect: method("connect", function (args) {
+      var o = Object.assign({}, args[0] || {});
+      if (!o.url) {
+        o.url = origin + "/cometd";
+      }
+      return [o];
+    }),
+    subscribe: method("subscribe"),
+    unsubscribe: method("unsubscribe"),
+    publish: method("publish"),
+    call: method("call"),
+    disconnect: method("disconnect"),
+    onState: method("onState"),
+    clientId: method("clientId")
+  };
+})();

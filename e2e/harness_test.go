@@ -154,6 +154,19 @@ func (b *bayeux) stop() {
 	}
 }
 
+// kill ends the server at once with SIGKILL (no graceful shutdown).
+func (b *bayeux) kill() {
+	b.mu.Lock()
+	cmd := b.cmd
+	b.cmd = nil
+	b.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+}
+
 // restart stops the server and starts it again on the same address and
 // data directory (users and login keys survive, Bayeux sessions do not).
 func (b *bayeux) restart() {

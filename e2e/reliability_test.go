@@ -172,13 +172,22 @@ func runWasmclientReceiver(t *testing.T, srv *server.Server, url string, ack boo
 	var mu sync.Mutex
 	var seqs []int
 	ids := map[string]bool{}
-	if _, err := c.Subscribe(ctx, "/rel/x", func(m *protocol.Message) {
+	onMessage := func(m *protocol.Message) {
 		var d struct{ Seq int }
 		_ = json.Unmarshal(m.Data, &d)
 		mu.Lock()
 		seqs = append(seqs, d.Seq)
 		mu.Unlock()
-	}); err != nil {
+	}
+	// The proxy may kill the subscribe request itself: like an
+	// application, try again (subscribing twice is harmless).
+	var err error
+	for range 20 {
+		if _, err = c.Subscribe(ctx, "/rel/x", onMessage); err == nil {
+			break
+		}
+	}
+	if err != nil {
 		t.Fatalf("subscribe: %v", err)
 	}
 	tick := time.NewTicker(time.Second / time.Duration(rate))

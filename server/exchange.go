@@ -55,6 +55,16 @@ type pendingConnect struct {
 
 func (x *exchange) reply(r *protocol.Message) { x.replies = append(x.replies, r) }
 
+// engineError logs an engine failure, unless the request itself went away
+// (the client hung up or gave up): that is not the server's error.
+func (x *exchange) engineError(what string, err error, attrs ...any) {
+	if x.ctx.Err() != nil {
+		x.s.log.Debug(what+" (request ended)", append(attrs, "err", err)...)
+		return
+	}
+	x.s.log.Error(what, append(attrs, "err", err)...)
+}
+
 func (x *exchange) fail(m *protocol.Message, err error, advice *protocol.Advice) {
 	x.s.stats.Errors.Add(1)
 	x.reply(m.Fail(err, advice))
@@ -201,7 +211,7 @@ func (x *exchange) owns(info *SessionInfo) bool {
 func (x *exchange) session(m *protocol.Message) *Client {
 	c, err := x.client(m.ClientID)
 	if err != nil {
-		x.s.log.Error("engine lookup failed", "err", err)
+		x.engineError("engine lookup failed", err)
 		x.fail(m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Ms(1000)})
 		return nil
 	}
@@ -245,7 +255,7 @@ func (x *exchange) handshake(m *protocol.Message) {
 	c.handshaking = false
 	info.ID = newID()
 	if err := s.engine.CreateSession(x.ctx, info); err != nil {
-		s.log.Error("create session failed", "err", err)
+		x.engineError("create session failed", err)
 		x.fail(m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Ms(1000)})
 		return
 	}
@@ -365,7 +375,7 @@ func (x *exchange) finish() {
 		return
 	}
 	if err != nil {
-		s.log.Error("fetch failed", "client", shortID(id), "err", err)
+		x.engineError("fetch failed", err, "client", shortID(id))
 		x.fail(h.m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Ms(1000)})
 		return
 	}
@@ -525,7 +535,7 @@ func (x *exchange) subscribe(m *protocol.Message) {
 		}
 		if err := s.engine.Subscribe(x.ctx, c.info.ID, ch, s.opts.MaxSubscriptions); err != nil {
 			if !errors.Is(err, protocol.ErrSubscriptionLimit) && !errors.Is(err, protocol.ErrSessionUnknown) {
-				s.log.Error("subscribe failed", "err", err)
+				x.engineError("subscribe failed", err)
 				err = protocol.ErrServerError
 			}
 			x.fail(m, err, nil)
@@ -602,7 +612,7 @@ func (x *exchange) publish(m *protocol.Message) {
 		return
 	}
 	if _, err := s.broadcast(x.ctx, c.info.ID, c.info.User, m); err != nil {
-		s.log.Error("publish failed", "channel", m.Channel, "err", err)
+		x.engineError("publish failed", err, "channel", m.Channel)
 		x.fail(m, protocol.ErrServerError, nil)
 		return
 	}

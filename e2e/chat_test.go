@@ -208,3 +208,22 @@ func TestForgedUserShowsRealAuthor(t *testing.T) {
 		t.Errorf("forged message shown as %q, want the author mallory", line)
 	}
 }
+
+// TestClosedTabLeavesAtOnce: when a tab closes, the others see its user
+// leave the members list at once, not after the session timeout.
+func TestClosedTabLeavesAtOnce(t *testing.T) {
+	b := startBayeux(t, users, "BAYEUX_CONNECT_TIMEOUT=60s")
+	browser := newBrowser(t)
+	alice, bob := browser(), browser()
+	login(t, alice, b, "alice", users["alice"], "")
+	login(t, bob, b, "bob", users["bob"], "")
+	waitText(t, alice, "chat-members", "bob", 10*time.Second)
+	start := time.Now()
+	if err := chromedp.Cancel(bob); err != nil {
+		t.Fatalf("close bob's tab: %v", err)
+	}
+	if !poll(alice, `!`+jsText("chat-members")+`.includes("bob")`, 10*time.Second) {
+		t.Fatalf("bob still listed 10 s after closing his tab: %q", text(t, alice, "chat-members"))
+	}
+	t.Logf("bob left the members list %v after closing his tab", time.Since(start))
+}

@@ -2,6 +2,7 @@ package chatui
 
 import (
 	"context"
+	"encoding/json"
 	"net/url"
 	"slices"
 	"strconv"
@@ -60,6 +61,7 @@ type Chat struct {
 	sess        *session
 	gen         int // counts sessions; events of older ones are ignored
 	stopTicker  context.CancelFunc
+	onHide      app.Func // pagehide listener (sends the disconnect beacon)
 	redirecting bool
 
 	// In a frame (window.self !== window.top) the chat is compact and
@@ -111,6 +113,20 @@ func (c *Chat) OnMount(ctx app.Context) {
 	w := app.Window()
 	c.framed = !w.Get("self").Equal(w.Get("top"))
 	c.connect(ctx)
+
+	// A closing tab cannot finish a request through the client, so the
+	// browser's beacon sends /meta/disconnect: the others see the user
+	// leave at once instead of after the session timeout.
+	c.onHide = app.FuncOf(func(app.Value, []app.Value) any {
+		if s := c.sess; s != nil {
+			if id := s.c.ClientID(); id != "" {
+				b, _ := json.Marshal([]map[string]string{{"channel": "/meta/disconnect", "clientId": id}})
+				app.Window().Get("navigator").Call("sendBeacon", s.c.URL(), string(b))
+			}
+		}
+		return nil
+	})
+	w.Call("addEventListener", "pagehide", c.onHide)
 
 	tickCtx, stop := context.WithCancel(context.Background())
 	c.stopTicker = stop
@@ -207,6 +223,11 @@ func (c *Chat) needLogin() {
 func (c *Chat) OnDismount() {
 	if c.stopTicker != nil {
 		c.stopTicker()
+	}
+	if c.onHide != nil {
+		app.Window().Call("removeEventListener", "pagehide", c.onHide)
+		c.onHide.Release()
+		c.onHide = nil
 	}
 	if s := c.sess; s != nil {
 		c.sess = nil

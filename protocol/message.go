@@ -185,6 +185,32 @@ const (
 // Ms returns a pointer to v, for Advice.Interval and Advice.Timeout.
 func Ms(v int64) *int64 { return &v }
 
+// ErrDataNotJSON is returned by MarshalData for bytes that are not JSON.
+var ErrDataNotJSON = errors.New("bayeux: data is not valid JSON")
+
+// MarshalData turns a publish's data into JSON: a json.RawMessage or a
+// []byte is taken as JSON already (and checked), anything else is
+// encoded with encoding/json.
+func MarshalData(data any) (json.RawMessage, error) {
+	var raw json.RawMessage
+	switch d := data.(type) {
+	case json.RawMessage:
+		raw = d
+	case []byte:
+		raw = d
+	default:
+		b, err := json.Marshal(data)
+		if err != nil {
+			return nil, err
+		}
+		return b, nil
+	}
+	if !json.Valid(raw) {
+		return nil, ErrDataNotJSON
+	}
+	return raw, nil
+}
+
 // ErrEmptyBatch is returned by DecodeBatch for an empty array.
 var ErrEmptyBatch = errors.New("bayeux: empty message batch")
 

@@ -2,7 +2,6 @@ package server
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -177,24 +176,11 @@ func errorFromReply(r *protocol.Message) error {
 	return errors.New(r.Error)
 }
 
-// newDataMessage builds a publish message; data may be json.RawMessage,
-// []byte holding JSON, or any value encoding/json accepts.
+// newDataMessage builds a publish message; data as for protocol.MarshalData.
 func newDataMessage(channel string, data any) (*protocol.Message, error) {
-	var raw json.RawMessage
-	switch d := data.(type) {
-	case json.RawMessage:
-		raw = d
-	case []byte:
-		raw = d
-	default:
-		b, err := json.Marshal(data)
-		if err != nil {
-			return nil, err
-		}
-		raw = b
-	}
-	if !json.Valid(raw) {
-		return nil, errNotJSON
+	raw, err := protocol.MarshalData(data)
+	if err != nil {
+		return nil, err
 	}
 	return &protocol.Message{Channel: channel, Data: raw}, nil
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/json"
-	"errors"
 	"hash/maphash"
 	"log/slog"
 	"net/http"
@@ -269,8 +268,6 @@ func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.M
 	s.emit(Event{Kind: EventPublish, ClientID: from, User: user, Channel: m.Channel, Message: m, Payload: p})
 	return n, nil
 }
-
-var errNotJSON = errors.New("bayeux: data is not valid JSON")
 
 func shortID(id string) string {
 	if len(id) > 8 {

@@ -2,7 +2,6 @@ package wasmclient
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -105,21 +104,9 @@ func publishMessage(channel string, data any) (*protocol.Message, error) {
 	if err := protocol.ValidateChannel(channel); err != nil {
 		return nil, err
 	}
-	var raw json.RawMessage
-	switch d := data.(type) {
-	case json.RawMessage:
-		raw = d
-	case []byte:
-		raw = d
-	default:
-		b, err := json.Marshal(data)
-		if err != nil {
-			return nil, err
-		}
-		raw = b
-	}
-	if !json.Valid(raw) {
-		return nil, errors.New("wasmclient: data is not valid JSON")
+	raw, err := protocol.MarshalData(data)
+	if err != nil {
+		return nil, err
 	}
 	return &protocol.Message{Channel: channel, Data: raw}, nil
 }

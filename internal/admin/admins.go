@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -185,7 +184,7 @@ func (a *Admins) update(change func(map[string]bool) error) error {
 		b.WriteString(n)
 		b.WriteByte('\n')
 	}
-	if err := writeAtomic(a.path, b.Bytes()); err != nil {
+	if err := auth.WriteFileAtomic(a.path, b.Bytes()); err != nil {
 		return fmt.Errorf("admin: writing %s: %w", a.path, err)
 	}
 	a.names = next
@@ -193,35 +192,4 @@ func (a *Admins) update(change func(map[string]bool) error) error {
 		a.modTime, a.size, a.file = fi.ModTime(), fi.Size(), fi
 	}
 	return nil
-}
-
-// writeAtomic writes data to path through a temporary file in the same
-// directory and a rename, so readers never see a partial file.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

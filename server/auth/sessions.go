@@ -95,7 +95,7 @@ func LoadKeys(env []string, dataDir string) ([][]byte, error) {
 		k := make([]byte, 32)
 		_, _ = rand.Read(k)
 		line := base64.StdEncoding.EncodeToString(k) + "\n"
-		if err := writeAtomic(path, []byte(line)); err != nil {
+		if err := WriteFileAtomic(path, []byte(line)); err != nil {
 			return nil, fmt.Errorf("auth: writing %s: %w", path, err)
 		}
 		return [][]byte{k}, nil

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -207,7 +206,7 @@ func (u *Users) update(change func(map[string][]byte) error) error {
 	if err := change(next); err != nil {
 		return err
 	}
-	if err := writeAtomic(u.path, formatHtpasswd(next)); err != nil {
+	if err := WriteFileAtomic(u.path, formatHtpasswd(next)); err != nil {
 		return err
 	}
 	u.hashes = next
@@ -231,35 +230,4 @@ func formatHtpasswd(m map[string][]byte) []byte {
 		b.WriteByte('\n')
 	}
 	return b.Bytes()
-}
-
-// writeAtomic writes data to path through a temporary file in the same
-// directory and a rename, so readers never see a partial file.
-func writeAtomic(path string, data []byte) error {
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Chmod(0o600); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
 }

@@ -1,0 +1,25 @@
+package server_test
+
+import (
+	"testing"
+
+	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/server/enginetest"
+)
+
+// TestMemoryEngine runs the engine conformance suite on the memory engine.
+func TestMemoryEngine(t *testing.T) {
+	t.Parallel()
+	enginetest.Run(t, func(t *testing.T, opts enginetest.Options) server.Engine {
+		if opts.Peer != nil {
+			// A memory engine is a cluster of one node.
+			return opts.Peer
+		}
+		e := server.NewMemoryEngine(server.MemoryEngineOptions{MaxQueue: opts.MaxQueue, SweepInterval: opts.SweepInterval})
+		if err := e.Start(opts.Hooks); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = e.Close() })
+		return e
+	})
+}

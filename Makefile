@@ -3,7 +3,7 @@ GO       ?= go
 DATA_DIR ?= $(CURDIR)/data
 export BAYEUX_DATA_DIR ?= $(DATA_DIR)
 
-.PHONY: all build wasm run test test-go lint conformance conformance-deps browser-deps redis-deps fuzz bench clean
+.PHONY: all build wasm run test test-go lint conformance conformance-deps browser-deps redis-deps fuzz bench bench-peers clean
 
 all: build
 
@@ -11,6 +11,7 @@ all: build
 ## with .br/.gz), then bin/bayeux with them embedded
 build: wasm
 	$(GO) build -o bin/bayeux ./cmd/bayeux
+	$(GO) build -o bin/bayeux-bench ./cmd/bayeux-bench
 
 # app.wasm is rebuilt by go (cached); it is replaced, and compressed again,
 # only when its content changed.
@@ -69,6 +70,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzProcess$$' -fuzztime $(FUZZTIME) ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzFormBody$$' -fuzztime $(FUZZTIME) ./server
 	$(GO) test -run '^$$' -fuzz '^FuzzJSONPQuery$$' -fuzztime $(FUZZTIME) ./server
+
+## bench-peers: bin/bayeux against Faye 1.4.3 and cometd-nodejs-server 1.2.1 under
+## bin/bayeux-bench (2+ cores, node; ~15 min; narrow with SCENARIOS=, SERVERS=, DURATION=)
+bench-peers:
+	bash bench/run-peers.sh
 
 ## bench: the Go benchmarks of the hot paths
 bench:

@@ -1,0 +1,192 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/bayeux-go/bayeux/server"
+)
+
+// startServer runs the bayeux server in-process on loopback and returns
+// its Bayeux URL. wrap, if not nil, wraps the site handler.
+func startServer(t *testing.T, wrap func(http.Handler) http.Handler) string {
+	t.Helper()
+	srv, err := server.New(server.Options{
+		Logger:               slog.New(slog.NewTextHandler(io.Discard, nil)),
+		ClientMaxConnections: 0,
+		PollTimeout:          5 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var h http.Handler = srv.Site(server.SiteOptions{})
+	if wrap != nil {
+		h = wrap(h)
+	}
+	ts := httptest.NewServer(h)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		ts.Close()
+	})
+	return ts.URL + "/cometd"
+}
+
+func runBench(t *testing.T, cfg Config) *Result {
+	t.Helper()
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 5 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	res, err := Run(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text bytes.Buffer
+	_ = res.WriteText(&text)
+	t.Log("\n" + text.String())
+	return res
+}
+
+func checkExact(t *testing.T, res *Result, wantExpected int64) {
+	t.Helper()
+	if res.Sent == 0 || res.Expected != wantExpected {
+		t.Errorf("sent %d, expected %d deliveries, want %d", res.Sent, res.Expected, wantExpected)
+	}
+	if res.Lost != 0 || res.Duplicated != 0 || res.Reordered != 0 || res.Delivered != res.Expected {
+		t.Errorf("delivered %d of %d: lost %d, duplicated %d, reordered %d; errors %v",
+			res.Delivered, res.Expected, res.Lost, res.Duplicated, res.Reordered, res.ErrorSamples)
+	}
+	if len(res.Errors) != 0 {
+		t.Errorf("errors: %v %v", res.Errors, res.ErrorSamples)
+	}
+	l := res.LatencyMs
+	if l.Count == 0 || l.P99 <= 0 || l.P99 > 5000 || l.Max < l.P99 || l.P50 > l.P99 {
+		t.Errorf("latency %+v", l)
+	}
+}
+
+func TestFanoutExact(t *testing.T) {
+	for _, client := range []string{"raw", "std"} {
+		t.Run(client, func(t *testing.T) {
+			t.Parallel()
+			url := startServer(t, nil)
+			res := runBench(t, Config{URL: url, Scenario: Fanout, Subscribers: 20, Rate: 50, Duration: 2 * time.Second, Size: 20, HTTP: client})
+			if res.Sent != 100 {
+				t.Errorf("sent %d, want 100 (50 msg/s for 2 s)", res.Sent)
+			}
+			checkExact(t, res, res.Sent*20)
+			if res.Clients != 21 {
+				t.Errorf("clients %d, want 21", res.Clients)
+			}
+		})
+	}
+}
+
+func TestRoomsExact(t *testing.T) {
+	url := startServer(t, nil)
+	res := runBench(t, Config{URL: url, Scenario: Rooms, Clients: 50, Rooms: 5, Rate: 100, Duration: 2 * time.Second})
+	checkExact(t, res, res.Sent*10) // 10 members per room
+}
+
+func TestRoomsBatchedManyRooms(t *testing.T) {
+	// CometD's shape, scaled down: each client in 3 of 6 rooms, batches of 3.
+	url := startServer(t, nil)
+	res := runBench(t, Config{URL: url, Scenario: Rooms, Clients: 30, Rooms: 6, RoomsPerClient: 3, Rate: 150, Batch: 3, Duration: time.Second})
+	checkExact(t, res, res.Sent*15) // 30*3/6 members per room
+	if res.Sent != 150 {
+		t.Errorf("sent %d, want 150", res.Sent)
+	}
+}
+
+// dropEvery removes every nth delivery from the server's replies.
+func dropEvery(n int) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		var mu sync.Mutex
+		seen := 0
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			rec := httptest.NewRecorder()
+			next.ServeHTTP(rec, r)
+			for k, v := range rec.Header() {
+				w.Header()[k] = v
+			}
+			body := rec.Body.Bytes()
+			if rec.Code == http.StatusOK {
+				var kept [][]byte
+				_ = eachMessage(body, func(d delivery, elem []byte) error {
+					if d.hasSeq {
+						mu.Lock()
+						seen++
+						drop := seen%n == 0
+						mu.Unlock()
+						if drop {
+							return nil
+						}
+					}
+					kept = append(kept, elem)
+					return nil
+				})
+				body = append(append([]byte("["), bytes.Join(kept, []byte(","))...), ']')
+			}
+			w.WriteHeader(rec.Code)
+			_, _ = w.Write(body)
+		})
+	}
+}
+
+func TestLossIsReported(t *testing.T) {
+	url := startServer(t, dropEvery(10))
+	res := runBench(t, Config{URL: url, Scenario: Fanout, Subscribers: 10, Rate: 50, Duration: time.Second, Timeout: time.Second})
+	if res.Lost == 0 || res.Delivered+res.Lost != res.Expected {
+		t.Errorf("lost %d, delivered %d, expected %d: the dropped deliveries are not reported", res.Lost, res.Delivered, res.Expected)
+	}
+	if want := res.Expected / 10; res.Lost < want-2 || res.Lost > want+2 {
+		t.Errorf("lost %d, want about %d (every 10th)", res.Lost, want)
+	}
+}
+
+func TestIdleAndHandshake(t *testing.T) {
+	url := startServer(t, nil)
+	res := runBench(t, Config{URL: url, Scenario: Idle, Clients: 30, Duration: 500 * time.Millisecond})
+	if res.Clients != 30 || res.Handshakes != 30 || len(res.Errors) != 0 {
+		t.Errorf("idle: clients %d handshakes %d errors %v", res.Clients, res.Handshakes, res.ErrorSamples)
+	}
+	res = runBench(t, Config{URL: url, Scenario: Handshake, Workers: 4, Duration: 500 * time.Millisecond})
+	if res.HandshakesPerS <= 0 || res.LatencyMs.Count == 0 || len(res.Errors) != 0 {
+		t.Errorf("handshake: %.0f/s, latency %+v, errors %v", res.HandshakesPerS, res.LatencyMs, res.ErrorSamples)
+	}
+}
+
+func TestJSONLine(t *testing.T) {
+	url := startServer(t, nil)
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"-url", url, "-scenario", "fanout", "-subscribers", "3", "-rate", "20",
+		"-duration", "500ms", "-warmup", "0s", "-json", "-pid", "0", "-gomaxprocs", "2"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	line := out.String()
+	if strings.Count(line, "\n") != 1 || !strings.HasPrefix(line, "{") {
+		t.Fatalf("not one JSON line: %q", line)
+	}
+	for _, key := range []string{`"scenario":"fanout"`, `"sent":`, `"delivered":`, `"expected":`, `"lost":0`, `"duplicated":0`,
+		`"reordered":0`, `"errors":{}`, `"latency_ms":{`, `"p999":`, `"msgs_per_s":`, `"deliveries_per_s":`,
+		`"server_cpu_pct":null`, `"server_rss_kb":null`, `"bench_cpu_pct":`, `"handshakes_per_s":`, `"config":{`} {
+		if !strings.Contains(line, key) {
+			t.Errorf("JSON line lacks %s: %s", key, line)
+		}
+	}
+	if code := Main(context.Background(), []string{"-url", "ftp://x", "-scenario", "fanout"}, &out, &errb); code != 2 {
+		t.Errorf("bad url: exit %d", code)
+	}
+}

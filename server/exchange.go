@@ -652,6 +652,19 @@ func (x *exchange) service(c *Client, m *protocol.Message) {
 	x.reply(m.Reply(true))
 }
 
+// sizeHint estimates the encoded response's size, so that encode
+// allocates once.
+func (x *exchange) sizeHint() int {
+	n := 64 + 160*len(x.replies)
+	if x.hsReply != nil {
+		n += 320
+	}
+	for _, e := range x.events {
+		n += len(e) + 1
+	}
+	return n
+}
+
 // encode writes the response: [handshake reply, events..., replies...].
 func (x *exchange) encode(dst []byte) ([]byte, error) {
 	dst = append(dst, '[')

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -109,7 +110,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	x.finish()
 	defer x.done()
 
-	body, err := x.encode(make([]byte, 0, 256))
+	body, err := x.encode(make([]byte, 0, x.sizeHint()))
 	if err != nil {
 		s.log.Error("encode response failed", "err", err)
 		http.Error(w, "bayeux: internal error", http.StatusInternalServerError)
@@ -146,6 +147,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("Content-Type", "application/json;charset=UTF-8")
 	}
+	// One write with a length: no chunked encoding for large batches.
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)
 }
 

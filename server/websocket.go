@@ -175,7 +175,7 @@ func (ws *wsConn) writeExchange(x *exchange) {
 		return
 	}
 	x.s = ws.s
-	body, err := x.encode(make([]byte, 0, 256))
+	body, err := x.encode(make([]byte, 0, x.sizeHint()))
 	if err != nil {
 		ws.s.log.Error("encode websocket frame failed", "err", err)
 		return

@@ -77,18 +77,25 @@ func TestWebSocketSession(t *testing.T) {
 	if r := replyTo(t, ws.read(hWait), protocol.MetaSubscribe); !r.IsSuccessful() {
 		t.Fatalf("subscribe: %+v", r)
 	}
+	// Two messages queued before the connect: they share its frame.
+	pub := h.client().start()
+	pub.must(publishMsg(pub.id, "/ws/a", 1), publishMsg(pub.id, "/ws/a", 2))
 	held := connectMsg(ws.id, nil)
 	held.ConnectionType = protocol.WebSocket
 	ws.send(held)
-	h.waitHeld(1)
-	pub := h.client().start()
-	pub.must(publishMsg(pub.id, "/ws/a", 1), publishMsg(pub.id, "/ws/a", 2))
 	got := ws.read(hWait)
 	if d := dataOf(t, got, "/ws/a"); len(d) != 2 {
 		t.Fatalf("frame: %s", dump(got))
 	}
 	if r := replyTo(t, got, protocol.MetaConnect); !r.IsSuccessful() {
 		t.Fatalf("connect reply: %+v", r)
+	}
+	// A connect held with nothing queued is woken by the next publish.
+	ws.send(held)
+	h.waitHeld(1)
+	pub.publish("/ws/a", 3)
+	if d := dataOf(t, ws.read(hWait), "/ws/a"); len(d) != 1 || d[0].(float64) != 3 {
+		t.Fatalf("held connect: %v", d)
 	}
 }
 

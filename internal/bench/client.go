@@ -86,6 +86,10 @@ func (c *client) roundTrip(ctx context.Context, kind Kind, batch []byte, timeout
 	if err != nil {
 		return nil, err
 	}
+	if p, ok := c.conn.(pushesAll); ok && p.PushesAll() {
+		// The deliveries were counted as the frame arrived (push).
+		return readReplies(body)
+	}
 	return c.r.handleBatch(c, body, c.r.now())
 }
 
@@ -480,6 +484,28 @@ func findReply(replies []*protocol.Message, channel string) *protocol.Message {
 		}
 	}
 	return nil
+}
+
+// pushesAll is a Conn that gives every batch it receives, replies
+// included, to the push function of Dial as it arrives (WebSocket): the
+// deliveries are counted there, and what RoundTrip returns is only read
+// for its replies.
+type pushesAll interface{ PushesAll() bool }
+
+// readReplies decodes the replies (and meta messages) of body.
+func readReplies(body []byte) ([]*protocol.Message, error) {
+	var replies []*protocol.Message
+	err := eachMessage(body, func(d delivery, elem []byte) error {
+		if d.reply || d.meta {
+			m, err := decodeReply(elem)
+			if err != nil {
+				return errSyntax
+			}
+			replies = append(replies, m)
+		}
+		return nil
+	})
+	return replies, err
 }
 
 // decodeReply decodes one reply message.

@@ -18,6 +18,12 @@ const (
 	Handshake = "handshake"
 )
 
+// Transport types (-transport).
+const (
+	TransportLongPolling = "long-polling"
+	TransportWebSocket   = "websocket"
+)
+
 // Config is one run. The zero value of a field means its default (see
 // the flags in ParseFlags).
 type Config struct {
@@ -42,6 +48,9 @@ type Config struct {
 	Procs int // GOMAXPROCS of the generator
 	JSON  bool
 
+	// TransportType is "long-polling" (default) or "websocket".
+	TransportType string
+
 	// HTTP picks the long-polling HTTP client: "raw" (default, a minimal
 	// HTTP/1.1 client, see RawLongPolling) or "std" (net/http).
 	HTTP string
@@ -51,7 +60,7 @@ type Config struct {
 
 	// Progress receives a line every 5 s while the run lasts; nil: none.
 	Progress io.Writer
-	// Transport overrides the long-polling transport (tests, websocket).
+	// Transport overrides the one TransportType and HTTP pick (tests).
 	Transport Transport
 }
 
@@ -94,6 +103,9 @@ func (c *Config) setDefaults() {
 	if c.Workers <= 0 {
 		c.Workers = 32
 	}
+	if c.TransportType == "" {
+		c.TransportType = TransportLongPolling
+	}
 	if c.HTTP == "" {
 		c.HTTP = "raw"
 	}
@@ -112,6 +124,9 @@ func (c *Config) validate() error {
 	default:
 		return fmt.Errorf("-scenario must be fanout, rooms, idle or handshake, got %q", c.Scenario)
 	}
+	if c.TransportType != TransportLongPolling && c.TransportType != TransportWebSocket {
+		return fmt.Errorf("-transport must be long-polling or websocket, got %q", c.TransportType)
+	}
 	if c.HTTP != "raw" && c.HTTP != "std" {
 		return fmt.Errorf("-http must be raw or std, got %q", c.HTTP)
 	}
@@ -127,16 +142,16 @@ func ParseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs := flag.NewFlagSet("bayeux-bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, `bayeux-bench: a load generator for any Bayeux (CometD) server over long-polling.
+		fmt.Fprint(stderr, `bayeux-bench: a load generator for any Bayeux (CometD) server over long-polling or WebSocket.
 
-usage: bayeux-bench -url http://host:port/cometd -scenario fanout|rooms|idle|handshake [flags]
+usage: bayeux-bench -url http://host:port/cometd -scenario fanout|rooms|idle|handshake [-transport websocket] [flags]
 
 scenarios:
   fanout     -subscribers N on one channel, one more client publishing -rate msg/s
   rooms      -clients C in -rooms K (each in -rooms-per-client), all publishing
              round-robin at -rate msg/s in total; CometD's own benchmark shape is
              -clients 1000 -rooms 100 -rooms-per-client 10 -batch 10 -size 50
-  idle       -clients C holding long-polls; with -pid, the server's RSS per client
+  idle       -clients C holding their /meta/connect; with -pid, the server's RSS per client
   handshake  -workers W handshaking (then disconnecting) for -duration
 
 Publishes are open-loop: message i is scheduled at start + i*batch/rate and
@@ -164,7 +179,8 @@ flags:
 	fs.IntVar(&c.Procs, "gomaxprocs", 1, "GOMAXPROCS of the generator (cores it may use)")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON line of results on stdout")
 	fs.StringVar(&c.ChannelPrefix, "channel-prefix", "/bench", "root of the channels used")
-	fs.StringVar(&c.HTTP, "http", "raw", "HTTP client: raw (minimal HTTP/1.1, cheapest) or std (net/http, for cross-checks)")
+	fs.StringVar(&c.TransportType, "transport", TransportLongPolling, "long-polling or websocket (one socket per client)")
+	fs.StringVar(&c.HTTP, "http", "raw", "long-polling HTTP client: raw (minimal HTTP/1.1, cheapest) or std (net/http, for cross-checks)")
 	fs.StringVar(&c.CPUProfile, "cpuprofile", "", "write the generator's CPU profile to this file")
 	if err := fs.Parse(args); err != nil {
 		return c, err

@@ -1,5 +1,5 @@
 // Package bench is bayeux-bench: a load generator for any Bayeux 1.0
-// (CometD, Faye, bayeux) server over long-polling.
+// (CometD, Faye, bayeux) server over long-polling or WebSocket.
 //
 // # Scenarios
 //
@@ -49,8 +49,12 @@
 //
 // # Transports
 //
-// Transport and Conn are the seam for other transports (WebSocket). The
+// Transport and Conn are the seam between the clients and the wire. The
 // long-polling ones: RawLongPolling (default, a minimal HTTP/1.1 client
 // that costs about half of net/http per request) and LongPolling
-// (net/http, -http std).
+// (net/http, -http std). WebSocket (-transport websocket) gives every
+// client its own socket (github.com/coder/websocket) and matches replies
+// by message id; its deliveries are counted by the socket's reader as
+// each frame arrives, so latency and ordering are read at arrival for
+// both transports.
 package bench

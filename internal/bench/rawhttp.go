@@ -71,7 +71,7 @@ func (t *RawLongPolling) Close() {}
 
 // Dial implements Transport. No connection is opened until the first
 // request.
-func (t *RawLongPolling) Dial(func([]byte, time.Time)) (Conn, error) {
+func (t *RawLongPolling) Dial(Push) (Conn, error) {
 	return &rawConn{t: t}, nil
 }
 

@@ -271,7 +271,7 @@ func (res *Result) WriteText(w io.Writer) error {
 	case Rooms:
 		fmt.Fprintf(&b, "  %d clients in %d rooms (%d each), %.0f msg/s in total in batches of %d, %d-char pad\n", c.Clients, c.Rooms, c.RoomsPerClient, c.Rate, c.Batch, c.Size)
 	case Idle:
-		fmt.Fprintf(&b, "  %d idle long-polling clients\n", c.Clients)
+		fmt.Fprintf(&b, "  %d idle %s clients\n", c.Clients, res.Transport)
 	case Handshake:
 		fmt.Fprintf(&b, "  %d workers handshaking and disconnecting\n", c.Workers)
 	}

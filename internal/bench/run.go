@@ -111,17 +111,49 @@ func (r *run) lookup(raw []byte) (uint32, bool) {
 // are checked against c's streams and timed; replies are returned.
 func (r *run) handleBatch(c *client, body []byte, at int64) ([]*protocol.Message, error) {
 	var replies []*protocol.Message
+	err := r.scanBatch(c, body, at, func(elem []byte) error {
+		m, err := decodeReply(elem)
+		if err != nil {
+			return errSyntax
+		}
+		replies = append(replies, m)
+		return nil
+	})
+	return replies, err
+}
+
+// pushBatch is the Push of client c: it counts the deliveries of body,
+// received at `at`, and returns its replies as a JSON array (nil if none).
+func (r *run) pushBatch(c *client, body []byte, at time.Time) []byte {
+	var replies []byte
+	err := r.scanBatch(c, body, r.base+int64(at.Sub(r.start)), func(elem []byte) error {
+		if replies == nil {
+			replies = append(make([]byte, 0, len(elem)+2), '[')
+		} else {
+			replies = append(replies, ',')
+		}
+		replies = append(replies, elem...)
+		return nil
+	})
+	if err != nil {
+		r.countErr(err)
+	}
+	if replies != nil {
+		replies = append(replies, ']')
+	}
+	return replies
+}
+
+// scanBatch reads one reply body received at `at` (unix ns): deliveries
+// are checked against c's streams and timed; replies (and other meta
+// messages) go to reply.
+func (r *run) scanBatch(c *client, body []byte, at int64, reply func(elem []byte) error) error {
 	var delivered, inWin, dup, reord, foreign int64
 	win := r.window()
 	c.mu.Lock()
 	err := eachMessage(body, func(d delivery, elem []byte) error {
 		if d.reply || d.meta {
-			m, err := decodeReply(elem)
-			if err != nil {
-				return errSyntax
-			}
-			replies = append(replies, m)
-			return nil
+			return reply(elem)
 		}
 		ch, ok := r.lookup(d.channel)
 		if !ok || !d.hasSeq || d.pub < 0 || d.pub >= int64(len(r.clients)) || d.seq < 0 || d.seq > 1<<32-1 {
@@ -158,7 +190,7 @@ func (r *run) handleBatch(c *client, body []byte, at int64) ([]*protocol.Message
 	if foreign > 0 {
 		r.foreign.Add(foreign)
 	}
-	return replies, err
+	return err
 }
 
 // Run runs one benchmark and returns its results. It always ends by
@@ -180,7 +212,9 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.pad = bytes.Repeat([]byte{'x'}, cfg.Size)
 	r.tr = cfg.Transport
 	if r.tr == nil {
-		if cfg.HTTP == "std" {
+		if cfg.TransportType == TransportWebSocket {
+			r.tr = NewWebSocket(cfg.URL)
+		} else if cfg.HTTP == "std" {
 			r.tr = NewLongPolling(cfg.URL, cfg.Clients+cfg.Subscribers+cfg.Workers)
 		} else {
 			raw, err := NewRawLongPolling(cfg.URL)
@@ -325,7 +359,7 @@ func (r *run) setupAll(ctx context.Context, wg *sync.WaitGroup) []*client {
 		sw.Go(func() {
 			for i := range jobs {
 				c := r.clients[i]
-				conn, err := r.tr.Dial(nil)
+				conn, err := r.tr.Dial(func(batch []byte, at time.Time) []byte { return r.pushBatch(c, batch, at) })
 				if err != nil {
 					r.countErr(err)
 					continue

@@ -191,3 +191,58 @@ func TestJSONLine(t *testing.T) {
 		t.Errorf("bad url: exit %d", code)
 	}
 }
+
+func TestWebSocketFanoutExact(t *testing.T) {
+	url := startServer(t, nil)
+	res := runBench(t, Config{URL: url, Scenario: Fanout, TransportType: TransportWebSocket, Subscribers: 20, Rate: 100, Batch: 2,
+		Duration: 2 * time.Second, Size: 20})
+	if res.Transport != "websocket" {
+		t.Errorf("transport %q", res.Transport)
+	}
+	if res.Sent != 200 {
+		t.Errorf("sent %d, want 200 (100 msg/s for 2 s)", res.Sent)
+	}
+	checkExact(t, res, res.Sent*20)
+	if res.Clients != 21 {
+		t.Errorf("clients %d, want 21", res.Clients)
+	}
+}
+
+func TestWebSocketRoomsExact(t *testing.T) {
+	// Publishers are subscribers too: publish replies and connect replies
+	// interleave on every socket.
+	url := startServer(t, nil)
+	res := runBench(t, Config{URL: url, Scenario: Rooms, TransportType: TransportWebSocket, Clients: 30, Rooms: 6, RoomsPerClient: 3,
+		Rate: 150, Batch: 3, Duration: time.Second})
+	checkExact(t, res, res.Sent*15)
+}
+
+func TestWebSocketIdle(t *testing.T) {
+	url := startServer(t, nil)
+	res := runBench(t, Config{URL: url, Scenario: Idle, TransportType: TransportWebSocket, Clients: 30, Duration: 500 * time.Millisecond})
+	if res.Clients != 30 || res.Handshakes != 30 || len(res.Errors) != 0 || res.Lost != 0 || res.Duplicated != 0 {
+		t.Errorf("idle: clients %d handshakes %d lost %d dup %d errors %v", res.Clients, res.Handshakes, res.Lost, res.Duplicated, res.ErrorSamples)
+	}
+	res = runBench(t, Config{URL: url, Scenario: Handshake, TransportType: TransportWebSocket, Workers: 4, Duration: 500 * time.Millisecond})
+	if res.HandshakesPerS <= 0 || len(res.Errors) != 0 {
+		t.Errorf("handshake: %.0f/s, errors %v", res.HandshakesPerS, res.ErrorSamples)
+	}
+}
+
+func TestWebSocketFlag(t *testing.T) {
+	url := startServer(t, nil)
+	var out, errb bytes.Buffer
+	code := Main(context.Background(), []string{"-url", url, "-scenario", "fanout", "-transport", "websocket", "-subscribers", "3",
+		"-rate", "20", "-duration", "500ms", "-warmup", "0s", "-json"}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	for _, key := range []string{`"transport":"websocket"`, `"lost":0`, `"duplicated":0`, `"errors":{}`} {
+		if !strings.Contains(out.String(), key) {
+			t.Errorf("JSON line lacks %s: %s", key, out.String())
+		}
+	}
+	if code := Main(context.Background(), []string{"-url", url, "-scenario", "fanout", "-transport", "ws"}, &out, &errb); code != 2 {
+		t.Errorf("bad transport: exit %d", code)
+	}
+}

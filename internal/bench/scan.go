@@ -151,6 +151,7 @@ type delivery struct {
 	channel []byte // raw, quoted
 	reply   bool   // has "successful": a reply, not a delivery
 	meta    bool   // channel starts with /meta/
+	id      []byte // raw (quoted) message id, if any
 	hasSeq  bool
 	seq     int64
 	pub     int64
@@ -161,6 +162,7 @@ var (
 	keyChannel    = []byte(`"channel"`)
 	keyData       = []byte(`"data"`)
 	keySuccessful = []byte(`"successful"`)
+	keyID         = []byte(`"id"`)
 	keySeq        = []byte(`"seq"`)
 	keyPub        = []byte(`"pub"`)
 	keyTS         = []byte(`"ts"`)
@@ -257,6 +259,10 @@ func scanMessageAt(elem []byte, start int) (delivery, int, error) {
 			return end, err
 		case bytes.Equal(key, keySuccessful):
 			d.reply = true
+		case bytes.Equal(key, keyID):
+			end, err := skipValue(elem, v)
+			d.id = elem[v:end]
+			return end, err
 		}
 		return skipValue(elem, v)
 	})

@@ -25,22 +25,28 @@ const (
 	KindDisconnect
 )
 
-// Transport makes the connections of simulated clients. Long-polling is
-// the one implemented; a WebSocket transport fits the same shape: Dial
-// opens the socket, RoundTrip writes a frame and waits for the replies to
-// its message ids, and deliveries that arrive on their own go to the
-// handler given to Dial.
+// Transport makes the connections of simulated clients: long-polling
+// (LongPolling, RawLongPolling) or WebSocket, where Dial opens the socket,
+// RoundTrip writes a frame and waits for the replies to its message ids,
+// and every frame also goes to the handler given to Dial as it arrives.
 type Transport interface {
 	// ConnectionType is the Bayeux connectionType sent in handshakes and
-	// connects ("long-polling").
+	// connects ("long-polling", "websocket").
 	ConnectionType() string
 	// Dial returns a new connection for one simulated client, with its own
-	// cookies (one browser each). push receives the batches the server
-	// sends outside of a reply (never called by long-polling).
-	Dial(push func(batch []byte, at time.Time)) (Conn, error)
+	// cookies (one browser each). push, if not nil, is given the batches
+	// the server sends as they arrive (never called by long-polling; a
+	// Conn that calls it for every batch says so with PushesAll, see
+	// pushesAll).
+	Dial(push Push) (Conn, error)
 	// Close releases what the transport holds (idle connections).
 	Close()
 }
+
+// Push handles a batch received at `at` as it arrives: it counts its
+// deliveries and returns its replies (the rest of the batch) as a JSON
+// array, for the RoundTrip they answer.
+type Push func(batch []byte, at time.Time) (replies []byte)
 
 // Conn is one simulated client's connection.
 type Conn interface {
@@ -111,7 +117,7 @@ func NewLongPolling(url string, clients int) *LongPolling {
 func (t *LongPolling) ConnectionType() string { return "long-polling" }
 
 // Dial implements Transport.
-func (t *LongPolling) Dial(func([]byte, time.Time)) (Conn, error) {
+func (t *LongPolling) Dial(Push) (Conn, error) {
 	jar, err := cookiejar.New(nil)
 	if err != nil {
 		return nil, err

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/bayeux-go/bayeux/server/auth"
 )
@@ -30,11 +29,9 @@ type Admins struct {
 	path  string
 	fixed map[string]bool
 
-	mu      sync.Mutex
-	names   map[string]bool // from the file
-	modTime time.Time
-	size    int64
-	file    os.FileInfo
+	mu    sync.Mutex
+	names map[string]bool // from the file
+	stamp auth.FileStamp  // the version of the file names came from
 }
 
 // OpenAdmins reads the admins file at path (a missing file lists nobody;
@@ -63,22 +60,26 @@ func (a *Admins) Path() string { return a.path }
 func (a *Admins) reloadLocked() error {
 	fi, err := os.Stat(a.path)
 	if errors.Is(err, os.ErrNotExist) {
-		a.names, a.modTime, a.size, a.file = map[string]bool{}, time.Time{}, 0, nil
+		a.names = map[string]bool{}
+		a.stamp.Set(nil)
 		return nil
 	}
 	if err != nil {
-		a.names, a.file = map[string]bool{}, nil
+		a.names = map[string]bool{}
+		a.stamp.Set(nil)
 		return err
 	}
-	if a.file != nil && os.SameFile(fi, a.file) && fi.ModTime().Equal(a.modTime) && fi.Size() == a.size {
+	if a.stamp.Same(fi) {
 		return nil
 	}
 	b, err := os.ReadFile(a.path)
 	if err != nil {
-		a.names, a.file = map[string]bool{}, nil
+		a.names = map[string]bool{}
+		a.stamp.Set(nil)
 		return err
 	}
-	a.names, a.modTime, a.size, a.file = parseAdmins(b), fi.ModTime(), fi.Size(), fi
+	a.names = parseAdmins(b)
+	a.stamp.Set(fi)
 	return nil
 }
 
@@ -189,7 +190,7 @@ func (a *Admins) update(change func(map[string]bool) error) error {
 	}
 	a.names = next
 	if fi, err := os.Stat(a.path); err == nil {
-		a.modTime, a.size, a.file = fi.ModTime(), fi.Size(), fi
+		a.stamp.Set(fi)
 	}
 	return nil
 }

@@ -36,3 +36,19 @@ func WriteFileAtomic(path string, data []byte) error {
 	}
 	return os.Rename(tmp, path)
 }
+
+// FileStamp remembers which version of a file was last read: its identity,
+// modification time and size. A file rewritten in place or replaced by a
+// rename reads as changed. The zero value knows no version.
+type FileStamp struct{ info os.FileInfo }
+
+// Same reports whether fi is the version last recorded.
+func (s FileStamp) Same(fi os.FileInfo) bool {
+	return s.info != nil && os.SameFile(fi, s.info) && fi.ModTime().Equal(s.info.ModTime()) && fi.Size() == s.info.Size()
+}
+
+// Known reports whether a version was recorded.
+func (s FileStamp) Known() bool { return s.info != nil }
+
+// Set records fi (nil forgets).
+func (s *FileStamp) Set(fi os.FileInfo) { s.info = fi }

@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -30,11 +29,9 @@ var ErrNoUser = errors.New("auth: no such user")
 type Users struct {
 	path string
 
-	mu      sync.RWMutex
-	hashes  map[string][]byte
-	modTime time.Time
-	size    int64
-	file    os.FileInfo // to notice a file replaced by rename
+	mu     sync.RWMutex
+	hashes map[string][]byte
+	stamp  FileStamp // the version of the file hashes came from
 }
 
 // OpenUsers reads the users file at path. A missing file is an empty set
@@ -69,9 +66,9 @@ func (u *Users) reload(force bool) error {
 	fi, err := os.Stat(u.path)
 	if errors.Is(err, os.ErrNotExist) {
 		u.mu.Lock()
-		if !u.modTime.IsZero() || force {
+		if u.stamp.Known() || force {
 			u.hashes = map[string][]byte{}
-			u.modTime = time.Time{}
+			u.stamp.Set(nil)
 		}
 		u.mu.Unlock()
 		return nil
@@ -80,7 +77,7 @@ func (u *Users) reload(force bool) error {
 		return err
 	}
 	u.mu.RLock()
-	same := fi.ModTime().Equal(u.modTime) && fi.Size() == u.size && u.file != nil && os.SameFile(fi, u.file)
+	same := u.stamp.Same(fi)
 	u.mu.RUnlock()
 	if same && !force {
 		return nil
@@ -94,7 +91,8 @@ func (u *Users) reload(force bool) error {
 		return fmt.Errorf("%s: %w", u.path, err)
 	}
 	u.mu.Lock()
-	u.hashes, u.modTime, u.size, u.file = hashes, fi.ModTime(), fi.Size(), fi
+	u.hashes = hashes
+	u.stamp.Set(fi)
 	u.mu.Unlock()
 	return nil
 }
@@ -211,7 +209,7 @@ func (u *Users) update(change func(map[string][]byte) error) error {
 	}
 	u.hashes = next
 	if fi, err := os.Stat(u.path); err == nil {
-		u.modTime, u.size, u.file = fi.ModTime(), fi.Size(), fi
+		u.stamp.Set(fi)
 	}
 	return nil
 }

@@ -74,6 +74,17 @@ type Engine interface {
 	// start at 1 and increase by one per queued message.
 	FetchAck(ctx context.Context, id string, ack uint64, wait time.Duration) (Batch, error)
 
+	// Poll is Fetch (ackMode false) or FetchAck (ackMode true, with ack)
+	// for a server that holds many connects without a goroutine each. It
+	// takes what is queued and returns it at once, with a nil stop, when
+	// there is something, when wait <= 0 or on error. Otherwise it returns
+	// an empty batch and a stop function, and later calls done exactly
+	// once, on a goroutine of its own, with what Fetch would have returned
+	// after waiting. stop ends the wait early as a cancelled context ends
+	// Fetch (done is still called, with nothing taken) and reports whether
+	// it did; it may be called from any goroutine, more than once.
+	Poll(id string, ackMode bool, ack uint64, wait time.Duration, done func(Batch, error)) (b Batch, stop func() bool, err error)
+
 	// AppendHistory appends an encoded message to channel's history and
 	// keeps only the newest max entries.
 	AppendHistory(ctx context.Context, channel string, msg []byte, max int) error
@@ -151,3 +162,26 @@ type Batch struct {
 
 // ErrEngineClosed is returned by engine calls after Close.
 var ErrEngineClosed = errors.New("bayeux: engine closed")
+
+// FetchByPoll implements a blocking Fetch or FetchAck with an engine's
+// Poll: it waits for the poll's result, or stops it when ctx ends. Engines
+// use it so that both ways of fetching behave the same.
+func FetchByPoll(ctx context.Context, poll func(done func(Batch, error)) (Batch, func() bool, error)) (Batch, error) {
+	type result struct {
+		b   Batch
+		err error
+	}
+	ch := make(chan result, 1)
+	b, stop, err := poll(func(b Batch, err error) { ch <- result{b, err} })
+	if stop == nil {
+		return b, err
+	}
+	select {
+	case r := <-ch:
+		return r.b, r.err
+	case <-ctx.Done():
+		stop()
+		r := <-ch
+		return r.b, r.err
+	}
+}

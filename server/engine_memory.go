@@ -94,7 +94,6 @@ type queued struct {
 type memSession struct {
 	info    *SessionInfo
 	expires atomic.Int64 // unix nanoseconds
-	wake    chan struct{}
 
 	mu      sync.Mutex
 	queue   []queued
@@ -103,6 +102,9 @@ type memSession struct {
 	dropped int
 	subs    map[string]struct{}
 	closed  bool
+	// polls wait for the next enqueue (or the session's end); each is
+	// started once and removed when it fires or stops.
+	polls []*memPoll
 }
 
 // NewMemoryEngine returns an in-memory Engine.
@@ -201,7 +203,7 @@ func (e *MemoryEngine) CreateSession(_ context.Context, info *SessionInfo) error
 	if e.closed.Load() {
 		return ErrEngineClosed
 	}
-	s := &memSession{info: info, wake: make(chan struct{}, 1), subs: make(map[string]struct{})}
+	s := &memSession{info: info, subs: make(map[string]struct{})}
 	sh := &e.sessions[e.shard(info.ID)]
 	sh.mu.Lock()
 	sh.m[info.ID] = s
@@ -494,15 +496,24 @@ func (s *memSession) enqueue(p *Payload, max int) bool {
 	}
 	s.seq++
 	s.queue = append(s.queue, queued{s.seq, p})
+	polls := s.polls
+	s.polls = nil
 	s.mu.Unlock()
-	s.signal()
+	for _, q := range polls {
+		q.fire(false)
+	}
 	return true
 }
 
+// signal fires the session's waiting polls. It must be called without
+// s.mu held.
 func (s *memSession) signal() {
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	s.mu.Lock()
+	polls := s.polls
+	s.polls = nil
+	s.mu.Unlock()
+	for _, p := range polls {
+		p.fire(false)
 	}
 }
 
@@ -512,6 +523,10 @@ func (s *memSession) signal() {
 func (s *memSession) take(ackMode bool, ack uint64) (b Batch, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.takeLocked(ackMode, ack)
+}
+
+func (s *memSession) takeLocked(ackMode bool, ack uint64) (b Batch, ok bool) {
 	if s.closed {
 		return b, false
 	}
@@ -543,45 +558,103 @@ func (s *memSession) take(ackMode bool, ack uint64) (b Batch, ok bool) {
 
 // Fetch implements Engine.
 func (e *MemoryEngine) Fetch(ctx context.Context, id string, wait time.Duration) (Batch, error) {
-	return e.fetch(ctx, id, wait, false, 0)
+	return FetchByPoll(ctx, func(done func(Batch, error)) (Batch, func() bool, error) {
+		return e.Poll(id, false, 0, wait, done)
+	})
 }
 
 // FetchAck implements Engine.
 func (e *MemoryEngine) FetchAck(ctx context.Context, id string, ack uint64, wait time.Duration) (Batch, error) {
-	return e.fetch(ctx, id, wait, true, ack)
+	return FetchByPoll(ctx, func(done func(Batch, error)) (Batch, func() bool, error) {
+		return e.Poll(id, true, ack, wait, done)
+	})
 }
 
-func (e *MemoryEngine) fetch(ctx context.Context, id string, wait time.Duration, ackMode bool, ack uint64) (Batch, error) {
+// Poll implements Engine. A waiting poll costs a timer and a small struct,
+// no goroutine.
+func (e *MemoryEngine) Poll(id string, ackMode bool, ack uint64, wait time.Duration, done func(Batch, error)) (Batch, func() bool, error) {
 	s := e.lookup(id)
 	if s == nil {
-		return Batch{}, protocol.ErrSessionUnknown
+		return Batch{}, nil, protocol.ErrSessionUnknown
 	}
-	// Drain a stale wake-up so that the wait below sees only new messages.
-	select {
-	case <-s.wake:
-	default:
-	}
-	b, ok := s.take(ackMode, ack)
+	s.mu.Lock()
+	b, ok := s.takeLocked(ackMode, ack)
 	if !ok {
-		return b, protocol.ErrSessionUnknown
+		s.mu.Unlock()
+		return b, nil, protocol.ErrSessionUnknown
 	}
 	if len(b.Payloads) > 0 || wait <= 0 {
-		return b, nil
+		s.mu.Unlock()
+		return b, nil, nil
 	}
-	t := time.NewTimer(wait)
-	defer t.Stop()
-	select {
-	case <-s.wake:
-	case <-t.C:
-	case <-ctx.Done():
-		return b, nil
+	// Registered under the lock of the take: no enqueue slips between.
+	p := &memPoll{s: s, ackMode: ackMode, ack: ack, first: b, done: done}
+	s.polls = append(s.polls, p)
+	p.timer = time.AfterFunc(wait, func() { p.fire(true) })
+	s.mu.Unlock()
+	return Batch{}, p.stop, nil
+}
+
+// memPoll is a Poll waiting for an enqueue, its timeout or its stop.
+type memPoll struct {
+	s       *memSession
+	ackMode bool
+	ack     uint64
+	first   Batch // what the first take returned: nothing but Dropped, Last
+	done    func(Batch, error)
+	claimed atomic.Bool
+	timer   *time.Timer
+}
+
+// fire ends the poll with what is queued now (on its own goroutine unless
+// it runs on the timer's already).
+func (p *memPoll) fire(timedOut bool) {
+	if !p.claimed.CompareAndSwap(false, true) {
+		return
 	}
-	b2, ok := s.take(ackMode, ack)
+	if timedOut {
+		p.unlink()
+		p.finish()
+		return
+	}
+	p.timer.Stop()
+	go p.finish()
+}
+
+func (p *memPoll) finish() {
+	b, ok := p.s.take(p.ackMode, p.ack)
 	if !ok {
-		return b2, protocol.ErrSessionUnknown
+		p.done(Batch{}, protocol.ErrSessionUnknown)
+		return
 	}
-	b2.Dropped += b.Dropped
-	return b2, nil
+	b.Dropped += p.first.Dropped
+	p.done(b, nil)
+}
+
+// stop ends the poll early with nothing (the messages stay queued).
+func (p *memPoll) stop() bool {
+	if !p.claimed.CompareAndSwap(false, true) {
+		return false
+	}
+	p.timer.Stop()
+	p.unlink()
+	go p.done(Batch{Dropped: p.first.Dropped, Last: p.first.Last}, nil)
+	return true
+}
+
+func (p *memPoll) unlink() {
+	s := p.s
+	s.mu.Lock()
+	for i, q := range s.polls {
+		if q == p {
+			s.polls = append(s.polls[:i], s.polls[i+1:]...)
+			break
+		}
+	}
+	if len(s.polls) == 0 {
+		s.polls = nil
+	}
+	s.mu.Unlock()
 }
 
 // AppendHistory implements Engine.

@@ -55,6 +55,7 @@ func Run(t *testing.T, newEngine func(t *testing.T, opts Options) server.Engine)
 		{"QueueBound", testQueueBound},
 		{"FetchWaitsAndWakes", testFetchWaitsAndWakes},
 		{"FetchAfterDestroy", testFetchAfterDestroy},
+		{"Poll", testPoll},
 		{"SubscriptionLimit", testSubscriptionLimit},
 		{"Expiry", testExpiry},
 		{"Close", testClose},
@@ -889,5 +890,131 @@ func testListingAndHistory(t *testing.T, newEngine func(*testing.T, Options) ser
 	}
 	if h, _ := e.History(ctx, "/off", 5); len(h) != 0 {
 		t.Errorf("AppendHistory with max 0 stored %q", h)
+	}
+}
+
+// pollResult is what a Poll's done received.
+type pollResult struct {
+	b   server.Batch
+	err error
+}
+
+// startPoll polls id and returns the immediate result, or the stop func and
+// a channel for the later one.
+func startPoll(e server.Engine, id string, ackMode bool, ack uint64, wait time.Duration) (server.Batch, func() bool, <-chan pollResult, error) {
+	ch := make(chan pollResult, 2) // 2: a second call of done is caught below
+	b, stop, err := e.Poll(id, ackMode, ack, wait, func(b server.Batch, err error) { ch <- pollResult{b, err} })
+	return b, stop, ch, err
+}
+
+func awaitPoll(t *testing.T, ch <-chan pollResult, what string) pollResult {
+	t.Helper()
+	select {
+	case r := <-ch:
+		select {
+		case <-ch:
+			t.Fatalf("%s: done called twice", what)
+		case <-time.After(50 * time.Millisecond):
+		}
+		return r
+	case <-time.After(Wait):
+		t.Fatalf("%s: done not called", what)
+	}
+	return pollResult{}
+}
+
+// testPoll: Poll answers at once when something is queued, otherwise calls
+// done once when a message arrives, when wait passes, when stopped (with
+// nothing taken: the messages stay for the next fetch) and when the
+// session is destroyed; in ack mode it keeps what it returned until acked.
+func testPoll(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
+	e := newEngine(t, Options{})
+	ctx := context.Background()
+	CreateSession(t, e, "p1")
+	Subscribe(t, e, "p1", "/poll")
+
+	if _, err := e.Publish(ctx, Payload("/poll", 1)); err != nil {
+		t.Fatal(err)
+	}
+	b, stop, _, err := startPoll(e, "p1", false, 0, time.Minute)
+	if err != nil || stop != nil || !slices.Equal(Nums(t, b), []int{1}) {
+		t.Fatalf("queued message: got %v stop=%v err=%v, want [1] at once", Nums(t, b), stop != nil, err)
+	}
+
+	// Waiting: a publish wakes it with the message.
+	b, stop, ch, err := startPoll(e, "p1", false, 0, time.Minute)
+	if err != nil || stop == nil || len(b.Payloads) != 0 {
+		t.Fatalf("empty queue: got %d messages, stop=%v, err=%v; want a waiting poll", len(b.Payloads), stop != nil, err)
+	}
+	if _, err := e.Publish(ctx, Payload("/poll", 2)); err != nil {
+		t.Fatal(err)
+	}
+	if r := awaitPoll(t, ch, "woken poll"); r.err != nil || !slices.Equal(Nums(t, r.b), []int{2}) {
+		t.Fatalf("woken poll: got %v, %v; want [2]", Nums(t, r.b), r.err)
+	}
+	if stop() {
+		t.Fatal("stop after done reported that it stopped the poll")
+	}
+
+	// Timeout: done with nothing.
+	start := time.Now()
+	_, stop, ch, err = startPoll(e, "p1", false, 0, 200*time.Millisecond)
+	if err != nil || stop == nil {
+		t.Fatalf("poll with timeout: stop=%v err=%v", stop != nil, err)
+	}
+	if r := awaitPoll(t, ch, "timed-out poll"); r.err != nil || len(r.b.Payloads) != 0 {
+		t.Fatalf("timed-out poll: got %v, %v", Nums(t, r.b), r.err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("poll with a 200ms wait returned after %v", d)
+	}
+
+	// Stop: done with nothing, and what arrives afterwards stays queued.
+	_, stop, ch, _ = startPoll(e, "p1", false, 0, time.Minute)
+	if !stop() {
+		t.Fatal("stop of a waiting poll reported that it did nothing")
+	}
+	if r := awaitPoll(t, ch, "stopped poll"); r.err != nil || len(r.b.Payloads) != 0 {
+		t.Fatalf("stopped poll: got %v, %v", Nums(t, r.b), r.err)
+	}
+	if _, err := e.Publish(ctx, Payload("/poll", 3)); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := e.Fetch(ctx, "p1", 0); err != nil || !slices.Equal(Nums(t, b), []int{3}) {
+		t.Fatalf("after a stopped poll: fetched %v, %v; want [3]", Nums(t, b), err)
+	}
+
+	// Ack mode: returned messages stay until acknowledged.
+	CreateSession(t, e, "p2")
+	Subscribe(t, e, "p2", "/poll")
+	_, stop, ch, _ = startPoll(e, "p2", true, 0, time.Minute)
+	if stop == nil {
+		t.Fatal("ack poll on an empty queue did not wait")
+	}
+	if _, err := e.Publish(ctx, Payload("/poll", 4)); err != nil {
+		t.Fatal(err)
+	}
+	r := awaitPoll(t, ch, "ack poll")
+	if r.err != nil || !slices.Equal(Nums(t, r.b), []int{4}) || r.b.Last == 0 {
+		t.Fatalf("ack poll: got %v last=%d err=%v", Nums(t, r.b), r.b.Last, r.err)
+	}
+	b, stop, _, err = startPoll(e, "p2", true, 0, time.Minute)
+	if err != nil || stop != nil || !slices.Equal(Nums(t, b), []int{4}) {
+		t.Fatalf("unacknowledged message not polled again: %v stop=%v err=%v", Nums(t, b), stop != nil, err)
+	}
+	_, stop, ch, _ = startPoll(e, "p2", true, r.b.Last, time.Minute)
+	if stop == nil {
+		t.Fatal("acknowledged message polled again")
+	}
+
+	// Destroy wakes the waiting poll with ErrSessionUnknown.
+	if _, err := e.DestroySession(ctx, "p2"); err != nil {
+		t.Fatal(err)
+	}
+	if r := awaitPoll(t, ch, "poll of a destroyed session"); !errors.Is(r.err, protocol.ErrSessionUnknown) {
+		t.Fatalf("poll of a destroyed session: err %v, want ErrSessionUnknown", r.err)
+	}
+	if _, _, _, err := startPoll(e, "nosuch", false, 0, time.Minute); !errors.Is(err, protocol.ErrSessionUnknown) {
+		t.Fatalf("poll of an unknown session: err %v", err)
 	}
 }

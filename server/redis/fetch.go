@@ -203,12 +203,23 @@ func (e *Engine) subscribe() *goredis.PubSub {
 
 // Fetch implements server.Engine.
 func (e *Engine) Fetch(ctx context.Context, id string, wait time.Duration) (server.Batch, error) {
-	return e.fetch(ctx, id, wait, false, 0)
+	return server.FetchByPoll(ctx, func(done func(server.Batch, error)) (server.Batch, func() bool, error) {
+		return e.poll(ctx, id, false, 0, wait, done)
+	})
 }
 
 // FetchAck implements server.Engine.
 func (e *Engine) FetchAck(ctx context.Context, id string, ack uint64, wait time.Duration) (server.Batch, error) {
-	return e.fetch(ctx, id, wait, true, ack)
+	return server.FetchByPoll(ctx, func(done func(server.Batch, error)) (server.Batch, func() bool, error) {
+		return e.poll(ctx, id, true, ack, wait, done)
+	})
+}
+
+// Poll implements server.Engine. The first take runs on the caller's
+// goroutine; a poll that waits costs a goroutine (blocked on its waiter)
+// until its notice, timeout or stop.
+func (e *Engine) Poll(id string, ackMode bool, ack uint64, wait time.Duration, done func(server.Batch, error)) (server.Batch, func() bool, error) {
+	return e.poll(context.Background(), id, ackMode, ack, wait, done)
 }
 
 // take results besides a batch.
@@ -218,33 +229,52 @@ const (
 	takeSuperseded
 )
 
-// fetch claims the session for this Fetch and takes what is queued. When
+// poll claims the session for this fetch and takes what is queued. When
 // nothing is and wait > 0 it registers this node as the session's waiter
 // (in the same script, so no publish can slip between the take and the
 // registration) and waits for a notice, then looks again until something
-// arrives or wait passes. A newer Fetch for the session, on any node,
+// arrives or wait passes. A newer fetch for the session, on any node,
 // ends this one with an empty batch.
-func (e *Engine) fetch(ctx context.Context, id string, wait time.Duration, ackMode bool, ack uint64) (server.Batch, error) {
+func (e *Engine) poll(ctx context.Context, id string, ackMode bool, ack uint64, wait time.Duration, done func(server.Batch, error)) (server.Batch, func() bool, error) {
 	if e.closed.Load() {
-		return server.Batch{}, server.ErrEngineClosed
+		return server.Batch{}, nil, server.ErrEngineClosed
 	}
 	tok := randomHex(8)
 	var w *waiter
 	if wait > 0 {
 		// Registered before the script runs so that no notice is missed.
 		w = e.addWaiter(id)
-		defer e.removeWaiter(id, w)
 	}
 	b, st, err := e.take(ctx, id, true, tok, wait > 0, ackMode, ack)
-	if err != nil {
-		return b, err
+	if err == nil && st == takeUnknown {
+		err = protocol.ErrSessionUnknown
 	}
-	if st == takeUnknown {
-		return b, protocol.ErrSessionUnknown
+	if err != nil || len(b.Payloads) > 0 || wait <= 0 {
+		if w != nil {
+			e.removeWaiter(id, w)
+		}
+		return b, nil, err
 	}
-	if len(b.Payloads) > 0 || wait <= 0 {
-		return b, nil
-	}
+	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var finished atomic.Bool
+	go func() {
+		b, err := e.wait(wctx, id, w, tok, wait, b, ackMode, ack)
+		e.removeWaiter(id, w)
+		cancel()
+		finished.Store(true)
+		done(b, err)
+	}()
+	return server.Batch{}, func() bool {
+		if finished.Load() || wctx.Err() != nil {
+			return false
+		}
+		cancel()
+		return true
+	}, nil
+}
+
+// wait is the waiting half of poll: b is what the first take returned.
+func (e *Engine) wait(ctx context.Context, id string, w *waiter, tok string, wait time.Duration, b server.Batch, ackMode bool, ack uint64) (server.Batch, error) {
 	empty := func() server.Batch { return server.Batch{Dropped: b.Dropped, Last: b.Last} }
 	t := time.NewTimer(wait)
 	defer t.Stop()
@@ -259,7 +289,7 @@ func (e *Engine) fetch(ctx context.Context, id string, wait time.Duration, ackMo
 			if err := releaseScript.Run(ctx, e.client, nil, e.p, id, tok).Err(); err != nil && !e.closed.Load() {
 				e.log.Debug("releasing a session's waiter failed", "err", err)
 			}
-			return b, nil
+			return empty(), nil
 		}
 		if e.closed.Load() {
 			return empty(), server.ErrEngineClosed

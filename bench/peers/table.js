@@ -1,6 +1,8 @@
 // Prints the comparison table of bench/run-peers.sh from the JSON lines
 // bin/bayeux-bench wrote: node table.js DIR SERVER... (first SERVER is the
-// one compared; files are DIR/<scenario>.<server>.json).
+// one compared; files are DIR/<scenario>.<server>.json, or
+// DIR/<scenario>.<server>.skipped holding why the server did not run it),
+// then the targets of the first server, evaluated from the same results.
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -21,18 +23,22 @@ const traffic = [
   ['bench CPU %', (r) => r.bench_cpu_pct, null],
   ['other CPU % (noise)', (r) => r.other_cpu_pct, null],
 ];
+const idle = [
+  ['clients ready', (r) => r.clients, true],
+  ['RSS per client KiB', (r) => r.server_rss_kb && r.server_rss_kb.per_client_kb, false],
+  ['server RSS max MiB', (r) => r.server_rss_kb && r.server_rss_kb.max / 1024, false],
+  ['server CPU %', (r) => r.server_cpu_pct, false],
+  ['errors', (r) => Object.values(r.errors || {}).reduce((a, b) => a + b, 0), false],
+  ['other CPU % (noise)', (r) => r.other_cpu_pct, null],
+];
+// In table order; the -ws scenarios are the same over WebSocket.
 const metrics = {
   fanout: traffic,
   rooms: traffic,
   'rooms-cometd': traffic,
-  idle: [
-    ['clients ready', (r) => r.clients, true],
-    ['RSS per client KiB', (r) => r.server_rss_kb && r.server_rss_kb.per_client_kb, false],
-    ['server RSS max MiB', (r) => r.server_rss_kb && r.server_rss_kb.max / 1024, false],
-    ['server CPU %', (r) => r.server_cpu_pct, false],
-    ['errors', (r) => Object.values(r.errors || {}).reduce((a, b) => a + b, 0), false],
-    ['other CPU % (noise)', (r) => r.other_cpu_pct, null],
-  ],
+  idle,
+  'idle-ws': idle,
+  'fanout-ws': traffic,
   handshake: [
     ['handshakes/s', (r) => r.handshakes_per_s, true],
     ['latency p50 ms', (r) => r.latency_ms.p50, false],
@@ -49,6 +55,14 @@ function load(scenario, server) {
   try {
     const line = fs.readFileSync(f, 'utf8').trim().split('\n').pop();
     return JSON.parse(line);
+  } catch {
+    return null;
+  }
+}
+
+function skipped(scenario, server) {
+  try {
+    return fs.readFileSync(path.join(dir, `${scenario}.${server}.skipped`), 'utf8').trim() || 'skipped';
   } catch {
     return null;
   }
@@ -77,9 +91,17 @@ function ratio(own, others, higher) {
 const header = ['scenario', 'metric', ...servers.map((s) => names[s] || s), 'ratio'];
 const rows = [];
 const warnings = [];
+const skips = new Map(); // reason -> {server, scenarios}
 for (const scenario of Object.keys(metrics)) {
   const results = servers.map((s) => load(scenario, s));
   if (results.every((r) => r === null)) continue;
+  servers.forEach((s, i) => {
+    const why = results[i] === null && skipped(scenario, s);
+    if (!why) return;
+    const key = `${s}\0${why}`;
+    if (!skips.has(key)) skips.set(key, { server: s, why, scenarios: [] });
+    skips.get(key).scenarios.push(scenario);
+  });
   results.forEach((r, i) => {
     for (const w of (r && r.warnings) || []) warnings.push(`${scenario} / ${servers[i]}: ${w}`);
   });
@@ -100,7 +122,61 @@ console.log(line(header));
 console.log('|' + widths.map((w, i) => (i < 2 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|');
 for (const r of rows) console.log(line(r));
 console.log(`\nratio: ${names[servers[0]] || servers[0]} against the best of the others (>1: ${names[servers[0]] || servers[0]} is better)`);
+for (const { server, why, scenarios } of skips.values()) {
+  console.log(`"-" for ${names[server] || server} in ${scenarios.join(', ')}: not run: ${why}`);
+}
 if (warnings.length) {
   console.log('\nwarnings:');
   for (const w of warnings) console.log(`  ${w}`);
+}
+
+// Targets of the first server, from the same JSON results. RSS targets are
+// in KB = 1000 bytes; per_client_kb in the JSON is KiB (1024 bytes).
+const own = servers[0];
+const ownName = names[own] || own;
+const kb = (kib) => (kib * 1024) / 1000;
+const lost = (r) => r.lost;
+// noisy: a note when the run (or the one compared with) had warnings.
+const noisy = (...rs) => (rs.some((r) => r && r.warnings && r.warnings.length) ? ' (disturbed run: see warnings)' : '');
+const targets = [
+  ['fanout (long-polling): p99 <= 0.5 x cometd-nodejs-server p99, 0 lost', () => {
+    const r = load('fanout', own);
+    const c = load('fanout', 'cometd');
+    if (!r) return ['n.a.', 'fanout not run'];
+    if (!c) return ['n.a.', `p99 ${fmt(r.latency_ms.p99)} ms, lost ${fmt(lost(r))}; no cometd-nodejs-server fanout result`];
+    const limit = 0.5 * c.latency_ms.p99;
+    const ok = r.latency_ms.p99 <= limit && lost(r) === 0;
+    return [ok, `p99 ${fmt(r.latency_ms.p99)} ms (limit 0.5 x ${fmt(c.latency_ms.p99)} = ${fmt(limit)} ms), lost ${fmt(lost(r))}${noisy(r, c)}`];
+  }],
+  ['rooms: p99 < 250 ms, 0 lost', () => {
+    const r = load('rooms', own);
+    if (!r) return ['n.a.', 'rooms not run'];
+    return [r.latency_ms.p99 < 250 && lost(r) === 0, `p99 ${fmt(r.latency_ms.p99)} ms, lost ${fmt(lost(r))}${noisy(r)}`];
+  }],
+  ...[['idle', 'long-polling', 10], ['idle-ws', 'WebSocket', 6]].map(([scenario, transport, limit]) => [
+    `${scenario} (${transport}): RSS per client <= ${limit} KB`, () => {
+      const r = load(scenario, own);
+      if (!r) return ['n.a.', `${scenario} not run`];
+      const kib = r.server_rss_kb && r.server_rss_kb.per_client_kb;
+      if (typeof kib !== 'number') return ['n.a.', 'no RSS per client (run without -pid?)'];
+      const want = r.config && r.config.clients;
+      const ready = want && r.clients < want ? `; only ${fmt(r.clients)} of ${fmt(want)} clients ready` : '';
+      return [kb(kib) <= limit, `${fmt(kb(kib))} KB (${fmt(kib)} KiB) per client${ready}${noisy(r)}`];
+    }]),
+  ['handshake: >= 10,000 handshakes/s', () => {
+    const r = load('handshake', own);
+    if (!r) return ['n.a.', 'handshake not run'];
+    return [r.handshakes_per_s >= 10000, `${fmt(r.handshakes_per_s)}/s${noisy(r)}`];
+  }],
+];
+console.log(`\ntargets (${ownName}; KB = 1000 bytes, the table's KiB = 1024):`);
+for (const [label, check] of targets) {
+  let verdict, detail;
+  try {
+    [verdict, detail] = check();
+  } catch (e) {
+    [verdict, detail] = ['n.a.', `unreadable result (${e.message})`];
+  }
+  if (typeof verdict === 'boolean') verdict = verdict ? 'PASS' : 'FAIL';
+  console.log(`  ${verdict.padEnd(4)}  ${label}: ${detail}`);
 }

@@ -37,6 +37,7 @@ type exchange struct {
 	events  [][]byte
 	replies []*protocol.Message
 	hold    *pendingConnect
+	held    *heldConnect // hold's registration while it waits
 	// after runs once the response was written (or failed).
 	after []func()
 }
@@ -314,43 +315,74 @@ func (x *exchange) connect(m *protocol.Message, lone bool) {
 	}
 }
 
-// finish completes the batch's connect: it holds it until something is
-// queued for the session, the timeout passes, a newer connect arrives or
-// the server shuts down, then adds the events and the reply.
+// finish completes the batch's connect on the calling goroutine: it holds
+// it until something is queued for the session, the timeout passes, a
+// newer connect arrives or the server shuts down, then adds the events and
+// the reply.
 func (x *exchange) finish() {
+	ch := make(chan struct{})
+	if x.startHold(func() { close(ch) }) {
+		<-ch
+	}
+}
+
+// startHold begins the batch's connect. It reports false when the reply is
+// complete already (nothing to hold, something queued, or an error), and
+// true when the connect waits: then resume is called once, on a goroutine
+// of its own, when the reply is complete. Nothing of x may be touched
+// between a true return and resume but what park clears.
+func (x *exchange) startHold(resume func()) bool {
 	h := x.hold
 	if h == nil {
-		return
+		return false
 	}
 	s := x.s
 	id := h.c.info.ID
+	ctx := context.WithoutCancel(x.ctx)
 	if h.timeout > 0 && !x.http2 && s.opts.MaxSessionsPerBrowser > 0 && h.c.info.Browser != "" {
 		if s.acquireBrowser(h.c.info.Browser, id) {
-			defer s.releaseBrowser(h.c.info.Browser, id)
+			x.after = append(x.after, func() { s.releaseBrowser(h.c.info.Browser, id) })
 		} else {
 			h.timeout = 0
 			h.multiple = true
 		}
 	}
-
-	ctx, cancel := context.WithCancel(x.ctx)
-	defer cancel()
-	held := &heldConnect{cancel: cancel}
+	// Only what the reply needs is kept while the connect waits.
+	h.m = &protocol.Message{Channel: h.m.Channel, ID: h.m.ID}
+	held := &heldConnect{}
 	s.registerHeld(id, held)
+	x.held = held
 	if h.timeout > 0 {
 		s.stats.HeldConnects.Add(1)
-		defer s.stats.HeldConnects.Add(-1)
-		stop := context.AfterFunc(s.shutdown, cancel)
-		defer stop()
+		// Counted until the reply is written: Shutdown waits for it.
+		x.after = append(x.after, func() { s.stats.HeldConnects.Add(-1) })
+		// Before the poll, so that no wake-up is missed; a cancel that
+		// comes before the poll started stops it as soon as it has.
+		held.unwatchCtx = context.AfterFunc(x.ctx, held.cancel) // the client went away; read once the poll started
+		// The request's context is not kept: a parked connect outlives it.
+		x.ctx = context.Background()
+		if s.closing.Load() {
+			held.cancel() // BeginShutdown may have missed this one
+		}
 	}
 	_ = s.engine.Touch(ctx, id, time.Now().Add(h.timeout+s.opts.ConnectTimeout))
-	var b Batch
-	var err error
-	if h.c.info.Ack {
-		b, err = s.engine.FetchAck(ctx, id, h.ack, h.timeout)
-	} else {
-		b, err = s.engine.Fetch(ctx, id, h.timeout)
+	b, stop, err := s.engine.Poll(id, h.c.info.Ack, h.ack, h.timeout, func(b Batch, err error) {
+		x.endHold(b, err)
+		resume()
+	})
+	if stop == nil {
+		x.endHold(b, err)
+		return false
 	}
+	held.setStop(stop)
+	return true
+}
+
+// endHold adds the held connect's events and reply once its poll ended.
+func (x *exchange) endHold(b Batch, err error) {
+	h, held, s := x.hold, x.held, x.s
+	id := h.c.info.ID
+	held.unwatch()
 	s.unregisterHeld(id, held)
 	x.superseded = held.superseded.Load()
 	if h.c.info.Ack && held.superseded.Load() {
@@ -408,11 +440,12 @@ func (x *exchange) finish() {
 	if h.multiple {
 		interval = s.opts.MultiSessionInterval
 	}
+	ctx := context.WithoutCancel(x.ctx)
 	x.after = append(x.after, func() {
 		if held.superseded.Load() {
 			return // a newer connect holds the session and owns its expiry
 		}
-		_ = s.engine.Touch(context.WithoutCancel(x.ctx), id, time.Now().Add(interval+s.opts.ConnectTimeout))
+		_ = s.engine.Touch(ctx, id, time.Now().Add(interval+s.opts.ConnectTimeout))
 	})
 }
 
@@ -466,31 +499,38 @@ func (s *Server) acquireBrowser(b, id string) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	held := sh.m[b]
-	if held[id] == 0 && len(held) >= s.opts.MaxSessionsPerBrowser {
+	for i := range held {
+		if held[i].id == id {
+			held[i].n++
+			return true
+		}
+	}
+	if len(held) >= s.opts.MaxSessionsPerBrowser {
 		return false
 	}
-	if held == nil {
-		held = make(map[string]int, 1)
-		sh.m[b] = held
-	}
-	held[id]++
+	sh.m[b] = append(held, browserSlot{id: id, n: 1})
 	return true
 }
 
 func (s *Server) releaseBrowser(b, id string) {
 	sh := &s.browsers[s.shard(b)]
 	sh.mu.Lock()
-	if held := sh.m[b]; held != nil {
-		if held[id] <= 1 {
-			delete(held, id)
-		} else {
-			held[id]--
+	defer sh.mu.Unlock()
+	held := sh.m[b]
+	for i := range held {
+		if held[i].id != id {
+			continue
 		}
-		if len(held) == 0 {
-			delete(sh.m, b)
+		if held[i].n--; held[i].n == 0 {
+			held = append(held[:i], held[i+1:]...)
 		}
+		break
 	}
-	sh.mu.Unlock()
+	if len(held) == 0 {
+		delete(sh.m, b)
+	} else {
+		sh.m[b] = held
+	}
 }
 
 func (x *exchange) disconnect(m *protocol.Message) {

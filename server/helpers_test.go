@@ -50,6 +50,9 @@ func newHarness(t *testing.T, opts Options) *harness {
 	if opts.ConnectTimeout == 0 {
 		opts.ConnectTimeout = hConnectTimeout
 	}
+	if opts.ParkAfter == 0 {
+		opts.ParkAfter = 10 * time.Millisecond
+	}
 	if opts.Engine == nil {
 		opts.Engine = NewMemoryEngine(MemoryEngineOptions{SweepInterval: hSweep, MaxQueue: opts.MaxQueue})
 	}
@@ -68,7 +71,11 @@ func newHarness(t *testing.T, opts Options) *harness {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	hs := httptest.NewServer(srv.Handler("/cometd"))
+	// Served as Serve does, so that connects held longer than ParkAfter
+	// (10ms unless set) are parked: most tests exercise both ways.
+	hs := httptest.NewUnstartedServer(srv.Handler("/cometd"))
+	hs.Listener = parkOn(hs.Config, hs.Listener)
+	hs.Start()
 	h := &harness{t: t, srv: srv, hs: hs, url: hs.URL + "/cometd", events: log}
 	t.Cleanup(func() {
 		// Release held connects first so that hs.Close does not wait for

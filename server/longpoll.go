@@ -58,7 +58,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bayeux: too many concurrent requests from your address", http.StatusTooManyRequests)
 		return
 	}
-	defer s.ips.release(ip)
+	parked := false
+	defer func() {
+		if !parked {
+			s.ips.release(ip)
+		}
+	}()
 	if !s.opts.NoWebSocket && isWebSocket(r) {
 		s.serveWebSocket(w, r, ip)
 		return
@@ -107,15 +112,6 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	x.finish()
-	defer x.done()
-
-	body, err := x.encode(make([]byte, 0, x.sizeHint()))
-	if err != nil {
-		s.log.Error("encode response failed", "err", err)
-		http.Error(w, "bayeux: internal error", http.StatusInternalServerError)
-		return
-	}
 	if x.newBrowser && x.hsReply != nil && x.hsReply.IsSuccessful() {
 		http.SetCookie(w, &http.Cookie{
 			Name:     BrowserCookie,
@@ -126,30 +122,55 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			SameSite: http.SameSiteLaxMode,
 		})
 	}
-	h.Set("Cache-Control", "no-cache, no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	if x.hold != nil && s.holdLongPoll(w, r, x, callback, ip) {
+		parked = true
+		return // answered by the parked connection
+	}
+	defer x.done()
+
+	body, ctype, err := s.responseBody(x, callback)
+	if err != nil {
+		s.log.Error("encode response failed", "err", err)
+		http.Error(w, "bayeux: internal error", http.StatusInternalServerError)
+		return
+	}
+	setNoCache(h)
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Now().Add(s.opts.PollTimeout))
-	if callback != "" {
-		h.Set("Content-Type", "text/javascript;charset=UTF-8")
-		var buf bytes.Buffer
-		buf.Grow(len(body) + len(callback) + 8)
-		buf.WriteString("/**/")
-		buf.WriteString(callback)
-		buf.WriteByte('(')
-		// U+2028 and U+2029 are valid in JSON but end a line in older
-		// JavaScript engines: escape them inside the script.
-		body = bytes.ReplaceAll(body, []byte("\u2028"), []byte(`\u2028`))
-		body = bytes.ReplaceAll(body, []byte("\u2029"), []byte(`\u2029`))
-		buf.Write(body)
-		buf.WriteString(");")
-		body = buf.Bytes()
-	} else {
-		h.Set("Content-Type", "application/json;charset=UTF-8")
-	}
+	h.Set("Content-Type", ctype)
 	// One write with a length: no chunked encoding for large batches.
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	_, _ = w.Write(body)
+}
+
+// setNoCache sets the headers every Bayeux response carries.
+func setNoCache(h http.Header) {
+	h.Set("Cache-Control", "no-cache, no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+}
+
+// responseBody encodes x's response, as a script calling callback when
+// callback is not "" (callback-polling), and returns its content type.
+func (s *Server) responseBody(x *exchange, callback string) ([]byte, string, error) {
+	body, err := x.encode(make([]byte, 0, x.sizeHint()))
+	if err != nil {
+		return nil, "", err
+	}
+	if callback == "" {
+		return body, "application/json;charset=UTF-8", nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(body) + len(callback) + 8)
+	buf.WriteString("/**/")
+	buf.WriteString(callback)
+	buf.WriteByte('(')
+	// U+2028 and U+2029 are valid in JSON but end a line in older
+	// JavaScript engines: escape them inside the script.
+	body = bytes.ReplaceAll(body, []byte("\u2028"), []byte(`\u2028`))
+	body = bytes.ReplaceAll(body, []byte("\u2029"), []byte(`\u2029`))
+	buf.Write(body)
+	buf.WriteString(");")
+	return buf.Bytes(), "text/javascript;charset=UTF-8", nil
 }
 
 func validBrowserID(v string) bool {

@@ -28,12 +28,21 @@ type Options struct {
 	// A session whose connect is held never expires. Default 30s.
 	ConnectTimeout time.Duration
 
+	// ParkAfter is how long a held long-polling connect keeps its
+	// goroutine and HTTP buffers. After it, a connect on a connection
+	// accepted by Server.Serve is parked: the connection is taken from
+	// net/http and waits with no goroutine (about 10 KiB less per idle
+	// client), is answered by whoever wakes it, and then goes back to the
+	// http.Server for the next request. Default 100ms; negative: never
+	// park.
+	ParkAfter time.Duration
+
 	// NoWebSocket turns the websocket transport off; long-polling and
 	// callback-polling remain.
 	NoWebSocket bool
-	// WriteTimeout bounds writing one WebSocket frame; a client that does
-	// not read for that long is disconnected (its session expires as
-	// usual). Default 10s.
+	// WriteTimeout bounds writing one WebSocket frame or a parked
+	// connect's response; a client that does not read for that long is
+	// disconnected (its session expires as usual). Default 10s.
 	WriteTimeout time.Duration
 
 	// AnonPublish lets clients publish without a handshake (no or unknown
@@ -128,6 +137,9 @@ func (o *Options) setDefaults() {
 	}
 	if o.WriteTimeout <= 0 {
 		o.WriteTimeout = 10 * time.Second
+	}
+	if o.ParkAfter == 0 {
+		o.ParkAfter = 100 * time.Millisecond
 	}
 	if o.MultiSessionInterval <= 0 {
 		o.MultiSessionInterval = 2 * time.Second

@@ -49,23 +49,71 @@ type connShard struct {
 
 // heldConnect is a /meta/connect waiting on this node.
 type heldConnect struct {
-	cancel     context.CancelFunc
 	superseded atomic.Bool
+	mu         sync.Mutex
+	canceled   bool
+	stop       func() bool // the engine poll's
+	// unwatchCtx stops the watch that cancels the wait when the client
+	// goes away.
+	unwatchCtx func() bool
+}
+
+// unwatch stops watching the client's context (and lets it go).
+func (h *heldConnect) unwatch() {
+	h.mu.Lock()
+	stop := h.unwatchCtx
+	h.unwatchCtx = nil
+	h.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// cancel ends the wait now (the connect is answered with what it has), or
+// as soon as it starts.
+func (h *heldConnect) cancel() {
+	h.mu.Lock()
+	h.canceled = true
+	stop := h.stop
+	h.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+func (h *heldConnect) setStop(stop func() bool) {
+	h.mu.Lock()
+	h.stop = stop
+	canceled := h.canceled
+	h.mu.Unlock()
+	if canceled {
+		stop()
+	}
 }
 
 type browserShard struct {
 	mu sync.Mutex
-	m  map[string]map[string]int // browser -> session id -> held connects
+	m  map[string][]browserSlot // browser -> its sessions with held connects
+}
+
+// browserSlot is a session holding a connect slot of its browser; n counts
+// its connects (an older one being superseded shares the slot).
+type browserSlot struct {
+	id string
+	n  int
 }
 
 // Stats are counters exposed for monitoring. Read them with Server.Stats.
 type Stats struct {
-	Handshakes     atomic.Int64
-	MessagesIn     atomic.Int64
-	MessagesOut    atomic.Int64
-	Published      atomic.Int64
-	Errors         atomic.Int64
-	HeldConnects   atomic.Int64
+	Handshakes   atomic.Int64
+	MessagesIn   atomic.Int64
+	MessagesOut  atomic.Int64
+	Published    atomic.Int64
+	Errors       atomic.Int64
+	HeldConnects atomic.Int64
+	// Parked counts held connects waiting without a goroutine: parked
+	// long-polls (Options.ParkAfter) and idle WebSockets.
+	Parked         atomic.Int64
 	Dropped        atomic.Int64
 	RequestsDenied atomic.Int64
 }
@@ -83,7 +131,7 @@ func New(opts Options) (*Server, error) {
 	s.shutdown, s.stopHolding = context.WithCancel(context.Background())
 	for i := range s.conns {
 		s.conns[i].m = make(map[string]*heldConnect)
-		s.browsers[i].m = make(map[string]map[string]int)
+		s.browsers[i].m = make(map[string][]browserSlot)
 	}
 	s.ips.init(opts.ClientMaxConnections)
 	if !opts.NoWebSocket {
@@ -151,6 +199,19 @@ func (s *Server) ShuttingDown() bool { return s.closing.Load() }
 func (s *Server) BeginShutdown() {
 	s.closing.Store(true)
 	s.stopHolding()
+	// Held connects answer now (those registered after this see closing).
+	var held []*heldConnect
+	for i := range s.conns {
+		sh := &s.conns[i]
+		sh.mu.Lock()
+		for _, h := range sh.m {
+			held = append(held, h)
+		}
+		sh.mu.Unlock()
+	}
+	for _, h := range held {
+		h.cancel()
+	}
 }
 
 func (s *Server) shard(key string) int { return int(maphash.String(s.seed, key) % memShards) }

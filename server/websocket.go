@@ -156,16 +156,20 @@ func (ws *wsConn) handle(msgs []*protocol.Message) {
 	if hold != nil {
 		// The connect is held off the read loop, so the client can go on
 		// sending on this socket; a newer connect supersedes it.
+		// It waits without a goroutine; the reply is written by the
+		// goroutine that ends the wait.
 		cx := ws.exchange()
 		cx.hold = hold
-		go func() {
-			cx.finish()
-			if cx.superseded && len(cx.events) == 0 {
-				return // CometD drops a superseded WebSocket connect silently
+		reply := func() {
+			// CometD drops a superseded WebSocket connect silently.
+			if !cx.superseded || len(cx.events) > 0 {
+				ws.writeExchange(cx)
 			}
-			ws.writeExchange(cx)
 			cx.done()
-		}()
+		}
+		if !cx.startHold(reply) {
+			reply()
+		}
 	}
 }
 

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"path/filepath"
 	"strings"
@@ -127,6 +128,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		TrustClientSession:    cfg.TrustClientSession,
 		NoWebSocket:           !cfg.WebSocket,
 		WriteTimeout:          cfg.WriteTimeout,
+		ParkAfter:             cfg.ParkAfter,
 		AllowedOrigins:        cfg.AllowedOrigins,
 	})
 	if err != nil {
@@ -239,8 +241,15 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
 	a.Log.Info("bayeux listening", "addr", ln.Addr().String(), "engine", a.Config.Engine, "document_root", a.Config.DocumentRoot)
+	if a.Config.DebugAddr != "" {
+		stop, err := a.serveDebug(a.Config.DebugAddr)
+		if err != nil {
+			return err
+		}
+		defer stop()
+	}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- a.Bayeux.Serve(hs, ln) }()
 	select {
 	case err := <-errc:
 		return err
@@ -260,4 +269,24 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.Log.Info("stopped")
 	return nil
+}
+
+// serveDebug serves Go's profiles (/debug/pprof/) on addr, apart from the
+// public listener: profiles show internals and cost CPU, so they are only
+// where the operator asks (BAYEUX_DEBUG_ADDR, loopback).
+func (a *App) serveDebug(addr string) (stop func(), err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("debug listener: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = hs.Serve(ln) }()
+	a.Log.Info("debug profiles listening", "addr", ln.Addr().String())
+	return func() { _ = hs.Close() }, nil
 }

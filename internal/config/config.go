@@ -41,10 +41,12 @@ type Config struct {
 	MultiSessionInterval  time.Duration `env:"MULTI_SESSION_INTERVAL" envDefault:"2s" desc:"interval advised to a browser's extra sessions"`
 	TrustClientSession    bool          `env:"TRUST_CLIENT_SESSION" envDefault:"false" desc:"accept a clientId without the browser cookie it was issued with"`
 	WebSocket             bool          `env:"WEBSOCKET" envDefault:"true" desc:"offer the websocket transport (long-polling and callback-polling are always on)"`
-	WriteTimeout          time.Duration `env:"WRITE_TIMEOUT" envDefault:"10s" desc:"a WebSocket client that does not read a frame for this long is cut off"`
+	WriteTimeout          time.Duration `env:"WRITE_TIMEOUT" envDefault:"10s" desc:"a client that does not read a response (a WebSocket frame, a parked long-poll's reply) for this long is cut off"`
+	ParkAfter             time.Duration `env:"PARK_AFTER" envDefault:"100ms" desc:"a long-poll held this long waits without a goroutine or buffers (parked); negative = never"`
 	AllowedOrigins        []string      `env:"ALLOWED_ORIGINS" desc:"comma-separated origins allowed cross-origin (CORS); * = any"`
 	EmbedOrigins          []string      `env:"EMBED_ORIGINS" desc:"comma-separated origins allowed to frame the chat"`
 
+	DebugAddr       string        `env:"DEBUG_ADDR" desc:"listen address of a separate server for Go's /debug/pprof/ (keep it on loopback); empty = off"`
 	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
 	LogFile         string        `env:"LOG_FILE" desc:"append logs to this file instead of stderr"`
 	DataDir         string        `env:"DATA_DIR" envDefault:"./data" desc:"directory for state (created when missing)"`

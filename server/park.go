@@ -1,0 +1,283 @@
+package server
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// parkKey is the connection-context key under which Serve records the
+// listener that takes parked connections back.
+type parkKey struct{}
+
+// Serve accepts connections on ln and serves them with hs, as hs.Serve(ln)
+// does, and lets s park their held long-polling connects: after
+// Options.ParkAfter, a connect that still waits is taken from net/http
+// (hijacked) and waits with no goroutine and no buffers; the goroutine that
+// wakes it writes the response, and the connection goes back to hs as if
+// newly accepted, so keep-alive goes on. Without Serve (s mounted on any
+// other http.Server), connects are held on their request's goroutine.
+//
+// Serve sets hs.ConnContext (calling the one already set first). For TLS,
+// pass a listener that returns *tls.Conn (tls.NewListener) rather than
+// using ServeTLS. HTTP/2 requests are never parked. Serve returns when hs
+// does; parked connections are answered by BeginShutdown like every held
+// connect and then closed.
+func (s *Server) Serve(hs *http.Server, ln net.Listener) error {
+	return hs.Serve(parkOn(hs, ln))
+}
+
+// parkOn returns ln wrapped to take parked connections back, and makes hs
+// mark the connections it serves with it.
+func parkOn(hs *http.Server, ln net.Listener) net.Listener {
+	l := &parkListener{Listener: ln, back: make(chan net.Conn, 256), done: make(chan struct{}),
+		accepted: make(chan acceptResult)}
+	prev := hs.ConnContext
+	hs.ConnContext = func(ctx context.Context, c net.Conn) context.Context {
+		if prev != nil {
+			ctx = prev(ctx, c)
+		}
+		return context.WithValue(ctx, parkKey{}, l)
+	}
+	return l
+}
+
+// parkListener is a listener that also returns the connections given back
+// after a parked connect was answered.
+type parkListener struct {
+	net.Listener
+	back     chan net.Conn
+	accepted chan acceptResult
+	done     chan struct{}
+	start    sync.Once
+	stop     sync.Once
+}
+
+type acceptResult struct {
+	c   net.Conn
+	err error
+}
+
+// Accept returns the next connection given back or accepted.
+func (l *parkListener) Accept() (net.Conn, error) {
+	l.start.Do(func() { go l.acceptLoop() })
+	select {
+	case c := <-l.back:
+		return c, nil
+	default:
+	}
+	select {
+	case c := <-l.back:
+		return c, nil
+	case r := <-l.accepted:
+		return r.c, r.err
+	case <-l.done:
+		return nil, net.ErrClosed
+	}
+}
+
+func (l *parkListener) acceptLoop() {
+	for {
+		c, err := l.Listener.Accept()
+		select {
+		case l.accepted <- acceptResult{c, err}:
+		case <-l.done:
+			if c != nil {
+				c.Close()
+			}
+			return
+		}
+		var ne net.Error
+		if err != nil && !(errors.As(err, &ne) && ne.Timeout()) && !isTemporary(err) {
+			return // the listener is closed or broken: Serve returns
+		}
+	}
+}
+
+func isTemporary(err error) bool {
+	t, ok := err.(interface{ Temporary() bool })
+	return ok && t.Temporary()
+}
+
+// Close closes the listener; connections given back afterwards are closed.
+func (l *parkListener) Close() error {
+	var err error
+	l.stop.Do(func() {
+		close(l.done)
+		err = l.Listener.Close()
+		// Connections given back but not accepted again.
+		for {
+			select {
+			case c := <-l.back:
+				c.Close()
+			default:
+				return
+			}
+		}
+	})
+	return err
+}
+
+// giveBack hands c to the http.Server again. pre holds bytes the client
+// sent after the parked request (pipelining), read by net/http already.
+func (l *parkListener) giveBack(c net.Conn, pre []byte) {
+	if len(pre) > 0 {
+		c = &prefixConn{Conn: c, pre: pre}
+	}
+	select {
+	case <-l.done:
+		c.Close()
+		return
+	default:
+	}
+	select {
+	case l.back <- c:
+	case <-l.done:
+		c.Close()
+	}
+}
+
+// prefixConn is a connection whose first bytes were read already.
+type prefixConn struct {
+	net.Conn
+	pre []byte
+}
+
+func (c *prefixConn) Read(b []byte) (int, error) {
+	if len(c.pre) > 0 {
+		n := copy(b, c.pre)
+		c.pre = c.pre[n:]
+		return n, nil
+	}
+	return c.Conn.Read(b)
+}
+
+// lpWait is a held long-polling connect: answered by its handler, or
+// parked and answered by the goroutine that ends the wait.
+type lpWait struct {
+	state atomic.Int32 // lpWaiting, lpWoken or lpParked
+	woken chan struct{}
+	p     *parkedConn // set before state becomes lpParked
+}
+
+const (
+	lpWaiting = iota
+	lpWoken
+	lpParked
+)
+
+// resume is called once the connect's reply is complete.
+func (w *lpWait) resume() {
+	if w.state.CompareAndSwap(lpWaiting, lpWoken) {
+		close(w.woken)
+		return
+	}
+	w.p.respond()
+}
+
+// holdLongPoll holds x's connect. It reports true when the connect was
+// parked: the handler must return without touching w, x or the IP slot
+// again (the parked connection answers and releases them).
+func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchange, callback, ip string) bool {
+	lw := &lpWait{woken: make(chan struct{})}
+	if !x.startHold(lw.resume) {
+		return false
+	}
+	l, _ := r.Context().Value(parkKey{}).(*parkListener)
+	if l == nil || s.opts.ParkAfter < 0 || r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Close {
+		<-lw.woken
+		return false
+	}
+	t := time.NewTimer(s.opts.ParkAfter)
+	defer t.Stop()
+	select {
+	case <-lw.woken:
+		return false
+	case <-t.C:
+	}
+	// The headers set so far (CORS, cookies), written now: the map is
+	// not kept.
+	var hdr bytes.Buffer
+	if err := w.Header().Write(&hdr); err != nil {
+		<-lw.woken
+		return false
+	}
+	conn, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		<-lw.woken // not HTTP/1 or a wrapper that cannot hijack
+		return false
+	}
+	p := &parkedConn{s: s, conn: conn, l: l, x: x, callback: callback, ip: ip}
+	if hdr.Len() > 0 {
+		p.header = bytes.Clone(hdr.Bytes())
+	}
+	if n := brw.Reader.Buffered(); n > 0 {
+		b, _ := brw.Reader.Peek(n)
+		p.pre = bytes.Clone(b)
+	}
+	// The request's context ends with this handler: it must not end the
+	// wait. What only the handler needed is let go.
+	x.held.unwatch()
+	x.req = nil
+	x.clients = nil
+	x.hold.c.req = nil
+	s.stats.Parked.Add(1)
+	lw.p = p
+	if !lw.state.CompareAndSwap(lpWaiting, lpParked) {
+		p.respond() // woken while parking
+	}
+	return true
+}
+
+// parkedConn is a hijacked connection whose connect waits.
+type parkedConn struct {
+	s        *Server
+	conn     net.Conn
+	pre      []byte
+	l        *parkListener
+	x        *exchange
+	header   []byte // "Key: value\r\n" lines
+	callback string
+	ip       string
+}
+
+// respond writes the connect's response on the connection and gives the
+// connection back to the http.Server.
+func (p *parkedConn) respond() {
+	s, x := p.s, p.x
+	defer s.ips.release(p.ip)
+	s.stats.Parked.Add(-1)
+	body, ctype, err := s.responseBody(x, p.callback)
+	if err != nil {
+		s.log.Error("encode response failed", "err", err)
+		x.done()
+		p.conn.Close()
+		return
+	}
+	buf := make([]byte, 0, len(p.header)+len(body)+160)
+	buf = append(buf, "HTTP/1.1 200 OK\r\nCache-Control: no-cache, no-store\r\nX-Content-Type-Options: nosniff\r\n"...)
+	buf = append(buf, p.header...)
+	buf = append(buf, "Content-Type: "...)
+	buf = append(buf, ctype...)
+	buf = append(buf, "\r\nContent-Length: "...)
+	buf = strconv.AppendInt(buf, int64(len(body)), 10)
+	buf = append(buf, "\r\nDate: "...)
+	buf = time.Now().UTC().AppendFormat(buf, http.TimeFormat)
+	buf = append(buf, "\r\n\r\n"...)
+	buf = append(buf, body...)
+	_ = p.conn.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
+	_, err = p.conn.Write(buf)
+	x.done()
+	if err != nil || s.closing.Load() {
+		p.conn.Close()
+		return
+	}
+	_ = p.conn.SetDeadline(time.Time{})
+	p.l.giveBack(p.conn, p.pre)
+}

@@ -70,7 +70,11 @@ func (c *Client) Anonymous() bool { return c.info.ID == "" && !c.handshaking }
 func (c *Client) Transport() string { return c.transport }
 
 // Request returns the HTTP request that carried the message, or nil for
-// local clients. Handlers must treat it as read-only.
+// local clients. Handlers must treat it as read-only. Over WebSocket it is
+// the upgrade request, kept for the socket's lifetime without its context
+// and with only the headers that identify the client (Cookie,
+// Authorization, Origin, User-Agent, Forwarded and X-Forwarded-*,
+// X-Real-Ip).
 func (c *Client) Request() *http.Request { return c.req }
 
 // Info returns a copy of the stored session information.

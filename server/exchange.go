@@ -358,7 +358,9 @@ func (x *exchange) startHold(resume func()) bool {
 		x.after = append(x.after, func() { s.stats.HeldConnects.Add(-1) })
 		// Before the poll, so that no wake-up is missed; a cancel that
 		// comes before the poll started stops it as soon as it has.
-		held.unwatchCtx = context.AfterFunc(x.ctx, held.cancel) // the client went away; read once the poll started
+		if x.ctx.Done() != nil {
+			held.unwatchCtx = context.AfterFunc(x.ctx, held.cancel) // the client went away; read once the poll started
+		}
 		// The request's context is not kept: a parked connect outlives it.
 		x.ctx = context.Background()
 		if s.closing.Load() {

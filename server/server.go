@@ -12,6 +12,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/coder/websocket"
+
+	"github.com/bayeux-go/bayeux/internal/netpoll"
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -27,6 +30,10 @@ type Server struct {
 	shutdown    context.Context
 	stopHolding context.CancelFunc
 	closing     atomic.Bool
+
+	sockets  socketSet
+	pollOnce sync.Once
+	netpoll  *netpoll.Poller
 
 	seed  maphash.Seed
 	conns [memShards]connShard // held connects on this node, by session id
@@ -188,6 +195,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("undelivered messages discarded at shutdown", "messages", msgs, "sessions", sessions)
 		}
 	}
+	if s.netpoll != nil {
+		// Sockets still parked are closed by the http.Server or their peer.
+		_ = s.netpoll.Close()
+	}
 	return s.engine.Close()
 }
 
@@ -211,6 +222,15 @@ func (s *Server) BeginShutdown() {
 	}
 	for _, h := range held {
 		h.cancel()
+	}
+	// Let the held connects' replies go out first, then close the sockets.
+	sockets := s.sockets.closeAll()
+	if len(sockets) > 0 {
+		time.AfterFunc(500*time.Millisecond, func() {
+			for _, ws := range sockets {
+				ws.close(websocket.StatusGoingAway, "server shutting down")
+			}
+		})
 	}
 }
 

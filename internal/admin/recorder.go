@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -330,11 +331,16 @@ func (r *Recorder) Channels(now time.Time) map[string]ChannelActivity {
 	return out
 }
 
-// activity is what the Authorize wrapper saw of one session.
+// activity is what the Authorize wrapper saw of one session. It is kept
+// for every session, so it stays small: the transport is an index into
+// transportNames.
 type activity struct {
-	transport atomic.Value // string
+	transport atomic.Uint32
 	last      atomic.Int64 // unix nanoseconds
 }
+
+// transportNames are the names activity.transport indexes; 0 is unknown.
+var transportNames = []string{"", protocol.LongPolling, protocol.CallbackPolling, protocol.WebSocket, "local"}
 
 // Activity is a session's transport and the time of its last message, as
 // seen on this node.
@@ -350,8 +356,7 @@ func (r *Recorder) Activity(id string) (Activity, bool) {
 		return Activity{}, false
 	}
 	a := v.(*activity)
-	t, _ := a.transport.Load().(string)
-	return Activity{Transport: t, LastSeen: time.Unix(0, a.last.Load())}, true
+	return Activity{Transport: transportNames[a.transport.Load()], LastSeen: time.Unix(0, a.last.Load())}, true
 }
 
 // AuthorizeFunc is the type of server.Options.Authorize.
@@ -378,8 +383,8 @@ func (r *Recorder) seen(id, transport string, now time.Time) {
 		v, _ = r.activity.LoadOrStore(id, &activity{})
 	}
 	a := v.(*activity)
-	if t, _ := a.transport.Load().(string); t != transport {
-		a.transport.Store(transport)
+	if i := slices.Index(transportNames, transport); i > 0 && a.transport.Load() != uint32(i) {
+		a.transport.Store(uint32(i))
 	}
 	a.last.Store(now.UnixNano())
 }

@@ -49,10 +49,12 @@ func NewLogins(keys [][]byte) (*Logins, error) {
 	return &Logins{store: store}, nil
 }
 
-// User returns the user logged in by r's cookie, or "".
+// User returns the user logged in by r's cookie, or "". It only reads r:
+// unlike store.Get, it stores no session registry in r's context (a
+// WebSocket's upgrade request lives as long as the socket).
 func (l *Logins) User(r *http.Request) string {
-	s, err := l.store.Get(r, LoginCookie)
-	if err != nil {
+	s, err := l.store.New(r, LoginCookie)
+	if err != nil || s.IsNew {
 		return ""
 	}
 	u, _ := s.Values["user"].(string)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	mathrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -40,6 +41,10 @@ type exchange struct {
 	held    *heldConnect // hold's registration while it waits
 	// after runs once the response was written (or failed).
 	after []func()
+	// pooledEvents holds events' backing array; bufs are pooled buffers
+	// of the response. done gives them back.
+	pooledEvents *[][]byte
+	bufs         []*[]byte
 }
 
 // pendingConnect is the /meta/connect of the batch, answered last.
@@ -315,10 +320,8 @@ func (x *exchange) connect(m *protocol.Message, lone bool) {
 	}
 }
 
-// finish completes the batch's connect on the calling goroutine: it holds
-// it until something is queued for the session, the timeout passes, a
-// newer connect arrives or the server shuts down, then adds the events and
-// the reply.
+// finish completes the batch's connect on the calling goroutine, waiting
+// as startHold does.
 func (x *exchange) finish() {
 	ch := make(chan struct{})
 	if x.startHold(func() { close(ch) }) {
@@ -356,12 +359,8 @@ func (x *exchange) startHold(resume func()) bool {
 		s.stats.HeldConnects.Add(1)
 		// Counted until the reply is written: Shutdown waits for it.
 		x.after = append(x.after, func() { s.stats.HeldConnects.Add(-1) })
-		// Before the poll, so that no wake-up is missed; a cancel that
-		// comes before the poll started stops it as soon as it has.
-		if x.ctx.Done() != nil {
-			held.unwatchCtx = context.AfterFunc(x.ctx, held.cancel) // the client went away; read once the poll started
-		}
 		// The request's context is not kept: a parked connect outlives it.
+		// (A transport that can tell the client went away cancels held.)
 		x.ctx = context.Background()
 		if s.closing.Load() {
 			held.cancel() // BeginShutdown may have missed this one
@@ -384,7 +383,6 @@ func (x *exchange) startHold(resume func()) bool {
 func (x *exchange) endHold(b Batch, err error) {
 	h, held, s := x.hold, x.held, x.s
 	id := h.c.info.ID
-	held.unwatch()
 	s.unregisterHeld(id, held)
 	x.superseded = held.superseded.Load()
 	if h.c.info.Ack && held.superseded.Load() {
@@ -413,6 +411,11 @@ func (x *exchange) endHold(b Batch, err error) {
 		x.fail(h.m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Ms(1000)})
 		return
 	}
+	if len(b.Payloads) > 0 && x.events == nil {
+		x.pooledEvents = getEvents(len(b.Payloads))
+		x.events = *x.pooledEvents
+	}
+	x.events = slices.Grow(x.events, len(b.Payloads))
 	for _, p := range b.Payloads {
 		x.events = append(x.events, p.JSON)
 	}
@@ -740,8 +743,26 @@ func (x *exchange) encode(dst []byte) ([]byte, error) {
 	return append(dst, ']'), nil
 }
 
+// done runs once the response was written (or failed): the after funcs,
+// then the pooled buffers go back.
 func (x *exchange) done() {
 	for _, f := range x.after {
 		f()
 	}
+	if x.pooledEvents != nil {
+		*x.pooledEvents = x.events
+		putEvents(x.pooledEvents)
+		x.pooledEvents, x.events = nil, nil
+	}
+	for _, b := range x.bufs {
+		putBuf(b)
+	}
+	x.bufs = nil
+}
+
+// buf returns a pooled buffer that done gives back.
+func (x *exchange) buf(n int) []byte {
+	b := getBuf(n)
+	x.bufs = append(x.bufs, b)
+	return *b
 }

@@ -65,7 +65,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if !s.opts.NoWebSocket && isWebSocket(r) {
-		s.serveWebSocket(w, r, ip)
+		parked = s.serveWebSocket(w, r, ip) // the socket owns the IP slot
 		return
 	}
 
@@ -137,40 +137,50 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	setNoCache(h)
 	rc := http.NewResponseController(w)
 	_ = rc.SetWriteDeadline(time.Now().Add(s.opts.PollTimeout))
-	h.Set("Content-Type", ctype)
+	if ctype == jsonType[0] {
+		h["Content-Type"] = jsonType
+	} else {
+		h.Set("Content-Type", ctype)
+	}
 	// One write with a length: no chunked encoding for large batches.
-	h.Set("Content-Length", strconv.Itoa(len(body)))
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
 	_, _ = w.Write(body)
 }
 
+// Header values shared by every response (net/http never changes them).
+var (
+	noCacheValue = []string{"no-cache, no-store"}
+	nosniffValue = []string{"nosniff"}
+	jsonType     = []string{"application/json;charset=UTF-8"}
+)
+
 // setNoCache sets the headers every Bayeux response carries.
 func setNoCache(h http.Header) {
-	h.Set("Cache-Control", "no-cache, no-store")
-	h.Set("X-Content-Type-Options", "nosniff")
+	h["Cache-Control"] = noCacheValue
+	h["X-Content-Type-Options"] = nosniffValue
 }
 
 // responseBody encodes x's response, as a script calling callback when
 // callback is not "" (callback-polling), and returns its content type.
 func (s *Server) responseBody(x *exchange, callback string) ([]byte, string, error) {
-	body, err := x.encode(make([]byte, 0, x.sizeHint()))
+	body, err := x.encode(x.buf(x.sizeHint()))
 	if err != nil {
 		return nil, "", err
 	}
 	if callback == "" {
 		return body, "application/json;charset=UTF-8", nil
 	}
-	var buf bytes.Buffer
-	buf.Grow(len(body) + len(callback) + 8)
-	buf.WriteString("/**/")
-	buf.WriteString(callback)
-	buf.WriteByte('(')
 	// U+2028 and U+2029 are valid in JSON but end a line in older
 	// JavaScript engines: escape them inside the script.
 	body = bytes.ReplaceAll(body, []byte("\u2028"), []byte(`\u2028`))
 	body = bytes.ReplaceAll(body, []byte("\u2029"), []byte(`\u2029`))
-	buf.Write(body)
-	buf.WriteString(");")
-	return buf.Bytes(), "text/javascript;charset=UTF-8", nil
+	out := x.buf(len(body) + len(callback) + 8)
+	out = append(out, "/**/"...)
+	out = append(out, callback...)
+	out = append(out, '(')
+	out = append(out, body...)
+	out = append(out, ");"...)
+	return out, "text/javascript;charset=UTF-8", nil
 }
 
 func validBrowserID(v string) bool {
@@ -187,9 +197,22 @@ func validBrowserID(v string) bool {
 }
 
 func (s *Server) decodePost(w http.ResponseWriter, r *http.Request) ([]*protocol.Message, error) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxMessageSize))
-	if err != nil {
-		return nil, err
+	var body []byte
+	if n := r.ContentLength; n >= 0 && n <= s.opts.MaxMessageSize {
+		// The usual case: a known length, read into a pooled buffer (the
+		// decoded messages do not keep it).
+		pb := getBuf(int(n))
+		defer putBuf(pb)
+		body = (*pb)[:n]
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+	} else {
+		var err error
+		body, err = io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxMessageSize))
+		if err != nil {
+			return nil, err
+		}
 	}
 	ct := r.Header.Get("Content-Type")
 	trimmed := bytes.TrimSpace(body)

@@ -189,9 +189,19 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 	if !x.startHold(lw.resume) {
 		return false
 	}
+	// Until parked, a client that goes away ends the wait.
+	gone := r.Context().Done()
+	wait := func() {
+		select {
+		case <-lw.woken:
+		case <-gone:
+			x.held.cancel()
+			<-lw.woken
+		}
+	}
 	l, _ := r.Context().Value(parkKey{}).(*parkListener)
 	if l == nil || s.opts.ParkAfter < 0 || r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Close {
-		<-lw.woken
+		wait()
 		return false
 	}
 	t := time.NewTimer(s.opts.ParkAfter)
@@ -199,18 +209,22 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 	select {
 	case <-lw.woken:
 		return false
+	case <-gone:
+		x.held.cancel()
+		<-lw.woken
+		return false
 	case <-t.C:
 	}
 	// The headers set so far (CORS, cookies), written now: the map is
 	// not kept.
 	var hdr bytes.Buffer
 	if err := w.Header().Write(&hdr); err != nil {
-		<-lw.woken
+		wait()
 		return false
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		<-lw.woken // not HTTP/1 or a wrapper that cannot hijack
+		wait() // not HTTP/1 or a wrapper that cannot hijack
 		return false
 	}
 	p := &parkedConn{s: s, conn: conn, l: l, x: x, callback: callback, ip: ip}
@@ -221,9 +235,7 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 		b, _ := brw.Reader.Peek(n)
 		p.pre = bytes.Clone(b)
 	}
-	// The request's context ends with this handler: it must not end the
-	// wait. What only the handler needed is let go.
-	x.held.unwatch()
+	// What only the handler needed is let go.
 	x.req = nil
 	x.clients = nil
 	x.hold.c.req = nil

@@ -60,20 +60,6 @@ type heldConnect struct {
 	mu         sync.Mutex
 	canceled   bool
 	stop       func() bool // the engine poll's
-	// unwatchCtx stops the watch that cancels the wait when the client
-	// goes away.
-	unwatchCtx func() bool
-}
-
-// unwatch stops watching the client's context (and lets it go).
-func (h *heldConnect) unwatch() {
-	h.mu.Lock()
-	stop := h.unwatchCtx
-	h.unwatchCtx = nil
-	h.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
 }
 
 // cancel ends the wait now (the connect is answered with what it has), or

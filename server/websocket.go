@@ -61,9 +61,9 @@ type wsConn struct {
 	bound    string
 	known    []string // sessions this socket acted for
 	closed   bool
-	unpoll   func() bool // cancels the poller's wait, while parked
+	unpoll   func() bool  // cancels the poller's wait, while parked
 	held     *heldConnect // the socket's held connect, while it waits
-	writeMu  sync.Mutex  // one frame at a time through out
+	writeMu  sync.Mutex   // one frame at a time through out
 	pollable bool
 }
 
@@ -395,7 +395,7 @@ func (ws *wsConn) writeExchange(x *exchange) {
 		return
 	}
 	x.s = ws.s
-	body, err := x.encode(make([]byte, 0, x.sizeHint()))
+	body, err := x.encode(x.buf(x.sizeHint()))
 	if err != nil {
 		ws.s.log.Error("encode websocket frame failed", "err", err)
 		return
@@ -456,10 +456,11 @@ func (h *wsHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
 // write to the connection: between begin and end, writes are gathered;
 // otherwise (control frames: pongs, close) they go straight out.
 type coalescer struct {
-	w   io.Writer
-	mu  sync.Mutex
-	on  bool
-	buf []byte
+	w      io.Writer
+	mu     sync.Mutex
+	on     bool
+	buf    []byte
+	pooled *[]byte // buf's, from the pool
 }
 
 func (c *coalescer) Write(p []byte) (int, error) {
@@ -476,20 +477,23 @@ func (c *coalescer) Write(p []byte) (int, error) {
 func (c *coalescer) begin(size int) {
 	c.mu.Lock()
 	c.on = true
-	c.buf = make([]byte, 0, size)
+	c.pooled = getBuf(size)
+	c.buf = *c.pooled
 	c.mu.Unlock()
 }
 
 // end writes what was gathered since begin.
 func (c *coalescer) end() error {
 	c.mu.Lock()
-	b := c.buf
-	c.on, c.buf = false, nil
+	b, pooled := c.buf, c.pooled
+	c.on, c.buf, c.pooled = false, nil, nil
 	c.mu.Unlock()
-	if len(b) == 0 {
-		return nil
+	var err error
+	if len(b) > 0 {
+		_, err = c.w.Write(b)
 	}
-	_, err := c.w.Write(b)
+	*pooled = b
+	putBuf(pooled)
 	return err
 }
 

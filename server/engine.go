@@ -81,8 +81,9 @@ type Engine interface {
 	// an empty batch and a stop function, and later calls done exactly
 	// once, on a goroutine of its own, with what Fetch would have returned
 	// after waiting. stop ends the wait early as a cancelled context ends
-	// Fetch (done is still called, with nothing taken) and reports whether
-	// it did; it may be called from any goroutine, more than once.
+	// Fetch (done is still called, with nothing taken, or with what a look
+	// already under way took) and reports whether it did; it may be called
+	// from any goroutine, more than once.
 	Poll(id string, ackMode bool, ack uint64, wait time.Duration, done func(Batch, error)) (b Batch, stop func() bool, err error)
 
 	// AppendHistory appends an encoded message to channel's history and

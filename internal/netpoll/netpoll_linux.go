@@ -70,7 +70,8 @@ type entry struct {
 // which waits for that goroutine; they may call Wait and cancel functions.
 type Poller struct {
 	epfd  int
-	wakeR int // read end of the wake-up pipe, in the epoll set
+	epf   *os.File // epfd, non-blocking, in Go's own netpoller
+	wakeR int      // read end of the wake-up pipe, in the epoll set
 	wakeW int
 	done  chan struct{} // closed when the goroutine has exited
 
@@ -105,7 +106,20 @@ func New() (*Poller, error) {
 		syscall.Close(pipe[1])
 		return nil, os.NewSyscallError("epoll_ctl", err)
 	}
+	// The goroutine does not block in epoll_wait: a thread blocked in a
+	// system call keeps its P until sysmon takes it back, which with
+	// GOMAXPROCS=1 stalls every other goroutine for up to milliseconds.
+	// Instead epfd is non-blocking and registered in Go's netpoller (an
+	// epoll set is readable when it has events), the goroutine parks
+	// there and calls epoll_wait with a zero timeout.
+	if err := syscall.SetNonblock(epfd, true); err != nil {
+		syscall.Close(epfd)
+		syscall.Close(pipe[0])
+		syscall.Close(pipe[1])
+		return nil, os.NewSyscallError("fcntl", err)
+	}
 	p := &Poller{
+		epf:     os.NewFile(uintptr(epfd), "epoll"),
 		epfd:    epfd,
 		wakeR:   pipe[0],
 		wakeW:   pipe[1],
@@ -262,12 +276,31 @@ func (p *Poller) stop(e *entry) bool {
 func (p *Poller) loop() {
 	defer close(p.done)
 	events := make([]syscall.EpollEvent, batch)
+	rc, err := p.epf.SyscallConn()
+	if err != nil {
+		p.mu.Lock()
+		p.loopErr = err
+		p.closed = true
+		p.mu.Unlock()
+		return
+	}
 	for {
-		n, err := syscall.EpollWait(p.epfd, events, -1)
-		if err == syscall.EINTR {
-			// A signal handled on this thread: epoll_wait is never
-			// restarted, whatever SA_RESTART says.
-			continue
+		var n int
+		var werr error
+		// Read calls the func, and while it returns false parks until Go's
+		// netpoller sees epfd readable.
+		err := rc.Read(func(fd uintptr) bool {
+			for {
+				n, werr = syscall.EpollWait(int(fd), events, 0)
+				// A signal: epoll_wait is never restarted, whatever
+				// SA_RESTART says.
+				if werr != syscall.EINTR {
+					return n > 0 || werr != nil
+				}
+			}
+		})
+		if err == nil {
+			err = werr
 		}
 		if err != nil {
 			p.mu.Lock()
@@ -331,7 +364,10 @@ func (p *Poller) Close() error {
 		return os.NewSyscallError("write", err)
 	}
 	<-p.done
-	for _, fd := range []int{p.epfd, p.wakeR, p.wakeW} {
+	if cerr := p.epf.Close(); cerr != nil && err == nil {
+		err = cerr
+	}
+	for _, fd := range []int{p.wakeR, p.wakeW} {
 		if cerr := syscall.Close(fd); cerr != nil && err == nil {
 			err = os.NewSyscallError("close", cerr)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -331,5 +332,47 @@ func TestNewOptions(t *testing.T) {
 	defer e2.Close()
 	if o := e2.client.Options(); o.MaxRetries > 0 {
 		t.Errorf("default MaxRetries = %d, want -1 (no retries)", o.MaxRetries)
+	}
+}
+
+// TestPollWaitsWithoutGoroutines: a waiting poll costs no goroutine (the
+// server holds thousands of connects this way), and every one of them is
+// still woken by a publish and ends once.
+func TestPollWaitsWithoutGoroutines(t *testing.T) {
+	e := engine(t, Options{}, server.EngineHooks{})
+	const n = 300
+	for i := range n {
+		id := fmt.Sprintf("pw%d", i)
+		mkSession(t, e, id)
+		mkSub(t, e, id, "/pw")
+	}
+	before := runtime.NumGoroutine()
+	done := make(chan server.Batch, n)
+	for i := range n {
+		b, stop, err := e.Poll(fmt.Sprintf("pw%d", i), false, 0, time.Minute, func(b server.Batch, err error) {
+			if err != nil {
+				t.Errorf("poll: %v", err)
+			}
+			done <- b
+		})
+		if err != nil || stop == nil || len(b.Payloads) != 0 {
+			t.Fatalf("poll %d did not wait: %v", i, err)
+		}
+	}
+	if grown := runtime.NumGoroutine() - before; grown > n/4 {
+		t.Fatalf("%d waiting polls added %d goroutines", n, grown)
+	}
+	if _, err := e.Publish(context.Background(), testPayload("/pw", 7)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		select {
+		case b := <-done:
+			if got := nums(t, b); len(got) != 1 || got[0] != 7 {
+				t.Fatalf("poll woken with %v", got)
+			}
+		case <-time.After(hWait):
+			t.Fatalf("%d of %d polls woken", i, n)
+		}
 	}
 }

@@ -16,18 +16,14 @@ import (
 	"github.com/bayeux-go/bayeux/server"
 )
 
-// waiter is a Fetch on this node waiting for a wake-up notice.
+// waiter is a poll on this node waiting for a wake-up notice. Notices call
+// fn, on the pub/sub goroutine: it must not block.
 type waiter struct {
-	ch   chan struct{}
+	fn   func()
 	gone atomic.Bool // a "destroyed" notice arrived
 }
 
-func (w *waiter) signal() {
-	select {
-	case w.ch <- struct{}{}:
-	default:
-	}
-}
+func (w *waiter) signal() { w.fn() }
 
 type waiterShard struct {
 	mu sync.Mutex
@@ -40,8 +36,7 @@ func (e *Engine) waiterShard(id string) *waiterShard {
 	return &e.waiters[maphash.String(waiterSeed, id)%uint64(len(e.waiters))]
 }
 
-func (e *Engine) addWaiter(id string) *waiter {
-	w := &waiter{ch: make(chan struct{}, 1)}
+func (e *Engine) addWaiter(id string, w *waiter) *waiter {
 	sh := e.waiterShard(id)
 	sh.mu.Lock()
 	sh.m[id] = append(sh.m[id], w)
@@ -216,8 +211,8 @@ func (e *Engine) FetchAck(ctx context.Context, id string, ack uint64, wait time.
 }
 
 // Poll implements server.Engine. The first take runs on the caller's
-// goroutine; a poll that waits costs a goroutine (blocked on its waiter)
-// until its notice, timeout or stop.
+// goroutine; a poll that waits has no goroutine: notices, its timer and
+// stop start one for the script they run.
 func (e *Engine) Poll(id string, ackMode bool, ack uint64, wait time.Duration, done func(server.Batch, error)) (server.Batch, func() bool, error) {
 	return e.poll(context.Background(), id, ackMode, ack, wait, done)
 }
@@ -239,82 +234,189 @@ func (e *Engine) poll(ctx context.Context, id string, ackMode bool, ack uint64, 
 	if e.closed.Load() {
 		return server.Batch{}, nil, server.ErrEngineClosed
 	}
-	tok := randomHex(8)
-	var w *waiter
+	p := &redisPoll{e: e, id: id, tok: randomHex(8), ackMode: ackMode, ack: ack, done: done}
 	if wait > 0 {
 		// Registered before the script runs so that no notice is missed.
-		w = e.addWaiter(id)
+		p.w = e.addWaiter(id, &waiter{fn: p.notice})
 	}
-	b, st, err := e.take(ctx, id, true, tok, wait > 0, ackMode, ack)
+	b, st, err := e.take(ctx, id, true, p.tok, wait > 0, ackMode, ack)
 	if err == nil && st == takeUnknown {
 		err = protocol.ErrSessionUnknown
 	}
 	if err != nil || len(b.Payloads) > 0 || wait <= 0 {
-		if w != nil {
-			e.removeWaiter(id, w)
+		if p.w != nil {
+			e.removeWaiter(id, p.w)
 		}
 		return b, nil, err
 	}
-	wctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	var finished atomic.Bool
-	go func() {
-		b, err := e.wait(wctx, id, w, tok, wait, b, ackMode, ack)
-		e.removeWaiter(id, w)
-		cancel()
-		finished.Store(true)
-		done(b, err)
-	}()
-	return server.Batch{}, func() bool {
-		if finished.Load() || wctx.Err() != nil {
-			return false
-		}
-		cancel()
-		return true
-	}, nil
+	p.first = b
+	p.mu.Lock()
+	p.timer = time.AfterFunc(wait, p.timeout)
+	if p.dirty {
+		p.start() // a notice came during the first take
+	}
+	p.mu.Unlock()
+	return server.Batch{}, p.stop, nil
 }
 
-// wait is the waiting half of poll: b is what the first take returned.
-func (e *Engine) wait(ctx context.Context, id string, w *waiter, tok string, wait time.Duration, b server.Batch, ackMode bool, ack uint64) (server.Batch, error) {
-	empty := func() server.Batch { return server.Batch{Dropped: b.Dropped, Last: b.Last} }
-	t := time.NewTimer(wait)
-	defer t.Stop()
+// redisPoll is a poll waiting for a notice, its timeout or its stop. At
+// most one take script runs for it at a time; a notice during one makes
+// it look again.
+type redisPoll struct {
+	e       *Engine
+	id, tok string
+	ackMode bool
+	ack     uint64
+	done    func(server.Batch, error)
+	w       *waiter
+	first   server.Batch // the first take: nothing but Dropped, Last
+
+	mu       sync.Mutex
+	timer    *time.Timer
+	running  bool // a take is in flight
+	dirty    bool // a notice came since the last take started
+	final    bool // the wait passed: the next take is the last
+	stopping bool // stop came while a take was in flight
+	finished bool // done was called or is about to be
+}
+
+func (p *redisPoll) notice() {
+	p.mu.Lock()
+	p.dirty = true
+	if p.timer != nil {
+		p.start()
+	}
+	p.mu.Unlock()
+}
+
+func (p *redisPoll) timeout() {
+	p.mu.Lock()
+	p.final, p.dirty = true, true
+	p.start()
+	p.mu.Unlock()
+}
+
+// start runs a take unless one runs already. p.mu is held.
+func (p *redisPoll) start() {
+	if p.running || p.finished {
+		return
+	}
+	p.running = true
+	go p.check()
+}
+
+// check takes until something arrives, the wait passes or the session
+// is gone, then ends the poll.
+func (p *redisPoll) check() {
+	e := p.e
+	empty := server.Batch{Dropped: p.first.Dropped, Last: p.first.Last}
 	for {
-		final := false
-		select {
-		case <-w.ch:
-		case <-t.C:
-			final = true
-		case <-ctx.Done():
-			ctx := context.WithoutCancel(ctx)
-			if err := releaseScript.Run(ctx, e.client, nil, e.p, id, tok).Err(); err != nil && !e.closed.Load() {
-				e.log.Debug("releasing a session's waiter failed", "err", err)
-			}
-			return empty(), nil
+		p.mu.Lock()
+		if p.finished {
+			p.running = false
+			p.mu.Unlock()
+			return
 		}
+		if p.stopping {
+			p.finished = true
+			p.mu.Unlock()
+			p.end()
+			p.release()
+			p.done(empty, nil)
+			return
+		}
+		p.dirty = false
+		final := p.final
+		p.mu.Unlock()
+
+		var b server.Batch
+		var err error
+		last := true
 		if e.closed.Load() {
-			return empty(), server.ErrEngineClosed
-		}
-		b2, st, err := e.take(ctx, id, false, tok, !final, ackMode, ack)
-		if err != nil {
-			return empty(), err
-		}
-		switch st {
-		case takeUnknown:
-			if w.gone.Load() {
-				return empty(), protocol.ErrSessionUnknown
+			b, err = empty, server.ErrEngineClosed
+		} else {
+			b2, st, terr := e.take(context.Background(), p.id, false, p.tok, !final, p.ackMode, p.ack)
+			switch {
+			case terr != nil:
+				b, err = empty, terr
+			case st == takeUnknown && p.w.gone.Load():
+				b, err = empty, protocol.ErrSessionUnknown
+			case st == takeUnknown, st == takeSuperseded:
+				// Gone without being destroyed (Redis lost it: the next
+				// connect finds out), or a newer fetch took over.
+				b = empty
+			case len(b2.Payloads) > 0 || final:
+				b2.Dropped += p.first.Dropped
+				b = b2
+			default:
+				last = false // a notice for something already taken
 			}
-			// Gone without being destroyed: Redis lost it (a restart
-			// without persistence). Let the client's next connect find
-			// out and handshake again, rather than telling it to stop.
-			return empty(), nil
-		case takeSuperseded:
-			return empty(), nil
 		}
-		b2.Dropped += b.Dropped
-		if len(b2.Payloads) > 0 || final {
-			return b2, nil
+		p.mu.Lock()
+		stopping := p.stopping
+		if !last && !p.dirty && !stopping {
+			p.running = false
+			p.mu.Unlock()
+			return // wait for the next notice or the timeout
+		}
+		if last || stopping {
+			p.finished = true
+		}
+		p.mu.Unlock()
+		if stopping {
+			// Stopped while this take ran: what it took goes out (lost
+			// otherwise), and the waiter registration is given up.
+			p.end()
+			p.release()
+			if !last {
+				b, err = empty, nil
+			}
+			p.done(b, err)
+			return
+		}
+		if last {
+			p.end()
+			p.done(b, err)
+			return
 		}
 	}
+}
+
+func (p *redisPoll) release() {
+	e := p.e
+	if err := releaseScript.Run(context.Background(), e.client, nil, e.p, p.id, p.tok).Err(); err != nil && !e.closed.Load() {
+		e.log.Debug("releasing a session's waiter failed", "err", err)
+	}
+}
+
+// end releases the poll's waiter and timer.
+func (p *redisPoll) end() {
+	p.timer.Stop()
+	p.e.removeWaiter(p.id, p.w)
+}
+
+// stop ends the poll early with nothing taken, and gives up the session's
+// waiter registration in Redis.
+func (p *redisPoll) stop() bool {
+	p.mu.Lock()
+	if p.finished || p.stopping {
+		p.mu.Unlock()
+		return false
+	}
+	if p.running {
+		// A take is in flight: it ends the poll with what it took.
+		p.stopping = true
+		p.mu.Unlock()
+		return true
+	}
+	p.finished = true
+	p.mu.Unlock()
+	p.end()
+	go func() {
+		p.release()
+		p.done(server.Batch{Dropped: p.first.Dropped, Last: p.first.Last}, nil)
+	}()
+	return true
 }
 
 // take runs the take script. Its context is detached from ctx: once the

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,7 +101,7 @@ type memSession struct {
 	head    int    // queue[head:] are pending
 	seq     uint64 // sequence number of the newest queued message
 	dropped int
-	subs    map[string]struct{}
+	subs    []string // a slice: most sessions have a few, and a map costs 200+ bytes
 	closed  bool
 	// polls wait for the next enqueue (or the session's end); each is
 	// started once and removed when it fires or stops.
@@ -203,7 +204,7 @@ func (e *MemoryEngine) CreateSession(_ context.Context, info *SessionInfo) error
 	if e.closed.Load() {
 		return ErrEngineClosed
 	}
-	s := &memSession{info: info, subs: make(map[string]struct{})}
+	s := &memSession{info: info}
 	sh := &e.sessions[e.shard(info.ID)]
 	sh.mu.Lock()
 	sh.m[info.ID] = s
@@ -246,7 +247,7 @@ func (e *MemoryEngine) destroy(id string, onlyExpiredBefore int64) *RemovedSessi
 	s.queue = nil
 	s.mu.Unlock()
 	rs := &RemovedSession{Info: s.info, Subscriptions: make([]string, 0, len(subs))}
-	for pattern := range subs {
+	for _, pattern := range subs {
 		e.removeSub(pattern, s)
 		rs.Subscriptions = append(rs.Subscriptions, pattern)
 	}
@@ -327,7 +328,7 @@ func (e *MemoryEngine) Subscribe(_ context.Context, id, pattern string, limit in
 		s.mu.Unlock()
 		return protocol.ErrSessionUnknown
 	}
-	if _, ok := s.subs[pattern]; ok {
+	if slices.Contains(s.subs, pattern) {
 		s.mu.Unlock()
 		return nil
 	}
@@ -335,7 +336,7 @@ func (e *MemoryEngine) Subscribe(_ context.Context, id, pattern string, limit in
 		s.mu.Unlock()
 		return protocol.ErrSubscriptionLimit
 	}
-	s.subs[pattern] = struct{}{}
+	s.subs = append(s.subs, pattern)
 	// Add to the channel while holding s.mu so that a concurrent destroy
 	// (which takes s.subs under s.mu) cannot miss this subscription.
 	e.addSub(pattern, s)
@@ -380,9 +381,10 @@ func (e *MemoryEngine) Unsubscribe(_ context.Context, id, pattern string) (bool,
 		return false, protocol.ErrSessionUnknown
 	}
 	s.mu.Lock()
-	_, ok := s.subs[pattern]
+	i := slices.Index(s.subs, pattern)
+	ok := i >= 0
 	if ok {
-		delete(s.subs, pattern)
+		s.subs = slices.Delete(s.subs, i, i+1)
 		e.removeSub(pattern, s)
 	}
 	s.mu.Unlock()
@@ -397,11 +399,7 @@ func (e *MemoryEngine) Subscriptions(_ context.Context, id string) ([]string, er
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := make([]string, 0, len(s.subs))
-	for p := range s.subs {
-		out = append(out, p)
-	}
-	return out, nil
+	return slices.Clone(s.subs), nil
 }
 
 // Subscribers implements Engine.

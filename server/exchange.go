@@ -54,6 +54,8 @@ type pendingConnect struct {
 	timeout  time.Duration
 	multiple bool
 	advice   bool
+	// id is m's, kept alone while the connect waits.
+	id protocol.ID
 	// ack is the batch the client acknowledged (ack extension sessions).
 	ack uint64
 	ts  *timesync
@@ -351,7 +353,8 @@ func (x *exchange) startHold(resume func()) bool {
 		}
 	}
 	// Only what the reply needs is kept while the connect waits.
-	h.m = &protocol.Message{Channel: h.m.Channel, ID: h.m.ID}
+	h.id = h.m.ID
+	h.m = nil
 	held := &heldConnect{}
 	s.registerHeld(id, held)
 	x.held = held
@@ -383,6 +386,9 @@ func (x *exchange) startHold(resume func()) bool {
 func (x *exchange) endHold(b Batch, err error) {
 	h, held, s := x.hold, x.held, x.s
 	id := h.c.info.ID
+	if h.m == nil {
+		h.m = &protocol.Message{Channel: protocol.MetaConnect, ID: h.id}
+	}
 	s.unregisterHeld(id, held)
 	x.superseded = held.superseded.Load()
 	if h.c.info.Ack && held.superseded.Load() {

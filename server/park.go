@@ -243,7 +243,9 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 	lw.p = p
 	if !lw.state.CompareAndSwap(lpWaiting, lpParked) {
 		p.respond() // woken while parking
+		return true
 	}
+	lw.woken = nil // resume no longer uses it
 	return true
 }
 

@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -44,8 +45,8 @@ type Recorder struct {
 	// channels: name -> *channelStat; nchannels counts them.
 	channels  sync.Map
 	nchannels atomic.Int64
-	// activity: session id -> *activity.
-	activity sync.Map
+	// activity: session id -> what was seen, in shards.
+	activity [64]activityShard
 
 	mu      sync.Mutex
 	samples []Sample // oldest first, at most opts.Keep
@@ -293,7 +294,7 @@ func (r *Recorder) OnEvent(ev server.Event) {
 	case server.EventPublish:
 		r.published(ev.Channel, time.Now())
 	case server.EventClientDisconnect:
-		r.activity.Delete(ev.ClientID)
+		r.activityShard(ev.ClientID).delete(ev.ClientID)
 	}
 }
 
@@ -332,15 +333,32 @@ func (r *Recorder) Channels(now time.Time) map[string]ChannelActivity {
 }
 
 // activity is what the Authorize wrapper saw of one session. It is kept
-// for every session, so it stays small: the transport is an index into
-// transportNames.
+// for every session, so it is small and stored by value: the transport is
+// an index into transportNames.
 type activity struct {
-	transport atomic.Uint32
-	last      atomic.Int64 // unix nanoseconds
+	transport uint8
+	last      int64 // unix nanoseconds
 }
 
 // transportNames are the names activity.transport indexes; 0 is unknown.
 var transportNames = []string{"", protocol.LongPolling, protocol.CallbackPolling, protocol.WebSocket, "local"}
+
+type activityShard struct {
+	mu sync.Mutex
+	m  map[string]activity
+}
+
+func (sh *activityShard) delete(id string) {
+	sh.mu.Lock()
+	delete(sh.m, id)
+	sh.mu.Unlock()
+}
+
+var activitySeed = maphash.MakeSeed()
+
+func (r *Recorder) activityShard(id string) *activityShard {
+	return &r.activity[maphash.String(activitySeed, id)%uint64(len(r.activity))]
+}
 
 // Activity is a session's transport and the time of its last message, as
 // seen on this node.
@@ -351,12 +369,14 @@ type Activity struct {
 
 // Activity returns what is known of session id, or ok=false.
 func (r *Recorder) Activity(id string) (Activity, bool) {
-	v, ok := r.activity.Load(id)
+	sh := r.activityShard(id)
+	sh.mu.Lock()
+	a, ok := sh.m[id]
+	sh.mu.Unlock()
 	if !ok {
 		return Activity{}, false
 	}
-	a := v.(*activity)
-	return Activity{Transport: transportNames[a.transport.Load()], LastSeen: time.Unix(0, a.last.Load())}, true
+	return Activity{Transport: transportNames[a.transport], LastSeen: time.Unix(0, a.last)}, true
 }
 
 // AuthorizeFunc is the type of server.Options.Authorize.
@@ -378,15 +398,17 @@ func (r *Recorder) Authorize(next AuthorizeFunc) AuthorizeFunc {
 }
 
 func (r *Recorder) seen(id, transport string, now time.Time) {
-	v, ok := r.activity.Load(id)
-	if !ok {
-		v, _ = r.activity.LoadOrStore(id, &activity{})
+	a := activity{last: now.UnixNano()}
+	if i := slices.Index(transportNames, transport); i > 0 {
+		a.transport = uint8(i)
 	}
-	a := v.(*activity)
-	if i := slices.Index(transportNames, transport); i > 0 && a.transport.Load() != uint32(i) {
-		a.transport.Store(uint32(i))
+	sh := r.activityShard(id)
+	sh.mu.Lock()
+	if sh.m == nil {
+		sh.m = make(map[string]activity)
 	}
-	a.last.Store(now.UnixNano())
+	sh.m[id] = a
+	sh.mu.Unlock()
 }
 
 // Prune forgets channels idle for ChannelIdle and session activity older
@@ -406,10 +428,14 @@ func (r *Recorder) Prune(now time.Time) {
 		return true
 	})
 	cut := now.Add(-r.opts.StaleAfter).UnixNano()
-	r.activity.Range(func(k, v any) bool {
-		if v.(*activity).last.Load() < cut {
-			r.activity.Delete(k)
+	for i := range r.activity {
+		sh := &r.activity[i]
+		sh.mu.Lock()
+		for id, a := range sh.m {
+			if a.last < cut {
+				delete(sh.m, id)
+			}
 		}
-		return true
-	})
+		sh.mu.Unlock()
+	}
 }

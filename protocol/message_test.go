@@ -38,6 +38,18 @@ func TestDecodeBatch(t *testing.T) {
 		{name: "id as object", in: `[{"channel":"/a","id":{}}]`, wantErr: true},
 		{name: "subscription of wrong type", in: `[{"channel":"/meta/subscribe","subscription":5}]`, wantErr: true},
 		{
+			name: "escaped and plain string ids", in: `[{"channel":"/a","id":"4\u0032"},{"channel":"/b","id":"x\"y"},{"channel":"/c","id":" 9 "}]`,
+			channels: []string{"/a", "/b", "/c"},
+			check: func(t *testing.T, msgs []*Message) {
+				want := []ID{"42", `x"y`, " 9 "}
+				for i, m := range msgs {
+					if m.ID != want[i] {
+						t.Errorf("message %d id = %q, want %q", i, m.ID, want[i])
+					}
+				}
+			},
+		},
+		{
 			name: "number ids decode to strings", in: `[{"channel":"/a","id":7},{"channel":"/b","id":"8"},{"channel":"/c","id":1.5},{"channel":"/d","id":null}]`,
 			channels: []string{"/a", "/b", "/c", "/d"},
 			check: func(t *testing.T, msgs []*Message) {

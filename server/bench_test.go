@@ -142,3 +142,80 @@ func BenchmarkHandlePublish(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkQueue: one message queued for a session and taken by its next
+// connect (Deliver, then a Poll that finds it).
+func BenchmarkQueue(b *testing.B) {
+	e := NewMemoryEngine(MemoryEngineOptions{})
+	if err := e.Start(EngineHooks{}); err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	if err := e.CreateSession(ctx, &SessionInfo{ID: "q"}); err != nil {
+		b.Fatal(err)
+	}
+	p := &Payload{Channel: "/q", JSON: []byte(`{"channel":"/q","data":1}`)}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := e.Deliver(ctx, "q", p); err != nil {
+			b.Fatal(err)
+		}
+		if bt, stop, err := e.Poll("q", false, 0, time.Minute, nil); err != nil || stop != nil || len(bt.Payloads) != 1 {
+			b.Fatalf("poll: %v %v", err, stop != nil)
+		}
+	}
+}
+
+// BenchmarkPollWake: a held connect waiting on Poll (no goroutine) is woken
+// by a message; done runs on a goroutine of its own.
+func BenchmarkPollWake(b *testing.B) {
+	e := NewMemoryEngine(MemoryEngineOptions{})
+	if err := e.Start(EngineHooks{}); err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	ctx := context.Background()
+	if err := e.CreateSession(ctx, &SessionInfo{ID: "w"}); err != nil {
+		b.Fatal(err)
+	}
+	p := &Payload{Channel: "/w", JSON: []byte(`{"channel":"/w","data":1}`)}
+	woken := make(chan int, 1)
+	done := func(bt Batch, err error) { woken <- len(bt.Payloads) }
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, stop, err := e.Poll("w", false, 0, time.Minute, done); err != nil || stop == nil {
+			b.Fatalf("poll did not wait: %v", err)
+		}
+		if err := e.Deliver(ctx, "w", p); err != nil {
+			b.Fatal(err)
+		}
+		if n := <-woken; n != 1 {
+			b.Fatalf("woken with %d messages", n)
+		}
+	}
+}
+
+// BenchmarkEncodeResponse: a connect reply carrying 32 deliveries, encoded
+// into a pooled buffer as the long-polling transport does.
+func BenchmarkEncodeResponse(b *testing.B) {
+	s := quietServer(b, Options{})
+	ev := []byte(`{"channel":"/chat/lobby","data":{"user":"alice","chat":"hello there, how is everyone doing today?"}}`)
+	m := &protocol.Message{Channel: protocol.MetaConnect, ID: "42"}
+	b.ReportAllocs()
+	for b.Loop() {
+		x := &exchange{s: s}
+		x.events = *getEvents(32)
+		for range 32 {
+			x.events = append(x.events, ev)
+		}
+		r := m.Reply(true)
+		r.Advice = s.retryAdvice()
+		x.reply(r)
+		if _, _, err := s.responseBody(x, ""); err != nil {
+			b.Fatal(err)
+		}
+		x.pooledEvents = &x.events
+		x.done()
+	}
+}

@@ -68,6 +68,7 @@ func (h *adminHandler) overviewData(r *http.Request) (overviewView, error) {
 			{ID: "engine", Label: "Engine", Value: orDash(h.o.Engine)},
 			{ID: "sessions", Label: "Sessions", Value: fmtCount(len(snap.Sessions))},
 			{ID: "held", Label: "Held connects", Value: fmtCount(st.HeldConnects.Load()), Title: "on this node"},
+			{ID: "parked", Label: "Parked connections", Value: fmtCount(st.Parked.Load()), Title: "waiting without a goroutine: parked long-polls and idle WebSockets"},
 			{ID: "channels", Label: "Channels", Value: fmtCount(snap.Subscribed), Title: "channels and patterns with a subscriber"},
 			{ID: "in", Label: "Messages in/s", Value: fmtRate(rates.In), Title: rateTitle},
 			{ID: "out", Label: "Messages out/s", Value: fmtRate(rates.Out), Title: "deliveries queued for subscribers, " + rateTitle},

@@ -48,7 +48,7 @@ func Metrics(o MetricsOptions) http.Handler {
 // and process_* ones).
 var MetricNames = []string{
 	"bayeux_build_info", "bayeux_start_time_seconds",
-	"bayeux_sessions", "bayeux_sessions_by_transport", "bayeux_held_connects", "bayeux_channels",
+	"bayeux_sessions", "bayeux_sessions_by_transport", "bayeux_held_connects", "bayeux_parked_connections", "bayeux_channels",
 	"bayeux_queued_messages",
 	"bayeux_handshakes_total", "bayeux_messages_in_total", "bayeux_messages_out_total",
 	"bayeux_published_total", "bayeux_errors_total", "bayeux_dropped_messages_total",
@@ -59,7 +59,8 @@ type collector struct {
 	o MetricsOptions
 
 	buildInfo, startTime                            *prometheus.Desc
-	sessions, byTransport, held, channels, queued   *prometheus.Desc
+	sessions, byTransport, held, parked, channels   *prometheus.Desc
+	queued                                          *prometheus.Desc
 	handshakes, in, out, published, errors, dropped *prometheus.Desc
 	denied, failedLogins                            *prometheus.Desc
 }
@@ -75,6 +76,7 @@ func newCollector(o MetricsOptions) *collector {
 		sessions:     d("bayeux_sessions", "Bayeux sessions stored by the engine (all nodes on a shared engine)."),
 		byTransport:  d("bayeux_sessions_by_transport", "Sessions by the transport of their last message on this node (unknown: none seen here yet; local: in-process clients).", "transport"),
 		held:         d("bayeux_held_connects", "/meta/connect requests held open on this node."),
+		parked:       d("bayeux_parked_connections", "Connections waiting without a goroutine on this node: parked long-polls and idle WebSockets."),
 		channels:     d("bayeux_channels", "Channels and patterns with at least one subscriber."),
 		queued:       d("bayeux_queued_messages", "Messages waiting in session queues (only for engines that tell)."),
 		handshakes:   d("bayeux_handshakes_total", "Successful handshakes on this node."),
@@ -89,7 +91,7 @@ func newCollector(o MetricsOptions) *collector {
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.buildInfo, c.startTime, c.sessions, c.byTransport, c.held, c.channels,
+	for _, d := range []*prometheus.Desc{c.buildInfo, c.startTime, c.sessions, c.byTransport, c.held, c.parked, c.channels,
 		c.queued, c.handshakes, c.in, c.out, c.published, c.errors, c.dropped, c.denied, c.failedLogins} {
 		ch <- d
 	}
@@ -120,6 +122,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	st := s.Stats()
 	gauge(c.held, float64(st.HeldConnects.Load()))
+	gauge(c.parked, float64(st.Parked.Load()))
 	counter(c.handshakes, st.Handshakes.Load())
 	counter(c.in, st.MessagesIn.Load())
 	counter(c.out, st.MessagesOut.Load())

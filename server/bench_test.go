@@ -143,18 +143,25 @@ func BenchmarkHandlePublish(b *testing.B) {
 	}
 }
 
-// BenchmarkQueue: one message queued for a session and taken by its next
-// connect (Deliver, then a Poll that finds it).
-func BenchmarkQueue(b *testing.B) {
+// benchEngine is a started memory engine with one session, id.
+func benchEngine(b *testing.B, id string) *MemoryEngine {
+	b.Helper()
 	e := NewMemoryEngine(MemoryEngineOptions{})
 	if err := e.Start(EngineHooks{}); err != nil {
 		b.Fatal(err)
 	}
-	defer e.Close()
-	ctx := context.Background()
-	if err := e.CreateSession(ctx, &SessionInfo{ID: "q"}); err != nil {
+	b.Cleanup(func() { _ = e.Close() })
+	if err := e.CreateSession(context.Background(), &SessionInfo{ID: id}); err != nil {
 		b.Fatal(err)
 	}
+	return e
+}
+
+// BenchmarkQueue: one message queued for a session and taken by its next
+// connect (Deliver, then a Poll that finds it).
+func BenchmarkQueue(b *testing.B) {
+	e := benchEngine(b, "q")
+	ctx := context.Background()
 	p := &Payload{Channel: "/q", JSON: []byte(`{"channel":"/q","data":1}`)}
 	b.ReportAllocs()
 	for b.Loop() {
@@ -170,15 +177,8 @@ func BenchmarkQueue(b *testing.B) {
 // BenchmarkPollWake: a held connect waiting on Poll (no goroutine) is woken
 // by a message; done runs on a goroutine of its own.
 func BenchmarkPollWake(b *testing.B) {
-	e := NewMemoryEngine(MemoryEngineOptions{})
-	if err := e.Start(EngineHooks{}); err != nil {
-		b.Fatal(err)
-	}
-	defer e.Close()
+	e := benchEngine(b, "w")
 	ctx := context.Background()
-	if err := e.CreateSession(ctx, &SessionInfo{ID: "w"}); err != nil {
-		b.Fatal(err)
-	}
 	p := &Payload{Channel: "/w", JSON: []byte(`{"channel":"/w","data":1}`)}
 	woken := make(chan int, 1)
 	done := func(bt Batch, err error) { woken <- len(bt.Payloads) }

@@ -10,10 +10,12 @@ import (
 // The protocol's hot paths, each run by every request or every publish.
 // Run with: go test -run '^$' -bench . -benchmem ./protocol
 
-// BenchmarkDecodeBatch decodes what a server reads most: a lone connect,
-// and a batch of ten publishes with small chat payloads.
+// BenchmarkDecodeBatch decodes what a server reads most: a lone connect
+// (the fast path), one with the ack extension, and a batch of ten
+// publishes with small chat payloads (both encoding/json).
 func BenchmarkDecodeBatch(b *testing.B) {
-	connect := []byte(`[{"channel":"/meta/connect","clientId":"2p4ldhuyv4bkxbmjyq4rswuz7u","connectionType":"long-polling","id":"42","ext":{"ack":17}}]`)
+	connect := []byte(`[{"channel":"/meta/connect","clientId":"2p4ldhuyv4bkxbmjyq4rswuz7u","connectionType":"long-polling","id":"42"}]`)
+	connectAck := []byte(`[{"channel":"/meta/connect","clientId":"2p4ldhuyv4bkxbmjyq4rswuz7u","connectionType":"long-polling","id":"42","ext":{"ack":17}}]`)
 	var pubs strings.Builder
 	pubs.WriteByte('[')
 	for i := range 10 {
@@ -26,7 +28,7 @@ func BenchmarkDecodeBatch(b *testing.B) {
 	for _, bc := range []struct {
 		name string
 		body []byte
-	}{{"connect", connect}, {"publish10", []byte(pubs.String())}} {
+	}{{"connect", connect}, {"connect-ack", connectAck}, {"publish10", []byte(pubs.String())}} {
 		b.Run(bc.name, func(b *testing.B) {
 			b.SetBytes(int64(len(bc.body)))
 			b.ReportAllocs()

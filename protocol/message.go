@@ -230,6 +230,9 @@ func DecodeBatch(b []byte) ([]*Message, error) {
 	}
 	switch b[0] {
 	case '[':
+		if msgs, ok := decodeSimple(b); ok {
+			return msgs, nil
+		}
 		var msgs []*Message
 		if err := json.Unmarshal(b, &msgs); err != nil {
 			return nil, decodeError(err)

@@ -322,15 +322,6 @@ func (x *exchange) connect(m *protocol.Message, lone bool) {
 	}
 }
 
-// finish completes the batch's connect on the calling goroutine, waiting
-// as startHold does.
-func (x *exchange) finish() {
-	ch := make(chan struct{})
-	if x.startHold(func() { close(ch) }) {
-		<-ch
-	}
-}
-
 // startHold begins the batch's connect. It reports false when the reply is
 // complete already (nothing to hold, something queued, or an error), and
 // true when the connect waits: then resume is called once, on a goroutine

@@ -97,3 +97,12 @@ func FuzzJSONPQuery(f *testing.F) {
 		}
 	})
 }
+
+// finish completes the batch's connect on the calling goroutine, waiting
+// as startHold does.
+func (x *exchange) finish() {
+	ch := make(chan struct{})
+	if x.startHold(func() { close(ch) }) {
+		<-ch
+	}
+}

@@ -26,10 +26,7 @@ type Server struct {
 	engine Engine
 	log    *slog.Logger
 
-	// shutdown ends when Shutdown starts: held connects return.
-	shutdown    context.Context
-	stopHolding context.CancelFunc
-	closing     atomic.Bool
+	closing atomic.Bool
 
 	sockets  socketSet
 	pollOnce sync.Once
@@ -121,7 +118,6 @@ func New(opts Options) (*Server, error) {
 		seed:    maphash.MakeSeed(),
 		origins: make(map[string]bool),
 	}
-	s.shutdown, s.stopHolding = context.WithCancel(context.Background())
 	for i := range s.conns {
 		s.conns[i].m = make(map[string]*heldConnect)
 		s.browsers[i].m = make(map[string][]browserSlot)
@@ -195,7 +191,6 @@ func (s *Server) ShuttingDown() bool { return s.closing.Load() }
 // the first step of Shutdown and safe to call more than once.
 func (s *Server) BeginShutdown() {
 	s.closing.Store(true)
-	s.stopHolding()
 	// Held connects answer now (those registered after this see closing).
 	var held []*heldConnect
 	for i := range s.conns {

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -103,7 +105,7 @@ func (h *harness) sessionCount() int {
 // waitHeld waits until at least n connects are held by the server.
 func (h *harness) waitHeld(n int64) {
 	h.t.Helper()
-	eventually(h.t, hWait, func() bool { return h.srv.Stats().HeldConnects.Load() >= n },
+	testutil.Eventually(h.t, hWait, func() bool { return h.srv.Stats().HeldConnects.Load() >= n },
 		fmt.Sprintf("%d held connects", n))
 }
 
@@ -138,24 +140,12 @@ func (l *eventLog) find(pred func(Event) bool) (Event, bool) {
 func (l *eventLog) wait(t *testing.T, what string, pred func(Event) bool) Event {
 	t.Helper()
 	var found Event
-	eventually(t, hWait, func() bool {
+	testutil.Eventually(t, hWait, func() bool {
 		ev, ok := l.find(pred)
 		found = ev
 		return ok
 	}, what)
 	return found
-}
-
-// eventually polls cond until it holds or d passes.
-func eventually(t *testing.T, d time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // rawClient speaks Bayeux over HTTP by hand. It keeps cookies in a jar, so

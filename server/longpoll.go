@@ -37,7 +37,7 @@ var jsonpName = regexp.MustCompile(`^[a-zA-Z0-9._\-]{1,64}$`)
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
 	if !s.cors(w, r) {
-		s.stats.RequestsDenied.Add(1)
+		s.refuse(RefusedOrigin)
 		http.Error(w, "bayeux: origin not allowed", http.StatusForbidden)
 		return
 	}
@@ -53,7 +53,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	ip := clientIP(r)
 	if !s.ips.acquire(ip) {
-		s.stats.RequestsDenied.Add(1)
+		s.refuse(RefusedIPRequests)
 		h.Set("Retry-After", "1")
 		http.Error(w, "bayeux: too many concurrent requests from your address", http.StatusTooManyRequests)
 		return

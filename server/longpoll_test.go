@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -291,12 +293,15 @@ func TestClientMaxConnections(t *testing.T) {
 		if r.header.Get("Retry-After") == "" {
 			t.Error("429 without Retry-After")
 		}
+		if n := h.srv.Stats().Refused.Load(RefusedIPRequests); n != 1 {
+			t.Errorf("refused for ip_requests: %d, want 1", n)
+		}
 		if _, err := h.srv.Publish(context.Background(), "/cmc", 1); err != nil {
 			t.Fatal(err)
 		}
 		a.wait(held, time.Second)
 		// The slot is free again once the connect returned.
-		eventually(t, hWait, func() bool { return b.send(handshakeMsg()).status == http.StatusOK }, "a free slot")
+		testutil.Eventually(t, hWait, func() bool { return b.send(handshakeMsg()).status == http.StatusOK }, "a free slot")
 	})
 	t.Run("unlimited", func(t *testing.T) {
 		t.Parallel()
@@ -412,6 +417,10 @@ func TestCORS(t *testing.T) {
 				t.Errorf("%s: %s", tc.name, r.body)
 			}
 		}
+	}
+	// Every 403 above is counted as an origin refusal (for /metrics).
+	if n := h.srv.Stats().Refused.Load(RefusedOrigin); n != 5 {
+		t.Errorf("refused for origin: %d, want 5", n)
 	}
 
 	// "*" allows every origin, still echoing it (credentials need that).

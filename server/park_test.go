@@ -14,13 +14,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
 // waitParked waits until n connects are parked.
 func (h *harness) waitParked(n int64) {
 	h.t.Helper()
-	eventually(h.t, hWait, func() bool { return h.srv.Stats().Parked.Load() == n }, fmt.Sprintf("%d parked connects", n))
+	testutil.Eventually(h.t, hWait, func() bool { return h.srv.Stats().Parked.Load() == n }, fmt.Sprintf("%d parked connects", n))
 }
 
 // TestParkedConnect: a connect held past ParkAfter waits with no goroutine

@@ -106,6 +106,8 @@ type Stats struct {
 	Parked         atomic.Int64
 	Dropped        atomic.Int64
 	RequestsDenied atomic.Int64
+	// Refused counts what limits refused, by reason (see Refusals).
+	Refused Refusals
 }
 
 // New returns a Server with the given options and starts its engine.
@@ -123,6 +125,7 @@ func New(opts Options) (*Server, error) {
 		s.browsers[i].m = make(map[string][]browserSlot)
 	}
 	s.ips.init(opts.ClientMaxConnections)
+	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests)
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)
 	}

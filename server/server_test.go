@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -1323,7 +1325,7 @@ func TestAbortedConnectKeepsMessages(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("aborted request succeeded")
 	}
-	eventually(t, hWait, func() bool { return h.srv.Stats().HeldConnects.Load() == 0 }, "the aborted connect to end")
+	testutil.Eventually(t, hWait, func() bool { return h.srv.Stats().HeldConnects.Load() == 0 }, "the aborted connect to end")
 	a.publish("/ab", "kept")
 	if got := dataOf(t, a.connectNow(), "/ab"); !reflect.DeepEqual(got, []any{"kept"}) {
 		t.Errorf("after an aborted connect, delivered %v", got)

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/coder/websocket"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -91,7 +93,7 @@ func TestStalledConsumersStayBounded(t *testing.T) {
 			}
 		}
 		// Pace the flood at what the healthy client can take.
-		eventually(t, hWait, func() bool { return received.Load() >= int64(i+burst) }, "healthy subscriber keeps up")
+		testutil.Eventually(t, hWait, func() bool { return received.Load() >= int64(i+burst) }, "healthy subscriber keeps up")
 	}
 	close(stop)
 	h.client().start().publish("/flood", map[string]any{"sent": time.Now().UnixNano()}) // wakes the last connect

@@ -17,8 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/PuerkitoBio/goquery"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bayeux-go/bayeux/internal/admin"
 	"github.com/bayeux-go/bayeux/internal/chat"
@@ -43,17 +44,7 @@ type adminSite struct {
 func newAdminSite(t *testing.T) *adminSite {
 	t.Helper()
 	dir := t.TempDir()
-	var b strings.Builder
-	for _, n := range []string{"alice", "bob", "carol"} {
-		h, err := bcrypt.GenerateFromPassword([]byte(n+"-pw"), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(n + ":" + string(h) + "\n")
-	}
-	if err := os.WriteFile(filepath.Join(dir, "users"), []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	testutil.WriteUsers(t, filepath.Join(dir, "users"), "alice", "bob", "carol")
 	users, err := auth.OpenUsers(filepath.Join(dir, "users"))
 	if err != nil {
 		t.Fatal(err)

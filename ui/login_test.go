@@ -11,14 +11,13 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/PuerkitoBio/goquery"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/protocol"
@@ -42,18 +41,7 @@ func newSite(t *testing.T) *site {
 	t.Helper()
 	// Users alice and bob, password NAME-pw, hashed cheaply: a login
 	// checks with the hash's own cost (cost 10 takes ~650 ms under -race).
-	var b strings.Builder
-	for _, n := range []string{"alice", "bob"} {
-		h, err := bcrypt.GenerateFromPassword([]byte(n+"-pw"), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(n + ":" + string(h) + "\n")
-	}
-	path := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := testutil.WriteUsers(t, "", "alice", "bob")
 	users, err := auth.OpenUsers(path)
 	if err != nil {
 		t.Fatal(err)

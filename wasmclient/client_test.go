@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
 )
@@ -394,7 +396,7 @@ func TestDisconnect(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Let the client settle into a held connect.
-	eventually(t, tWait, func() bool { return ts.srv.Stats().HeldConnects.Load() == 1 }, "a held connect")
+	testutil.Eventually(t, tWait, func() bool { return ts.srv.Stats().HeldConnects.Load() == 1 }, "a held connect")
 	if n := ts.sessionCount(); n != 1 {
 		t.Fatalf("%d sessions", n)
 	}
@@ -431,7 +433,7 @@ func TestDisconnect(t *testing.T) {
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, tWait, func() bool { return ts.count(server.EventSubscribe, "/x") == 2 }, "re-subscription after Connect")
+	testutil.Eventually(t, tWait, func() bool { return ts.count(server.EventSubscribe, "/x") == 2 }, "re-subscription after Connect")
 }
 
 func TestBatchOneRequest(t *testing.T) {
@@ -502,7 +504,7 @@ func TestConcurrentPublishesAtMostTwoRequests(t *testing.T) {
 	}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, tWait, func() bool { return ts.srv.Stats().HeldConnects.Load() == 2 }, "held connects")
+	testutil.Eventually(t, tWait, func() bool { return ts.srv.Stats().HeldConnects.Load() == 2 }, "held connects")
 
 	var wg sync.WaitGroup
 	for g := range 8 {
@@ -521,7 +523,7 @@ func TestConcurrentPublishesAtMostTwoRequests(t *testing.T) {
 	if m := rec.maxInFlight.Load(); m > 2 {
 		t.Errorf("%d requests in flight at once, want at most 2", m)
 	}
-	eventually(t, tWait, func() bool {
+	testutil.Eventually(t, tWait, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		total := 0
@@ -550,7 +552,7 @@ func TestSubscribeAndPublishBeforeConnect(t *testing.T) {
 	published := make(chan error, 1)
 	go func() {
 		// Queued after the subscribe only if it starts later; wait.
-		eventually(t, tWait, func() bool { return len(c.Subscriptions()) == 1 }, "queued subscribe")
+		testutil.Eventually(t, tWait, func() bool { return len(c.Subscriptions()) == 1 }, "queued subscribe")
 		published <- c.Publish(ctx, "/early", "hi")
 	}()
 	time.Sleep(50 * time.Millisecond)
@@ -652,10 +654,10 @@ func TestServerRestart(t *testing.T) {
 	oldID := c.ClientID()
 
 	ts.stop()
-	eventually(t, tWait, func() bool { return c.State().State == Reconnecting }, "reconnecting state")
+	testutil.Eventually(t, tWait, func() bool { return c.State().State == Reconnecting }, "reconnecting state")
 
 	var l2 net.Listener
-	eventually(t, tWait, func() bool {
+	testutil.Eventually(t, tWait, func() bool {
 		l2, err = net.Listen("tcp", addr)
 		return err == nil
 	}, "listening on "+addr+" again")
@@ -679,7 +681,7 @@ func TestServerRestart(t *testing.T) {
 	if id := c.ClientID(); id == "" || id == oldID {
 		t.Errorf("client id %q after restart (was %q)", id, oldID)
 	}
-	eventually(t, tWait, func() bool { return c.State().State == Connected }, "connected state")
+	testutil.Eventually(t, tWait, func() bool { return c.State().State == Connected }, "connected state")
 	// One listener, one delivery: nothing was subscribed twice.
 	in.empty(t)
 }
@@ -729,7 +731,7 @@ func TestSessionExpiry(t *testing.T) {
 	<-stalling
 	// Wait until the server expired the session, then publish: the
 	// publish meets 402 and is sent again after the re-handshake.
-	eventually(t, tWait, func() bool { return ts.sessionCount() == 0 }, "session expiry")
+	testutil.Eventually(t, tWait, func() bool { return ts.sessionCount() == 0 }, "session expiry")
 	pubErr := make(chan error, 1)
 	go func() { pubErr <- c.Publish(ctx, "/expiry", "mine") }()
 
@@ -760,11 +762,11 @@ func TestServerEndsSession(t *testing.T) {
 	t.Parallel()
 	ts := newTestServer(t, server.Options{}, nil)
 	c := connected(t, ts.url, Options{})
-	eventually(t, tWait, func() bool { return ts.srv.Stats().HeldConnects.Load() == 1 }, "a held connect")
+	testutil.Eventually(t, tWait, func() bool { return ts.srv.Stats().HeldConnects.Load() == 1 }, "a held connect")
 	if ok, err := ts.srv.Disconnect(context.Background(), c.ClientID()); !ok || err != nil {
 		t.Fatalf("server Disconnect: %v %v", ok, err)
 	}
-	eventually(t, tWait, func() bool { return c.State().State == Disconnected }, "disconnected state")
+	testutil.Eventually(t, tWait, func() bool { return c.State().State == Disconnected }, "disconnected state")
 	if err := c.State().LastError; !errors.Is(err, ErrSessionEnded) {
 		t.Errorf("LastError %v", err)
 	}
@@ -929,7 +931,7 @@ func TestDisconnectWhileReconnecting(t *testing.T) {
 	c := connected(t, ts.url, Options{BackoffIncrement: 500 * time.Millisecond, MaxBackoff: 5 * time.Second})
 	ctx := ctxT(t)
 	ts.stop()
-	eventually(t, tWait, func() bool { return c.State().State == Reconnecting }, "reconnecting state")
+	testutil.Eventually(t, tWait, func() bool { return c.State().State == Reconnecting }, "reconnecting state")
 	pub := make(chan error, 1)
 	go func() { pub <- c.Publish(ctx, "/held", 1) }() // waits for a session
 	time.Sleep(50 * time.Millisecond)
@@ -955,7 +957,7 @@ func TestNoSpinWhileServerShutsDown(t *testing.T) {
 	ts := newTestServer(t, server.Options{}, nil)
 	rec := newRecorder()
 	c := connected(t, ts.url, Options{Transport: rec, BackoffIncrement: 100 * time.Millisecond})
-	eventually(t, tWait, func() bool { return ts.srv.Stats().HeldConnects.Load() == 1 }, "a held connect")
+	testutil.Eventually(t, tWait, func() bool { return ts.srv.Stats().HeldConnects.Load() == 1 }, "a held connect")
 	n0 := len(rec.withChannel(protocol.MetaConnect))
 	ts.srv.BeginShutdown()
 	time.Sleep(300 * time.Millisecond)

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/bayeux-go/bayeux/internal/faultproxy"
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
@@ -214,7 +216,7 @@ func TestWebSocketDeliveryWhileConnectHeld(t *testing.T) {
 	if _, err := c.Subscribe(ctx, "/held", in.fn); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, tWait, func() bool { return ts.srv.Stats().HeldConnects.Load() == 1 }, "a held connect")
+	testutil.Eventually(t, tWait, func() bool { return ts.srv.Stats().HeldConnects.Load() == 1 }, "a held connect")
 	connects := log.count(protocol.MetaConnect)
 	start := time.Now()
 	for i := range 5 {
@@ -271,10 +273,10 @@ func TestWebSocketServerRestart(t *testing.T) {
 	oldID := c.ClientID()
 
 	ts.stop()
-	eventually(t, tWait, func() bool { return c.State().State == Reconnecting }, "reconnecting state")
+	testutil.Eventually(t, tWait, func() bool { return c.State().State == Reconnecting }, "reconnecting state")
 
 	var l2 net.Listener
-	eventually(t, tWait, func() bool {
+	testutil.Eventually(t, tWait, func() bool {
 		l2, err = net.Listen("tcp", addr)
 		return err == nil
 	}, "listening on "+addr+" again")
@@ -299,7 +301,7 @@ func TestWebSocketServerRestart(t *testing.T) {
 	if id := c.ClientID(); id == "" || id == oldID {
 		t.Errorf("client id %q after restart (was %q)", id, oldID)
 	}
-	eventually(t, tWait, func() bool { return c.State().State == Connected }, "connected state")
+	testutil.Eventually(t, tWait, func() bool { return c.State().State == Connected }, "connected state")
 	in.empty(t)
 	if !onWebSocket(c) {
 		t.Error("fell back to long-polling after the restart")
@@ -378,11 +380,11 @@ func TestWebSocketServerDownAtFirst(t *testing.T) {
 	c := newTestClient(t, "http://"+addr+"/cometd", Options{WebSocket: true, BackoffIncrement: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
 	done := make(chan error, 1)
 	go func() { done <- c.Connect(ctxT(t)) }()
-	eventually(t, tWait, func() bool { s := c.State(); return s.State == Reconnecting && s.Failures >= 2 }, "failed attempts")
+	testutil.Eventually(t, tWait, func() bool { s := c.State(); return s.State == Reconnecting && s.Failures >= 2 }, "failed attempts")
 	if err := c.State().LastError; err == nil || !strings.Contains(err.Error(), "websocket") {
 		t.Errorf("LastError %v does not tell about both transports", err)
 	}
-	eventually(t, tWait, func() bool {
+	testutil.Eventually(t, tWait, func() bool {
 		l, err = net.Listen("tcp", addr)
 		return err == nil
 	}, "listening on "+addr)
@@ -439,7 +441,7 @@ func TestWebSocketAckSurvivesCutSockets(t *testing.T) {
 		cuts += p.cut()
 	}
 	<-pubDone
-	eventually(t, 10*time.Second, func() bool {
+	testutil.Eventually(t, 10*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) >= total
@@ -508,7 +510,7 @@ func TestWebSocketAckThroughFaultProxy(t *testing.T) {
 			time.Sleep(time.Millisecond)
 		}
 	}
-	eventually(t, 15*time.Second, func() bool {
+	testutil.Eventually(t, 15*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(got) >= total
@@ -543,7 +545,7 @@ func TestWebSocketDisconnectClosesSocket(t *testing.T) {
 	if err := c.Disconnect(ctxT(t)); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, tWait, func() bool { return p.open() == 0 }, "the socket to close")
+	testutil.Eventually(t, tWait, func() bool { return p.open() == 0 }, "the socket to close")
 	if n := ts.sessionCount(); n != 0 {
 		t.Errorf("%d sessions after Disconnect", n)
 	}

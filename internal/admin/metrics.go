@@ -52,7 +52,7 @@ var MetricNames = []string{
 	"bayeux_queued_messages",
 	"bayeux_handshakes_total", "bayeux_messages_in_total", "bayeux_messages_out_total",
 	"bayeux_published_total", "bayeux_errors_total", "bayeux_dropped_messages_total",
-	"bayeux_requests_denied_total", "bayeux_failed_logins_total",
+	"bayeux_requests_denied_total", "bayeux_failed_logins_total", "bayeux_refused_total",
 }
 
 type collector struct {
@@ -62,7 +62,7 @@ type collector struct {
 	sessions, byTransport, held, parked, channels   *prometheus.Desc
 	queued                                          *prometheus.Desc
 	handshakes, in, out, published, errors, dropped *prometheus.Desc
-	denied, failedLogins                            *prometheus.Desc
+	denied, failedLogins, refused                   *prometheus.Desc
 }
 
 func newCollector(o MetricsOptions) *collector {
@@ -87,12 +87,13 @@ func newCollector(o MetricsOptions) *collector {
 		dropped:      d("bayeux_dropped_messages_total", "Messages dropped from full session queues (reported by this node's connects)."),
 		denied:       d("bayeux_requests_denied_total", "HTTP requests refused by limits on this node."),
 		failedLogins: d("bayeux_failed_logins_total", "Failed logins (wrong credentials or rate-limited)."),
+		refused:      d("bayeux_refused_total", "Requests and messages refused by a limit on this node, by reason.", "reason"),
 	}
 }
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.buildInfo, c.startTime, c.sessions, c.byTransport, c.held, c.parked, c.channels,
-		c.queued, c.handshakes, c.in, c.out, c.published, c.errors, c.dropped, c.denied, c.failedLogins} {
+		c.queued, c.handshakes, c.in, c.out, c.published, c.errors, c.dropped, c.denied, c.failedLogins, c.refused} {
 		ch <- d
 	}
 }
@@ -130,6 +131,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.errors, st.Errors.Load())
 	counter(c.dropped, st.Dropped.Load())
 	counter(c.denied, st.RequestsDenied.Load())
+	for _, reason := range st.Refused.Reasons() {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(st.Refused.Load(reason)), reason)
+	}
 	if n, ok := Pending(s.Engine()); ok {
 		gauge(c.queued, float64(n))
 	}

@@ -11,8 +11,6 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -21,7 +19,7 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/bayeux-go/bayeux/internal/testutil"
 
 	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/protocol"
@@ -35,25 +33,6 @@ const wait = 5 * time.Second
 // testUsers are the users of every test server; each password is the
 // name followed by "-pw".
 var testUsers = []string{"alice", "bob", "carol", "dave"}
-
-// writeUsers writes a users file with cheap bcrypt hashes (Check uses the
-// cost stored in the hash; cost 10 takes ~650 ms under -race).
-func writeUsers(t *testing.T, names ...string) string {
-	t.Helper()
-	var b strings.Builder
-	for _, n := range names {
-		h, err := bcrypt.GenerateFromPassword([]byte(n+"-pw"), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(n + ":" + string(h) + "\n")
-	}
-	path := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // chatServer is a real Bayeux server with the chat's hooks behind an
 // httptest.Server at /cometd.
@@ -74,7 +53,7 @@ func newChatServer(t *testing.T, connectTimeout time.Duration) *chatServer {
 
 func newChatServerEngine(t *testing.T, connectTimeout time.Duration, engine server.Engine) *chatServer {
 	t.Helper()
-	users, err := auth.OpenUsers(writeUsers(t, testUsers...))
+	users, err := auth.OpenUsers(testutil.WriteUsers(t, "", testUsers...))
 	if err != nil {
 		t.Fatal(err)
 	}

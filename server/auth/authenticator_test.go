@@ -3,20 +3,21 @@ package auth
 import (
 	"errors"
 	"fmt"
-	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/bayeux-go/bayeux/internal/testutil"
 )
 
 // newTestAuthenticator returns an Authenticator over a users file holding
 // alice/alice-pw, bob/bob-pw and u01..u25/pw, with both limiters on clock.
 func newTestAuthenticator(t *testing.T) (*Authenticator, *fakeClock) {
 	t.Helper()
-	pairs := []string{"alice", "alice-pw", "bob", "bob-pw"}
+	users := []string{"alice:alice-pw", "bob:bob-pw"}
 	for i := 1; i <= 25; i++ {
-		pairs = append(pairs, fmt.Sprintf("u%02d", i), "pw")
+		users = append(users, fmt.Sprintf("u%02d:pw", i))
 	}
-	path := writeUsersFile(t, filepath.Join(t.TempDir(), "users"), pairs...)
+	path := testutil.WriteUsers(t, "", users...)
 	a := NewAuthenticator(openUsers(t, path))
 	clock := newFakeClock()
 	a.byUser.now = clock.now
@@ -133,7 +134,7 @@ func TestAuthenticatePicksUpNewUsers(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 	// The operator adds zoe (another writer of the file).
-	writeUsersFile(t, a.Users.Path(), "alice", "alice-pw", "zoe", "zoe-pw")
+	testutil.WriteUsers(t, a.Users.Path(), "alice:alice-pw", "zoe:zoe-pw")
 	bumpMtime(t, a.Users.Path())
 	if err := a.Authenticate("zoe", "zoe-pw", ip1); err != nil {
 		t.Errorf("zoe after she was added: %v", err)

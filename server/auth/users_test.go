@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -19,44 +21,15 @@ import (
 // of an unknown user compares against a BcryptCost dummy hash; both are
 // kept to a few calls.
 
-// cheapHashes caches cheapHash by password: even the minimum cost takes
-// ~10 ms under -race.
-var cheapHashes sync.Map
-
 // cheapHash returns a bcrypt hash of password at the minimum cost with the
 // given prefix ("$2a$", "$2b$" or "$2y$"; "" keeps Go's "$2a$").
 func cheapHash(t testing.TB, password, prefix string) string {
 	t.Helper()
-	h, ok := cheapHashes.Load(password)
-	if !ok {
-		b, err := bcrypt.GenerateFromPassword([]byte(password), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		h, _ = cheapHashes.LoadOrStore(password, string(b))
-	}
-	s := h.(string)
+	s := testutil.Hash(t, password)
 	if prefix != "" {
 		s = prefix + strings.TrimPrefix(s, "$2a$")
 	}
 	return s
-}
-
-// writeUsersFile writes an htpasswd file with a cheap hash of each
-// "name", "password" pair, in order, and returns its path.
-func writeUsersFile(t testing.TB, path string, pairs ...string) string {
-	t.Helper()
-	if len(pairs)%2 != 0 {
-		t.Fatal("writeUsersFile: odd number of arguments")
-	}
-	var b strings.Builder
-	for i := 0; i < len(pairs); i += 2 {
-		b.WriteString(pairs[i] + ":" + cheapHash(t, pairs[i+1], "") + "\n")
-	}
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
 
 func openUsers(t testing.TB, path string) *Users {
@@ -209,7 +182,7 @@ func TestUsersSetCreatesFileAtomically(t *testing.T) {
 }
 
 func TestUsersSetKeepsOthersAndSortsNames(t *testing.T) {
-	path := writeUsersFile(t, filepath.Join(t.TempDir(), "users"), "zed", "z", "alice", "a", "mike", "m")
+	path := testutil.WriteUsers(t, filepath.Join(t.TempDir(), "users"), "zed:z", "alice:a", "mike:m")
 	u := openUsers(t, path)
 	if got, want := u.Names(), []string{"alice", "mike", "zed"}; !slices.Equal(got, want) {
 		t.Fatalf("Names() = %q, want %q", got, want)
@@ -265,7 +238,7 @@ func TestUsersSetRefuses(t *testing.T) {
 }
 
 func TestUsersDelete(t *testing.T) {
-	path := writeUsersFile(t, filepath.Join(t.TempDir(), "users"), "alice", "a", "bob", "b")
+	path := testutil.WriteUsers(t, filepath.Join(t.TempDir(), "users"), "alice:a", "bob:b")
 	u := openUsers(t, path)
 	if err := u.Delete("alice"); err != nil {
 		t.Fatalf("Delete: %v", err)
@@ -288,14 +261,14 @@ func TestUsersDelete(t *testing.T) {
 }
 
 func TestUsersReloadsChangesByAnotherWriter(t *testing.T) {
-	path := writeUsersFile(t, filepath.Join(t.TempDir(), "users"), "alice", "a")
+	path := testutil.WriteUsers(t, filepath.Join(t.TempDir(), "users"), "alice:a")
 	u := openUsers(t, path)
 	if u.Exists("carol") {
 		t.Fatal("carol exists before she was added")
 	}
 	// Another process rewrites the file in place with a new user and a new
 	// password for alice.
-	writeUsersFile(t, path, "alice", "a2", "carol", "c")
+	testutil.WriteUsers(t, path, "alice:a2", "carol:c")
 	bumpMtime(t, path)
 	if !u.Check("carol", "c") {
 		t.Error("a user added by another writer does not verify")
@@ -309,7 +282,7 @@ func TestUsersReloadsChangesByAnotherWriter(t *testing.T) {
 
 	// Another writer replaces the file by rename, without alice.
 	tmp := filepath.Join(filepath.Dir(path), "users.new")
-	writeUsersFile(t, tmp, "carol", "c", "dave", "d")
+	testutil.WriteUsers(t, tmp, "carol:c", "dave:d")
 	if err := os.Rename(tmp, path); err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +319,7 @@ func bumpMtime(t *testing.T, path string) {
 }
 
 func TestUsersConcurrentReadersAndWriter(t *testing.T) {
-	path := writeUsersFile(t, filepath.Join(t.TempDir(), "users"), "alice", "a")
+	path := testutil.WriteUsers(t, filepath.Join(t.TempDir(), "users"), "alice:a")
 	u := openUsers(t, path)
 	hash := cheapHash(t, "x", "")
 	var wg sync.WaitGroup

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
 )
@@ -206,7 +208,7 @@ func TestRedisRestart(t *testing.T) {
 	if st := a.Stats(); st.Errors == 0 || !st.Down {
 		t.Errorf("Stats while down = %+v", st)
 	}
-	eventually(t, hWait, func() bool { return strings.Contains(logs.String(), "pub/sub connection lost") }, "a log line about the lost pub/sub connection")
+	testutil.Eventually(t, hWait, func() bool { return strings.Contains(logs.String(), "pub/sub connection lost") }, "a log line about the lost pub/sub connection")
 	if !strings.Contains(logs.String(), "redis unreachable") {
 		t.Errorf("no log line about Redis being unreachable:\n%s", logs)
 	}
@@ -214,11 +216,11 @@ func TestRedisRestart(t *testing.T) {
 	if err := rs.restart(); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, hWait, func() bool {
+	testutil.Eventually(t, hWait, func() bool {
 		_, ok, err := a.Session(ctx, "s")
 		return ok && err == nil
 	}, "the session to be readable again")
-	eventually(t, hWait, func() bool { return a.Stats().Reconnects >= 1 && b.Stats().Reconnects >= 1 }, "both nodes' pub/sub to reconnect")
+	testutil.Eventually(t, hWait, func() bool { return a.Stats().Reconnects >= 1 && b.Stats().Reconnects >= 1 }, "both nodes' pub/sub to reconnect")
 	if !strings.Contains(logs.String(), "redis reachable again") || !strings.Contains(logs.String(), "pub/sub reconnected") {
 		t.Errorf("no log lines about the recovery:\n%s", logs)
 	}
@@ -289,7 +291,7 @@ func TestRedisRestartWithoutData(t *testing.T) {
 	case <-time.After(hWait):
 		t.Fatal("the held Fetch did not notice the restart")
 	}
-	eventually(t, hWait, func() bool {
+	testutil.Eventually(t, hWait, func() bool {
 		_, ok, err := a.Session(ctx, "s")
 		return !ok && err == nil
 	}, "the lost session to be reported unknown")

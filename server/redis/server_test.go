@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
 )
@@ -122,7 +124,7 @@ func TestTwoServers(t *testing.T) {
 	go func() {
 		held <- bayeux(t, c, n1.url, &protocol.Message{Channel: protocol.MetaConnect, ClientID: id, ConnectionType: protocol.LongPolling})
 	}()
-	eventually(t, hWait, func() bool { return n1.srv.Stats().HeldConnects.Load() == 1 }, "the connect to be held on 1")
+	testutil.Eventually(t, hWait, func() bool { return n1.srv.Stats().HeldConnects.Load() == 1 }, "the connect to be held on 1")
 	start := time.Now()
 	pub := reply(t, bayeux(t, c, n2.url, &protocol.Message{Channel: "/chat/demo", ClientID: id,
 		Data: json.RawMessage(`{"chat":"hello"}`)}), "/chat/demo")
@@ -154,7 +156,7 @@ func TestTwoServers(t *testing.T) {
 	go func() {
 		held <- bayeux(t, c, n1.url, &protocol.Message{Channel: protocol.MetaConnect, ClientID: id, ConnectionType: protocol.LongPolling})
 	}()
-	eventually(t, hWait, func() bool { return n1.srv.Stats().HeldConnects.Load() == 1 }, "the connect to be held on 1")
+	testutil.Eventually(t, hWait, func() bool { return n1.srv.Stats().HeldConnects.Load() == 1 }, "the connect to be held on 1")
 	if n, err := n2.srv.Publish(context.Background(), "/chat/demo", map[string]string{"chat": "from 2"}); n != 1 || err != nil {
 		t.Fatalf("Server.Publish on 2 = %d, %v", n, err)
 	}

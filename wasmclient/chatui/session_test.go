@@ -8,16 +8,13 @@ import (
 	"errors"
 	"log/slog"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"golang.org/x/crypto/bcrypt"
+	"github.com/bayeux-go/bayeux/internal/testutil"
 
 	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/protocol"
@@ -37,18 +34,7 @@ type chatServer struct {
 
 func newChatServer(t *testing.T) *chatServer {
 	t.Helper()
-	var b strings.Builder
-	for _, n := range []string{"alice", "bob", "carol"} {
-		h, err := bcrypt.GenerateFromPassword([]byte(n+"-pw"), bcrypt.MinCost)
-		if err != nil {
-			t.Fatal(err)
-		}
-		b.WriteString(n + ":" + string(h) + "\n")
-	}
-	path := filepath.Join(t.TempDir(), "users")
-	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	path := testutil.WriteUsers(t, "", "alice", "bob", "carol")
 	users, err := auth.OpenUsers(path)
 	if err != nil {
 		t.Fatal(err)

@@ -245,4 +245,3 @@ func (l *logBuffer) String() string {
 }
 
 var _ io.Writer = (*logBuffer)(nil)
-

@@ -38,7 +38,7 @@ type exchange struct {
 	events  [][]byte
 	replies []*protocol.Message
 	hold    *pendingConnect
-	held    *heldConnect // hold's registration while it waits
+	held    *hold // hold's registration while it waits
 	// after runs once the response was written (or failed).
 	after []func()
 	// pooledEvents holds events' backing array; bufs are pooled buffers
@@ -346,9 +346,6 @@ func (x *exchange) startHold(resume func()) bool {
 	// Only what the reply needs is kept while the connect waits.
 	h.id = h.m.ID
 	h.m = nil
-	held := &heldConnect{}
-	s.registerHeld(id, held)
-	x.held = held
 	if h.timeout > 0 {
 		s.stats.HeldConnects.Add(1)
 		// Counted until the reply is written: Shutdown waits for it.
@@ -356,20 +353,22 @@ func (x *exchange) startHold(resume func()) bool {
 		// The request's context is not kept: a parked connect outlives it.
 		// (A transport that can tell the client went away cancels held.)
 		x.ctx = context.Background()
-		if s.closing.Load() {
-			held.cancel() // BeginShutdown may have missed this one
-		}
 	}
 	_ = s.engine.Touch(ctx, id, time.Now().Add(h.timeout+s.opts.ConnectTimeout))
-	b, stop, err := s.engine.Poll(id, h.c.info.Ack, h.ack, h.timeout, func(b Batch, err error) {
+	opts := TakeOptions{Ack: h.c.info.Ack, Acked: h.ack}
+	held := s.newHold(id, opts, func(b Batch, err error) {
 		x.endHold(b, err)
 		resume()
 	})
-	if stop == nil {
+	x.held = held
+	b, err, waits := held.start(h.timeout)
+	if !waits {
 		x.endHold(b, err)
 		return false
 	}
-	held.setStop(stop)
+	if s.closing.Load() {
+		held.cancel() // BeginShutdown may have missed this one
+	}
 	return true
 }
 
@@ -380,7 +379,6 @@ func (x *exchange) endHold(b Batch, err error) {
 	if h.m == nil {
 		h.m = &protocol.Message{Channel: protocol.MetaConnect, ID: h.id}
 	}
-	s.unregisterHeld(id, held)
 	x.superseded = held.superseded.Load()
 	if h.c.info.Ack && held.superseded.Load() {
 		// The newer connect sends these; a stale reply must carry neither
@@ -396,11 +394,16 @@ func (x *exchange) endHold(b Batch, err error) {
 		x.reply(r)
 		return
 	}
-	if errors.Is(err, protocol.ErrSessionUnknown) {
+	if errors.Is(err, ErrSessionRemoved) {
 		// Removed while held: by /meta/disconnect, expiry or an operator.
 		r := h.m.Reply(true)
 		r.Advice = &protocol.Advice{Reconnect: protocol.ReconnectNone, Interval: protocol.Ms(0)}
 		x.reply(r)
+		return
+	}
+	if errors.Is(err, protocol.ErrSessionUnknown) {
+		// Gone without being removed (the engine's store lost it).
+		x.fail(h.m, protocol.ErrSessionUnknown, handshakeAdvice())
 		return
 	}
 	if err != nil {
@@ -451,7 +454,7 @@ func (x *exchange) endHold(b Batch, err error) {
 	})
 }
 
-func (s *Server) registerHeld(id string, h *heldConnect) {
+func (s *Server) registerHeld(id string, h *hold) {
 	sh := &s.conns[s.shard(id)]
 	sh.mu.Lock()
 	old := sh.m[id]
@@ -465,7 +468,7 @@ func (s *Server) registerHeld(id string, h *heldConnect) {
 	}
 }
 
-func (s *Server) unregisterHeld(id string, h *heldConnect) {
+func (s *Server) unregisterHeld(id string, h *hold) {
 	sh := &s.conns[s.shard(id)]
 	sh.mu.Lock()
 	if sh.m[id] == h {

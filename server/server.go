@@ -48,37 +48,7 @@ type Server struct {
 
 type connShard struct {
 	mu sync.Mutex
-	m  map[string]*heldConnect
-}
-
-// heldConnect is a /meta/connect waiting on this node.
-type heldConnect struct {
-	superseded atomic.Bool
-	mu         sync.Mutex
-	canceled   bool
-	stop       func() bool // the engine poll's
-}
-
-// cancel ends the wait now (the connect is answered with what it has), or
-// as soon as it starts.
-func (h *heldConnect) cancel() {
-	h.mu.Lock()
-	h.canceled = true
-	stop := h.stop
-	h.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-}
-
-func (h *heldConnect) setStop(stop func() bool) {
-	h.mu.Lock()
-	h.stop = stop
-	canceled := h.canceled
-	h.mu.Unlock()
-	if canceled {
-		stop()
-	}
+	m  map[string]*hold
 }
 
 type browserShard struct {
@@ -121,7 +91,7 @@ func New(opts Options) (*Server, error) {
 		origins: make(map[string]bool),
 	}
 	for i := range s.conns {
-		s.conns[i].m = make(map[string]*heldConnect)
+		s.conns[i].m = make(map[string]*hold)
 		s.browsers[i].m = make(map[string][]browserSlot)
 	}
 	s.ips.init(opts.ClientMaxConnections)
@@ -141,7 +111,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.handlers = h
-	if err := s.engine.Start(EngineHooks{Expired: s.expired}); err != nil {
+	if err := s.engine.Start(EngineHooks{Expired: s.expired, Ready: s.ready}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -195,7 +165,7 @@ func (s *Server) ShuttingDown() bool { return s.closing.Load() }
 func (s *Server) BeginShutdown() {
 	s.closing.Store(true)
 	// Held connects answer now (those registered after this see closing).
-	var held []*heldConnect
+	var held []*hold
 	for i := range s.conns {
 		sh := &s.conns[i]
 		sh.mu.Lock()
@@ -365,9 +335,14 @@ func (s *Server) TryHandshake(r *http.Request, ext map[string]json.RawMessage) (
 }
 
 // DisconnectWhere removes every session for which match returns true, as
-// Disconnect does, and returns how many it removed.
+// Disconnect does, and returns how many it removed. It needs an engine that
+// lists its sessions (SessionLister); otherwise it returns ErrNotSupported.
 func (s *Server) DisconnectWhere(ctx context.Context, match func(*SessionInfo) bool) (int, error) {
-	infos, err := s.engine.ListSessions(ctx)
+	l, ok := s.engine.(SessionLister)
+	if !ok {
+		return 0, ErrNotSupported
+	}
+	infos, err := l.ListSessions(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -61,9 +61,9 @@ type wsConn struct {
 	bound    string
 	known    []string // sessions this socket acted for
 	closed   bool
-	unpoll   func() bool  // cancels the poller's wait, while parked
-	held     *heldConnect // the socket's held connect, while it waits
-	writeMu  sync.Mutex   // one frame at a time through out
+	unpoll   func() bool // cancels the poller's wait, while parked
+	held     *hold       // the socket's held connect, while it waits
+	writeMu  sync.Mutex  // one frame at a time through out
 	pollable bool
 }
 

@@ -105,7 +105,8 @@ type Engine struct {
 	psMu sync.Mutex
 	ps   *goredis.PubSub // the notice connection
 
-	waiters [64]waiterShard
+	watched sync.Map // session id -> struct{}: a Take waits for a notice
+	removed sync.Map // session id -> struct{}: destroyed while watched
 
 	// locals are the local-client sessions created on this node: they are
 	// never touched by the server, so the node keeps them alive and they
@@ -162,9 +163,6 @@ func New(opts Options) (*Engine, error) {
 		locals: make(map[string]struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	for i := range e.waiters {
-		e.waiters[i].m = make(map[string][]*waiter)
-	}
 	e.client.AddHook(statsHook{e})
 	return e, nil
 }
@@ -212,10 +210,6 @@ func (e *Engine) Close() error {
 	e.psMu.Unlock()
 	e.wg.Wait()
 	e.wakeAll()
-	// Give woken Fetches a moment to leave before the client goes.
-	for i := 0; i < 100 && e.waiting() > 0; i++ {
-		time.Sleep(5 * time.Millisecond)
-	}
 	return e.client.Close()
 }
 

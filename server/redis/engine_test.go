@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"runtime"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/enginetest"
@@ -18,7 +20,7 @@ import (
 const hWait = enginetest.Wait
 
 // engine returns a started engine on the shared redis-server.
-func engine(t *testing.T, opts Options, hooks server.EngineHooks) *Engine {
+func engine(t *testing.T, opts Options, hooks server.EngineHooks) testEngine {
 	t.Helper()
 	return newTestEngine(t, sharedRedis(t).URL, opts, hooks)
 }
@@ -48,7 +50,7 @@ func TestConformance(t *testing.T) {
 		if opts.Peer != nil {
 			o.Prefix = opts.Peer.(suiteEngine).opts.Prefix
 		}
-		return suiteEngine{engine(t, o, opts.Hooks)}
+		return suiteEngine{engine(t, o, opts.Hooks).Engine}
 	})
 }
 
@@ -71,7 +73,7 @@ func TestBurstOneNotice(t *testing.T) {
 	mkSession(t, e, "s")
 	mkSub(t, e, "s", "/burst")
 	notices := e.Stats().Notices
-	enginetest.Burst(t, e, "s", "/burst", 20)
+	enginetest.Burst(t, e.node, e, "s", "/burst", 20)
 	if n := e.Stats().Notices - notices; n != 1 {
 		t.Errorf("a burst to one waiting session sent %d notices, want 1", n)
 	}
@@ -112,7 +114,8 @@ func TestClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.Start(server.EngineHooks{}); err != nil {
+	hub := enginetest.NewHub()
+	if err := e.Start(server.EngineHooks{Ready: hub.Ready}); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.Start(server.EngineHooks{}); err == nil {
@@ -120,7 +123,7 @@ func TestClose(t *testing.T) {
 	}
 	ctx := context.Background()
 	mkSession(t, e, "s")
-	if err := enginetest.CloseWhileFetching(t, e, "s"); !errors.Is(err, server.ErrEngineClosed) {
+	if err := enginetest.CloseWhileWaiting(t, enginetest.NewNode(hub, e), "s"); !errors.Is(err, server.ErrEngineClosed) {
 		t.Errorf("Fetch woken by Close = %v, want ErrEngineClosed", err)
 	}
 	if _, _, err := e.Session(ctx, "s"); !errors.Is(err, server.ErrEngineClosed) {
@@ -176,7 +179,7 @@ func TestNewerFetchSupersedes(t *testing.T) {
 	b := engine(t, Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
 	ctx := context.Background()
 	mkSession(t, a, "s")
-	for _, older := range []*Engine{a, b} {
+	for _, older := range []testEngine{a, b} {
 		type res struct {
 			b   server.Batch
 			err error
@@ -335,11 +338,13 @@ func TestNewOptions(t *testing.T) {
 	}
 }
 
-// TestPollWaitsWithoutGoroutines: a waiting poll costs no goroutine (the
-// server holds thousands of connects this way), and every one of them is
-// still woken by a publish and ends once.
-func TestPollWaitsWithoutGoroutines(t *testing.T) {
-	e := engine(t, Options{}, server.EngineHooks{})
+// TestWatchWithoutGoroutines: a session that waits (Take with Watch)
+// costs no goroutine (the server holds thousands of connects this way),
+// and every one of them gets its Ready call when a publish arrives.
+func TestWatchWithoutGoroutines(t *testing.T) {
+	var woken atomic.Int64
+	e := engine(t, Options{}, server.EngineHooks{Ready: func(string) { woken.Add(1) }})
+	ctx := context.Background()
 	const n = 300
 	for i := range n {
 		id := fmt.Sprintf("pw%d", i)
@@ -347,32 +352,22 @@ func TestPollWaitsWithoutGoroutines(t *testing.T) {
 		mkSub(t, e, id, "/pw")
 	}
 	before := runtime.NumGoroutine()
-	done := make(chan server.Batch, n)
 	for i := range n {
-		b, stop, err := e.Poll(fmt.Sprintf("pw%d", i), false, 0, time.Minute, func(b server.Batch, err error) {
-			if err != nil {
-				t.Errorf("poll: %v", err)
-			}
-			done <- b
-		})
-		if err != nil || stop == nil || len(b.Payloads) != 0 {
-			t.Fatalf("poll %d did not wait: %v", i, err)
+		b, err := e.Take(ctx, fmt.Sprintf("pw%d", i), server.TakeOptions{Watch: true})
+		if err != nil || len(b.Payloads) != 0 {
+			t.Fatalf("take %d: %v, %d messages", i, err, len(b.Payloads))
 		}
 	}
 	if grown := runtime.NumGoroutine() - before; grown > n/4 {
-		t.Fatalf("%d waiting polls added %d goroutines", n, grown)
+		t.Fatalf("%d watching sessions added %d goroutines", n, grown)
 	}
-	if _, err := e.Publish(context.Background(), testPayload("/pw", 7)); err != nil {
+	if _, err := e.Publish(ctx, testPayload("/pw", 7)); err != nil {
 		t.Fatal(err)
 	}
+	testutil.Eventually(t, hWait, func() bool { return woken.Load() == n }, "a Ready call for every watching session")
 	for i := range n {
-		select {
-		case b := <-done:
-			if got := nums(t, b); len(got) != 1 || got[0] != 7 {
-				t.Fatalf("poll woken with %v", got)
-			}
-		case <-time.After(hWait):
-			t.Fatalf("%d of %d polls woken", i, n)
+		if got := nums(t, enginetest.TakeAll(t, e, fmt.Sprintf("pw%d", i))); len(got) != 1 || got[0] != 7 {
+			t.Fatalf("session %d took %v", i, got)
 		}
 	}
 }

@@ -4,10 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"hash/maphash"
 	"net"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -16,51 +13,11 @@ import (
 	"github.com/bayeux-go/bayeux/server"
 )
 
-// waiter is a poll on this node waiting for a wake-up notice. Notices call
-// fn, on the pub/sub goroutine: it must not block.
-type waiter struct {
-	fn   func()
-	gone atomic.Bool // a "destroyed" notice arrived
-}
+// watch records that a Take of session id waits for a notice (Watch):
+// the next notice for it calls the Ready hook.
+func (e *Engine) watch(id string) { e.watched.Store(id, struct{}{}) }
 
-func (w *waiter) signal() { w.fn() }
-
-type waiterShard struct {
-	mu sync.Mutex
-	m  map[string][]*waiter
-}
-
-var waiterSeed = maphash.MakeSeed()
-
-func (e *Engine) waiterShard(id string) *waiterShard {
-	return &e.waiters[maphash.String(waiterSeed, id)%uint64(len(e.waiters))]
-}
-
-func (e *Engine) addWaiter(id string, w *waiter) *waiter {
-	sh := e.waiterShard(id)
-	sh.mu.Lock()
-	sh.m[id] = append(sh.m[id], w)
-	sh.mu.Unlock()
-	return w
-}
-
-func (e *Engine) removeWaiter(id string, w *waiter) {
-	sh := e.waiterShard(id)
-	sh.mu.Lock()
-	ws := sh.m[id]
-	for i, x := range ws {
-		if x == w {
-			ws = append(ws[:i], ws[i+1:]...)
-			break
-		}
-	}
-	if len(ws) == 0 {
-		delete(sh.m, id)
-	} else {
-		sh.m[id] = ws
-	}
-	sh.mu.Unlock()
-}
+func (e *Engine) unwatch(id string) { e.watched.Delete(id) }
 
 // wake handles a notice: "m"+id (look again) or "d"+id (destroyed).
 func (e *Engine) wake(notice string) {
@@ -68,42 +25,25 @@ func (e *Engine) wake(notice string) {
 		return
 	}
 	e.stats.notices.Add(1)
-	gone, id := notice[0] == 'd', notice[1:]
-	sh := e.waiterShard(id)
-	sh.mu.Lock()
-	for _, w := range sh.m[id] {
-		if gone {
-			w.gone.Store(true)
-		}
-		w.signal()
+	if notice[0] == 'd' {
+		e.removed.Store(notice[1:], struct{}{})
 	}
-	sh.mu.Unlock()
+	e.ready(notice[1:])
 }
 
-// wakeAll makes every waiting Fetch look again (after a pub/sub reconnect,
-// notices may have been lost; at Close, they return).
+func (e *Engine) ready(id string) {
+	if _, ok := e.watched.LoadAndDelete(id); ok && e.hooks.Ready != nil {
+		e.hooks.Ready(id)
+	}
+}
+
+// wakeAll calls Ready for every watched session (after a pub/sub
+// reconnect, notices may have been lost; at Close, they end).
 func (e *Engine) wakeAll() {
-	for i := range e.waiters {
-		sh := &e.waiters[i]
-		sh.mu.Lock()
-		for _, ws := range sh.m {
-			for _, w := range ws {
-				w.signal()
-			}
-		}
-		sh.mu.Unlock()
-	}
-}
-
-func (e *Engine) waiting() int {
-	n := 0
-	for i := range e.waiters {
-		sh := &e.waiters[i]
-		sh.mu.Lock()
-		n += len(sh.m)
-		sh.mu.Unlock()
-	}
-	return n
+	e.watched.Range(func(k, _ any) bool {
+		e.ready(k.(string))
+		return true
+	})
 }
 
 // pingEvery is how often the idle pub/sub connection is checked.
@@ -196,25 +136,31 @@ func (e *Engine) subscribe() *goredis.PubSub {
 	return ps
 }
 
-// Fetch implements server.Engine.
-func (e *Engine) Fetch(ctx context.Context, id string, wait time.Duration) (server.Batch, error) {
-	return server.FetchByPoll(ctx, func(done func(server.Batch, error)) (server.Batch, func() bool, error) {
-		return e.poll(ctx, id, false, 0, wait, done)
-	})
-}
-
-// FetchAck implements server.Engine.
-func (e *Engine) FetchAck(ctx context.Context, id string, ack uint64, wait time.Duration) (server.Batch, error) {
-	return server.FetchByPoll(ctx, func(done func(server.Batch, error)) (server.Batch, func() bool, error) {
-		return e.poll(ctx, id, true, ack, wait, done)
-	})
-}
-
-// Poll implements server.Engine. The first take runs on the caller's
-// goroutine; a poll that waits has no goroutine: notices, its timer and
-// stop start one for the script they run.
-func (e *Engine) Poll(id string, ackMode bool, ack uint64, wait time.Duration, done func(server.Batch, error)) (server.Batch, func() bool, error) {
-	return e.poll(context.Background(), id, ackMode, ack, wait, done)
+// Take implements server.Engine. A Take without Resume claims the
+// session for this node (a Take waiting elsewhere is told to look again,
+// and then finds itself superseded).
+func (e *Engine) Take(ctx context.Context, id string, o server.TakeOptions) (server.Batch, error) {
+	if e.closed.Load() {
+		return server.Batch{}, server.ErrEngineClosed
+	}
+	if o.Watch {
+		e.watch(id) // before the script runs, so that no notice is missed
+	}
+	b, st, err := e.take(ctx, id, !o.Resume, e.opts.NodeID, o.Watch, o.Ack, o.Acked)
+	switch {
+	case err != nil:
+	case st == takeUnknown:
+		err = protocol.ErrSessionUnknown
+		if _, ok := e.removed.LoadAndDelete(id); ok {
+			err = server.ErrSessionRemoved
+		}
+	case st == takeSuperseded:
+		err = server.ErrSuperseded
+	}
+	if err != nil || len(b.Payloads) > 0 || !o.Watch {
+		e.unwatch(id)
+	}
+	return b, err
 }
 
 // take results besides a batch.
@@ -223,201 +169,6 @@ const (
 	takeUnknown
 	takeSuperseded
 )
-
-// poll claims the session for this fetch and takes what is queued. When
-// nothing is and wait > 0 it registers this node as the session's waiter
-// (in the same script, so no publish can slip between the take and the
-// registration) and waits for a notice, then looks again until something
-// arrives or wait passes. A newer fetch for the session, on any node,
-// ends this one with an empty batch.
-func (e *Engine) poll(ctx context.Context, id string, ackMode bool, ack uint64, wait time.Duration, done func(server.Batch, error)) (server.Batch, func() bool, error) {
-	if e.closed.Load() {
-		return server.Batch{}, nil, server.ErrEngineClosed
-	}
-	p := &redisPoll{e: e, id: id, tok: randomHex(8), ackMode: ackMode, ack: ack, done: done}
-	if wait > 0 {
-		// Registered before the script runs so that no notice is missed.
-		p.w = e.addWaiter(id, &waiter{fn: p.notice})
-	}
-	b, st, err := e.take(ctx, id, true, p.tok, wait > 0, ackMode, ack)
-	if err == nil && st == takeUnknown {
-		err = protocol.ErrSessionUnknown
-	}
-	if err != nil || len(b.Payloads) > 0 || wait <= 0 {
-		if p.w != nil {
-			e.removeWaiter(id, p.w)
-		}
-		return b, nil, err
-	}
-	p.first = b
-	p.mu.Lock()
-	p.timer = time.AfterFunc(wait, p.timeout)
-	if p.dirty {
-		p.start() // a notice came during the first take
-	}
-	p.mu.Unlock()
-	return server.Batch{}, p.stop, nil
-}
-
-// redisPoll is a poll waiting for a notice, its timeout or its stop. At
-// most one take script runs for it at a time; a notice during one makes
-// it look again.
-type redisPoll struct {
-	e       *Engine
-	id, tok string
-	ackMode bool
-	ack     uint64
-	done    func(server.Batch, error)
-	w       *waiter
-	first   server.Batch // the first take: nothing but Dropped, Last
-
-	mu       sync.Mutex
-	timer    *time.Timer
-	running  bool // a take is in flight
-	dirty    bool // a notice came since the last take started
-	final    bool // the wait passed: the next take is the last
-	stopping bool // stop came while a take was in flight
-	finished bool // done was called or is about to be
-}
-
-func (p *redisPoll) notice() {
-	p.mu.Lock()
-	p.dirty = true
-	if p.timer != nil {
-		p.start()
-	}
-	p.mu.Unlock()
-}
-
-func (p *redisPoll) timeout() {
-	p.mu.Lock()
-	p.final, p.dirty = true, true
-	p.start()
-	p.mu.Unlock()
-}
-
-// start runs a take unless one runs already. p.mu is held.
-func (p *redisPoll) start() {
-	if p.running || p.finished {
-		return
-	}
-	p.running = true
-	go p.check()
-}
-
-// check takes until something arrives, the wait passes or the session
-// is gone, then ends the poll.
-func (p *redisPoll) check() {
-	e := p.e
-	empty := server.Batch{Dropped: p.first.Dropped, Last: p.first.Last}
-	for {
-		p.mu.Lock()
-		if p.finished {
-			p.running = false
-			p.mu.Unlock()
-			return
-		}
-		if p.stopping {
-			p.finished = true
-			p.mu.Unlock()
-			p.end()
-			p.release()
-			p.done(empty, nil)
-			return
-		}
-		p.dirty = false
-		final := p.final
-		p.mu.Unlock()
-
-		var b server.Batch
-		var err error
-		last := true
-		if e.closed.Load() {
-			b, err = empty, server.ErrEngineClosed
-		} else {
-			b2, st, terr := e.take(context.Background(), p.id, false, p.tok, !final, p.ackMode, p.ack)
-			switch {
-			case terr != nil:
-				b, err = empty, terr
-			case st == takeUnknown && p.w.gone.Load():
-				b, err = empty, protocol.ErrSessionUnknown
-			case st == takeUnknown, st == takeSuperseded:
-				// Gone without being destroyed (Redis lost it: the next
-				// connect finds out), or a newer fetch took over.
-				b = empty
-			case len(b2.Payloads) > 0 || final:
-				b2.Dropped += p.first.Dropped
-				b = b2
-			default:
-				last = false // a notice for something already taken
-			}
-		}
-		p.mu.Lock()
-		stopping := p.stopping
-		if !last && !p.dirty && !stopping {
-			p.running = false
-			p.mu.Unlock()
-			return // wait for the next notice or the timeout
-		}
-		if last || stopping {
-			p.finished = true
-		}
-		p.mu.Unlock()
-		if stopping {
-			// Stopped while this take ran: what it took goes out (lost
-			// otherwise), and the waiter registration is given up.
-			p.end()
-			p.release()
-			if !last {
-				b, err = empty, nil
-			}
-			p.done(b, err)
-			return
-		}
-		if last {
-			p.end()
-			p.done(b, err)
-			return
-		}
-	}
-}
-
-func (p *redisPoll) release() {
-	e := p.e
-	if err := releaseScript.Run(context.Background(), e.client, nil, e.p, p.id, p.tok).Err(); err != nil && !e.closed.Load() {
-		e.log.Debug("releasing a session's waiter failed", "err", err)
-	}
-}
-
-// end releases the poll's waiter and timer.
-func (p *redisPoll) end() {
-	p.timer.Stop()
-	p.e.removeWaiter(p.id, p.w)
-}
-
-// stop ends the poll early with nothing taken, and gives up the session's
-// waiter registration in Redis.
-func (p *redisPoll) stop() bool {
-	p.mu.Lock()
-	if p.finished || p.stopping {
-		p.mu.Unlock()
-		return false
-	}
-	if p.running {
-		// A take is in flight: it ends the poll with what it took.
-		p.stopping = true
-		p.mu.Unlock()
-		return true
-	}
-	p.finished = true
-	p.mu.Unlock()
-	p.end()
-	go func() {
-		p.release()
-		p.done(server.Batch{Dropped: p.first.Dropped, Last: p.first.Last}, nil)
-	}()
-	return true
-}
 
 // take runs the take script. Its context is detached from ctx: once the
 // script removed messages from Redis, the reply must be read.

@@ -18,6 +18,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/server/enginetest"
 )
 
 // The tests run against a real redis-server that they start themselves on
@@ -204,10 +205,33 @@ func testPrefix(t testing.TB) string {
 	return fmt.Sprintf("test%d:%s:", n, t.Name())
 }
 
+// testEngine is an engine under test with a Hub for its Ready calls, so
+// that tests can fetch (wait for messages) as the Server does.
+type testEngine struct {
+	*Engine
+	node *enginetest.Node
+}
+
+// Fetch takes what is queued for id, waiting up to wait.
+func (e testEngine) Fetch(ctx context.Context, id string, wait time.Duration) (server.Batch, error) {
+	return e.node.Fetch(ctx, id, wait)
+}
+
+// Begin begins a fetch (see enginetest.Node.Begin).
+func (e testEngine) Begin(ctx context.Context, id string, wait time.Duration) *enginetest.Pending {
+	return e.node.Begin(ctx, id, server.TakeOptions{}, wait)
+}
+
 // newTestEngine starts an engine on url with a prefix of its own unless
 // opts has one; it is closed when the test ends.
-func newTestEngine(t testing.TB, url string, opts Options, hooks server.EngineHooks) *Engine {
+func newTestEngine(t testing.TB, url string, opts Options, hooks server.EngineHooks) testEngine {
 	t.Helper()
+	hub := enginetest.NewHub()
+	if user := hooks.Ready; user != nil {
+		hooks.Ready = func(id string) { hub.Ready(id); user(id) }
+	} else {
+		hooks.Ready = hub.Ready
+	}
 	opts.URL = url
 	if opts.Prefix == "" {
 		opts.Prefix = testPrefix(t)
@@ -223,7 +247,7 @@ func newTestEngine(t testing.TB, url string, opts Options, hooks server.EngineHo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
-	return e
+	return testEngine{Engine: e, node: enginetest.NewNode(hub, e)}
 }
 
 // logBuffer is a concurrency-safe log sink for asserting log lines.

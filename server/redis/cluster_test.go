@@ -18,64 +18,54 @@ import (
 // Two Engines on one Redis with the same prefix are two nodes.
 
 // TestTwoNodesWake: a session created on A, subscribed on B, with its
-// Fetch held on B, is woken by a publish on A; destroying it on A ends
-// the Fetch on B with ErrSessionUnknown.
+// fetch held on B, is woken by a publish on A; destroying it on A ends the
+// fetch on B with ErrSessionRemoved. On one Redis and on a Redis Cluster.
 func TestTwoNodesWake(t *testing.T) {
 	t.Parallel()
-	a := engine(t, Options{}, server.EngineHooks{})
-	b := engine(t, Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
-	ctx := context.Background()
-	mkSession(t, a, "s")
-	mkSub(t, b, "s", "/room/*")
-	if subs, _ := a.Subscriptions(ctx, "s"); !slices.Equal(subs, []string{"/room/*"}) {
-		t.Errorf("A sees subscriptions %q", subs)
-	}
-	type res struct {
-		b   server.Batch
-		err error
-		d   time.Duration
-	}
-	done := make(chan res, 1)
-	fetch := func() {
-		start := time.Now()
-		bt, err := b.Fetch(ctx, "s", 10*time.Second)
-		done <- res{bt, err, time.Since(start)}
-	}
-	go fetch()
-	time.Sleep(100 * time.Millisecond)
-	aNotices, bNotices := a.Stats().Notices, b.Stats().Notices
-	p := testPayload("/room/1", 7)
-	p.From = "publisher"
-	if n, err := a.Publish(ctx, p); n != 1 || err != nil {
-		t.Fatalf("Publish on A = %d, %v", n, err)
-	}
-	select {
-	case r := <-done:
-		if r.err != nil || len(r.b.Payloads) != 1 || r.b.Payloads[0].From != "publisher" || r.b.Payloads[0].Channel != "/room/1" {
-			t.Fatalf("Fetch on B = %+v, %v", r.b, r.err)
-		}
-		if r.d > 2*time.Second {
-			t.Errorf("Fetch on B woke after %v", r.d)
-		}
-	case <-time.After(hWait):
-		t.Fatal("a publish on A did not wake the Fetch held on B")
-	}
-	if a.Stats().Notices != aNotices || b.Stats().Notices != bNotices+1 {
-		t.Errorf("notices: A %d→%d, B %d→%d; want only B's one", aNotices, a.Stats().Notices, bNotices, b.Stats().Notices)
-	}
+	for _, tc := range []struct {
+		name string
+		url  func(testing.TB) string
+	}{
+		{"single", func(t testing.TB) string { return sharedRedis(t).URL }},
+		{"cluster", func(t testing.TB) string { return sharedCluster(t).URL }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newTestEngine(t, tc.url(t), Options{}, server.EngineHooks{})
+			b := newTestEngine(t, tc.url(t), Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
+			ctx := context.Background()
+			mkSession(t, a, "s")
+			mkSub(t, b, "s", "/room/*")
+			if subs, _ := a.Subscriptions(ctx, "s"); !slices.Equal(subs, []string{"/room/*"}) {
+				t.Errorf("A sees subscriptions %q", subs)
+			}
+			p := b.Begin(ctx, "s", 10*time.Second)
+			aNotices, bNotices := a.Stats().Notices, b.Stats().Notices
+			start := time.Now()
+			pl := testPayload("/room/1", 7)
+			pl.From = "publisher"
+			if n, err := a.Publish(ctx, pl); n != 1 || err != nil {
+				t.Fatalf("Publish on A = %d, %v", n, err)
+			}
+			bt, err := p.Wait()
+			if err != nil || len(bt.Payloads) != 1 || bt.Payloads[0].From != "publisher" || bt.Payloads[0].Channel != "/room/1" {
+				t.Fatalf("fetch on B = %+v, %v", bt, err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("the fetch on B woke after %v", d)
+			}
+			if a.Stats().Notices != aNotices || b.Stats().Notices != bNotices+1 {
+				t.Errorf("notices: A %d→%d, B %d→%d; want only B's one", aNotices, a.Stats().Notices, bNotices, b.Stats().Notices)
+			}
 
-	go fetch()
-	time.Sleep(100 * time.Millisecond)
-	if rs, err := a.DestroySession(ctx, "s"); rs == nil || err != nil {
-		t.Fatalf("DestroySession on A = %+v, %v", rs, err)
-	}
-	select {
-	case r := <-done:
-		if !errors.Is(r.err, protocol.ErrSessionUnknown) {
-			t.Errorf("Fetch on B after destroy on A = %+v, %v", r.b, r.err)
-		}
-	case <-time.After(hWait):
-		t.Fatal("destroy on A did not wake the Fetch held on B")
+			p = b.Begin(ctx, "s", 10*time.Second)
+			if rs, err := a.DestroySession(ctx, "s"); rs == nil || err != nil {
+				t.Fatalf("DestroySession on A = %+v, %v", rs, err)
+			}
+			if _, err := p.Wait(); !errors.Is(err, server.ErrSessionRemoved) {
+				t.Errorf("fetch on B after destroy on A = %v, want ErrSessionRemoved", err)
+			}
+		})
 	}
 }
 
@@ -187,18 +177,8 @@ func TestRedisRestart(t *testing.T) {
 	mkSub(t, a, "s", "/r")
 	_ = a.Touch(ctx, "s", time.Now().Add(time.Hour))
 
-	type res struct {
-		b   server.Batch
-		err error
-	}
-	held := make(chan res, 1)
-	go func() {
-		bt, err := b.Fetch(ctx, "s", 20*time.Second)
-		held <- res{bt, err}
-	}()
-	time.Sleep(100 * time.Millisecond)
-
-	rs.kill()
+	held := b.Begin(ctx, "s", 20*time.Second)
+	rs.Kill()
 	if _, err := a.Publish(ctx, testPayload("/r", 1)); err == nil {
 		t.Error("Publish succeeded while Redis is down")
 	}
@@ -213,7 +193,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Errorf("no log line about Redis being unreachable:\n%s", logs)
 	}
 
-	if err := rs.restart(); err != nil {
+	if err := rs.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, hWait, func() bool {
@@ -232,64 +212,40 @@ func TestRedisRestart(t *testing.T) {
 	if n, err := a.Publish(ctx, testPayload("/r", 2)); n != 1 || err != nil {
 		t.Fatalf("Publish after restart = %d, %v", n, err)
 	}
-	select {
-	case r := <-held:
-		if got := nums(t, r.b); r.err != nil || !slices.Equal(got, []int{2}) {
-			t.Errorf("Fetch held across the restart = %v, %v", got, r.err)
-		}
-	case <-time.After(hWait):
-		t.Fatal("the Fetch held across the restart was not woken")
+	if bt, err := held.Wait(); !slices.Equal(nums(t, bt), []int{2}) || err != nil {
+		t.Errorf("fetch held across the restart = %v, %v", nums(t, bt), err)
 	}
 	// And a new wait on the other node too.
-	go func() {
-		bt, err := a.Fetch(ctx, "s", 10*time.Second)
-		held <- res{bt, err}
-	}()
-	time.Sleep(100 * time.Millisecond)
+	held = a.Begin(ctx, "s", 10*time.Second)
 	if n, err := b.Publish(ctx, testPayload("/r", 3)); n != 1 || err != nil {
 		t.Fatalf("Publish on B after restart = %d, %v", n, err)
 	}
-	select {
-	case r := <-held:
-		if got := nums(t, r.b); r.err != nil || !slices.Equal(got, []int{3}) {
-			t.Errorf("Fetch after the restart = %v, %v", got, r.err)
-		}
-	case <-time.After(hWait):
-		t.Fatal("pub/sub wake-up does not work after the restart")
+	if bt, err := held.Wait(); !slices.Equal(nums(t, bt), []int{3}) || err != nil {
+		t.Errorf("fetch after the restart = %v, %v", nums(t, bt), err)
 	}
 }
 
-// TestRedisRestartWithoutData: Redis comes back empty. A Fetch held across
-// the restart ends without an error (the session was not destroyed, it
-// was lost), and the session is then unknown, so the server tells the
-// client to handshake again.
+// TestRedisRestartWithoutData: Redis comes back empty. A fetch held across
+// the restart ends with ErrSessionUnknown, not ErrSessionRemoved (the
+// session was lost, not removed: the server tells the client to handshake
+// again, not to stay away).
 func TestRedisRestartWithoutData(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
 	a := newTestEngine(t, rs.URL, Options{}, server.EngineHooks{})
 	ctx := context.Background()
 	mkSession(t, a, "s")
-	type res struct {
-		b   server.Batch
-		err error
-	}
-	held := make(chan res, 1)
-	go func() {
-		bt, err := a.Fetch(ctx, "s", 20*time.Second)
-		held <- res{bt, err}
-	}()
-	time.Sleep(100 * time.Millisecond)
-	rs.kill()
-	if err := rs.restart(); err != nil {
+	held := a.Begin(ctx, "s", 20*time.Second)
+	rs.Kill()
+	if err := rs.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case r := <-held:
-		if r.err != nil || len(r.b.Payloads) != 0 {
-			t.Errorf("Fetch held while Redis lost its data = %+v, %v; want an empty batch", r.b, r.err)
-		}
-	case <-time.After(hWait):
-		t.Fatal("the held Fetch did not notice the restart")
+	start := time.Now()
+	if _, err := held.Wait(); !errors.Is(err, protocol.ErrSessionUnknown) || errors.Is(err, server.ErrSessionRemoved) {
+		t.Errorf("fetch held while Redis lost its data = %v; want ErrSessionUnknown", err)
+	}
+	if d := time.Since(start); d > hWait {
+		t.Errorf("the held fetch noticed the restart after %v", d)
 	}
 	testutil.Eventually(t, hWait, func() bool {
 		_, ok, err := a.Session(ctx, "s")

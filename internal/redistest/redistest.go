@@ -1,0 +1,468 @@
+// Package redistest starts real Redis deployments for tests, on loopback
+// with free ports and their data in a given directory: one redis-server,
+// a Redis Cluster of three masters, or a primary with a replica and a
+// Sentinel. Without redis-server (and redis-cli for a cluster) it fails:
+// tests must not pass because a tool is missing, in CI least of all. It is
+// imported by _test.go files only.
+package redistest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// lookPath finds a Redis tool or explains how to get it.
+func lookPath(tool string) (string, error) {
+	bin, err := exec.LookPath(tool)
+	if err != nil {
+		msg := tool + " not found in PATH: the Redis tests need a real Redis " +
+			"(Debian/Ubuntu: apt-get install -y redis-server)"
+		if os.Getenv("CI") != "" {
+			msg += "; CI must provide it"
+		}
+		return "", fmt.Errorf("%s", msg)
+	}
+	return bin, nil
+}
+
+// Server is a redis-server process.
+type Server struct {
+	Port int
+	// URL is redis://127.0.0.1:PORT/0.
+	URL string
+	dir string
+	// args are the configuration arguments besides the port.
+	args []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	out  *bytes.Buffer
+}
+
+// Addr is the server's host:port.
+func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
+
+// FreePort returns a loopback port nobody listens on now.
+func FreePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Start starts redis-server with its data in dir; extra are more
+// configuration arguments ("--appendonly", "yes", ...). Persistence is off
+// unless extra turns it on. It retries with other ports when one is taken
+// meanwhile.
+func Start(dir string, extra ...string) (*Server, error) {
+	bin, err := lookPath("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for range 5 {
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		s := &Server{Port: port, dir: dir}
+		s.args = append([]string{"--bind", "127.0.0.1", "--dir", dir,
+			"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
+			"--maxmemory-policy", "noeviction", "--loglevel", "warning", "--logfile", ""}, extra...)
+		if lastErr = s.start(bin); lastErr == nil {
+			return s, nil
+		}
+	}
+	return nil, lastErr
+}
+
+// start runs redis-server on s.Port and waits until it answers.
+func (s *Server) start(bin string) error {
+	out := new(bytes.Buffer)
+	cmd := exec.Command(bin, append([]string{"--port", strconv.Itoa(s.Port)}, s.args...)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	s.cmd, s.done, s.out = cmd, done, out
+	s.mu.Unlock()
+	s.URL = fmt.Sprintf("redis://%s/0", s.Addr())
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return fmt.Errorf("redis-server exited: %s", strings.TrimSpace(out.String()))
+		default:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		err := c.Ping(ctx).Err()
+		cancel()
+		if err == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Kill()
+	return fmt.Errorf("redis-server on port %d did not answer", s.Port)
+}
+
+// Kill stops the server at once (SIGKILL: nothing is saved on exit).
+func (s *Server) Kill() {
+	s.mu.Lock()
+	cmd, done := s.cmd, s.done
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil || cmd.Process == nil {
+		return
+	}
+	_ = cmd.Process.Kill()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// Running reports whether the process runs.
+func (s *Server) Running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cmd != nil
+}
+
+// PID is the process id (0 when it does not run).
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
+// Restart starts the server again on the same port with the same data
+// directory (the port may still be held for a moment).
+func (s *Server) Restart() error {
+	bin, err := lookPath("redis-server")
+	if err != nil {
+		return err
+	}
+	for range 50 {
+		if err = s.start(bin); err == nil {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return err
+}
+
+// Client returns a go-redis client of the server.
+func (s *Server) Client() *goredis.Client {
+	return goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1})
+}
+
+// Cluster is a Redis Cluster of masters without replicas.
+type Cluster struct {
+	Nodes []*Server
+	// URL is redis-cluster://FIRST?addr=SECOND&addr=..., what
+	// BAYEUX_ENGINE takes.
+	URL string
+}
+
+// StartCluster starts n (at least 3) redis-servers with cluster mode on,
+// in subdirectories of dir, joins them with redis-cli --cluster create and
+// waits until the cluster is ok on every node.
+func StartCluster(dir string, n int) (*Cluster, error) {
+	cli, err := lookPath("redis-cli")
+	if err != nil {
+		return nil, err
+	}
+	c := &Cluster{}
+	fail := func(err error) (*Cluster, error) {
+		c.Kill()
+		return nil, err
+	}
+	for i := range n {
+		d := filepath.Join(dir, "node"+strconv.Itoa(i))
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fail(err)
+		}
+		bus, err := FreePort()
+		if err != nil {
+			return fail(err)
+		}
+		s, err := Start(d, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "2000", "--cluster-port", strconv.Itoa(bus))
+		if err != nil {
+			return fail(err)
+		}
+		c.Nodes = append(c.Nodes, s)
+	}
+	args := []string{"--cluster", "create"}
+	for _, s := range c.Nodes {
+		args = append(args, s.Addr())
+	}
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command(cli, args...).CombinedOutput(); err != nil {
+		return fail(fmt.Errorf("redis-cli --cluster create: %v: %s", err, out))
+	}
+	c.URL = "redis-cluster://" + c.Nodes[0].Addr()
+	for i, s := range c.Nodes[1:] {
+		sep := "&"
+		if i == 0 {
+			sep = "?"
+		}
+		c.URL += sep + "addr=" + s.Addr()
+	}
+	if err := c.WaitOK(20 * time.Second); err != nil {
+		return fail(err)
+	}
+	return c, nil
+}
+
+// WaitOK waits until every node says cluster_state:ok.
+func (c *Cluster) WaitOK(d time.Duration) error {
+	deadline := time.Now().Add(d)
+	for _, s := range c.Nodes {
+		cl := s.Client()
+		for {
+			info, err := cl.ClusterInfo(context.Background()).Result()
+			if err == nil && strings.Contains(info, "cluster_state:ok") {
+				break
+			}
+			if time.Now().After(deadline) {
+				cl.Close()
+				return fmt.Errorf("redis cluster not ok on %s: %v %s", s.Addr(), err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		cl.Close()
+	}
+	return nil
+}
+
+// Kill stops every node.
+func (c *Cluster) Kill() {
+	for _, s := range c.Nodes {
+		s.Kill()
+	}
+}
+
+// Restart starts every node again (each keeps its cluster configuration,
+// not its data) and waits until the cluster is ok.
+func (c *Cluster) Restart() error {
+	for _, s := range c.Nodes {
+		if err := s.Restart(); err != nil {
+			return err
+		}
+	}
+	return c.WaitOK(30 * time.Second)
+}
+
+// PIDs are the nodes' process ids.
+func (c *Cluster) PIDs() []int {
+	out := make([]int, len(c.Nodes))
+	for i, s := range c.Nodes {
+		out[i] = s.PID()
+	}
+	return out
+}
+
+// Sentinel is a primary, its replica and one Sentinel watching them
+// (quorum 1).
+type Sentinel struct {
+	Primary, Replica, Sentinel *Server
+	// Name is the primary's name for the Sentinel.
+	Name string
+	// URL is redis-sentinel://SENTINEL/0?master_name=NAME, what
+	// BAYEUX_ENGINE takes.
+	URL string
+}
+
+// StartSentinel starts a primary, a replica of it and a Sentinel, in
+// subdirectories of dir.
+func StartSentinel(dir string) (*Sentinel, error) {
+	sn := &Sentinel{Name: "bayeux"}
+	fail := func(err error) (*Sentinel, error) {
+		sn.Kill()
+		return nil, err
+	}
+	var err error
+	mk := func(name string) (string, error) {
+		d := filepath.Join(dir, name)
+		return d, os.MkdirAll(d, 0o755)
+	}
+	d, err := mk("primary")
+	if err != nil {
+		return fail(err)
+	}
+	if sn.Primary, err = Start(d); err != nil {
+		return fail(err)
+	}
+	if d, err = mk("replica"); err != nil {
+		return fail(err)
+	}
+	if sn.Replica, err = Start(d, "--replicaof", "127.0.0.1", strconv.Itoa(sn.Primary.Port)); err != nil {
+		return fail(err)
+	}
+	if d, err = mk("sentinel"); err != nil {
+		return fail(err)
+	}
+	conf := filepath.Join(d, "sentinel.conf")
+	cfg := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 1\n"+
+		"sentinel down-after-milliseconds %s 1000\n"+
+		"sentinel failover-timeout %s 5000\n"+
+		"sentinel parallel-syncs %s 1\n", sn.Name, sn.Primary.Port, sn.Name, sn.Name, sn.Name)
+	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
+		return fail(err)
+	}
+	if sn.Sentinel, err = startSentinelProc(conf, d); err != nil {
+		return fail(err)
+	}
+	sn.URL = fmt.Sprintf("redis-sentinel://%s/0?master_name=%s", sn.Sentinel.Addr(), sn.Name)
+	// Wait until the replica is in sync and the Sentinel knows it.
+	if err := sn.waitReplica(15 * time.Second); err != nil {
+		return fail(err)
+	}
+	return sn, nil
+}
+
+// startSentinelProc runs redis-server in sentinel mode with conf (which
+// it rewrites as it learns the topology).
+func startSentinelProc(conf, dir string) (*Server, error) {
+	bin, err := lookPath("redis-server")
+	if err != nil {
+		return nil, err
+	}
+	var lastErr error
+	for range 5 {
+		port, err := FreePort()
+		if err != nil {
+			return nil, err
+		}
+		// The configuration file comes first; then sentinel mode.
+		s := &Server{Port: port, dir: dir}
+		s.args = []string{"--sentinel", "--bind", "127.0.0.1", "--dir", dir, "--protected-mode", "no",
+			"--loglevel", "warning", "--logfile", ""}
+		if lastErr = s.startWithConf(bin, conf); lastErr == nil {
+			return s, nil
+		}
+	}
+	return nil, lastErr
+}
+
+func (s *Server) startWithConf(bin, conf string) error {
+	out := new(bytes.Buffer)
+	cmd := exec.Command(bin, append([]string{conf, "--port", strconv.Itoa(s.Port)}, s.args...)...)
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	s.mu.Lock()
+	s.cmd, s.done, s.out = cmd, done, out
+	s.mu.Unlock()
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1})
+	defer c.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-done:
+			return fmt.Errorf("redis sentinel exited: %s", strings.TrimSpace(out.String()))
+		default:
+		}
+		if c.Ping(context.Background()).Err() == nil {
+			return nil
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.Kill()
+	return fmt.Errorf("redis sentinel on port %d did not answer", s.Port)
+}
+
+// waitReplica waits until the Sentinel lists the replica as connected.
+func (sn *Sentinel) waitReplica(d time.Duration) error {
+	sc := goredis.NewSentinelClient(&goredis.Options{Addr: sn.Sentinel.Addr(), MaxRetries: -1})
+	defer sc.Close()
+	deadline := time.Now().Add(d)
+	for {
+		reps, err := sc.Replicas(context.Background(), sn.Name).Result()
+		if err == nil {
+			for _, r := range reps {
+				if r["port"] == strconv.Itoa(sn.Replica.Port) && !strings.Contains(r["flags"], "disconnected") &&
+					!strings.Contains(r["flags"], "s_down") && r["master-link-status"] == "ok" {
+					return nil
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the Sentinel does not see the replica in sync: %v %v", reps, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// PrimaryAddr asks the Sentinel for the current primary.
+func (sn *Sentinel) PrimaryAddr() (string, error) {
+	sc := goredis.NewSentinelClient(&goredis.Options{Addr: sn.Sentinel.Addr(), MaxRetries: -1})
+	defer sc.Close()
+	a, err := sc.GetMasterAddrByName(context.Background(), sn.Name).Result()
+	if err != nil || len(a) != 2 {
+		return "", fmt.Errorf("sentinel get-master-addr-by-name: %v %v", a, err)
+	}
+	return net.JoinHostPort(a[0], a[1]), nil
+}
+
+// Failover makes the Sentinel promote the replica now (SENTINEL FAILOVER)
+// and waits until it names the replica as the primary.
+func (sn *Sentinel) Failover(d time.Duration) error {
+	sc := goredis.NewSentinelClient(&goredis.Options{Addr: sn.Sentinel.Addr(), MaxRetries: -1})
+	defer sc.Close()
+	if err := sc.Failover(context.Background(), sn.Name).Err(); err != nil {
+		return fmt.Errorf("sentinel failover: %w", err)
+	}
+	deadline := time.Now().Add(d)
+	for {
+		if a, err := sn.PrimaryAddr(); err == nil && a == sn.Replica.Addr() {
+			// And the replica took the role.
+			c := sn.Replica.Client()
+			role, err := c.Do(context.Background(), "ROLE").Slice()
+			c.Close()
+			if err == nil && len(role) > 0 && role[0] == "master" {
+				return nil
+			}
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the replica %s did not become the primary", sn.Replica.Addr())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Kill stops every process.
+func (sn *Sentinel) Kill() {
+	for _, s := range []*Server{sn.Sentinel, sn.Replica, sn.Primary} {
+		if s != nil {
+			s.Kill()
+		}
+	}
+}

@@ -659,10 +659,35 @@ func (c *Chat) renderMessages(st *roomState, now time.Time) app.UI {
 						app.Span().Class("chat-author").Text(m.User),
 						app.Time().Class("chat-time").DateTime("%s", m.Time).Title("%s", full).Text(formatTime(m.at, now)),
 					),
-					app.P().Class("chat-text").Text(m.Chat),
+					chatText(m.spans),
 				)
 			}),
 		)
+}
+
+// chatText renders a message's text: plain text as text nodes, http(s)
+// URLs as links that open in a new tab with neither the opener nor a
+// referrer, and that search engines do not follow (go-app leaves links
+// with target _blank to the browser). Nothing becomes HTML.
+func chatText(spans []span) app.UI {
+	p := app.P().Class("chat-text")
+	if len(spans) == 1 && !spans[0].link {
+		return p.Text(spans[0].text)
+	}
+	nodes := make([]app.UI, len(spans))
+	for i, s := range spans {
+		if !s.link {
+			nodes[i] = app.Text(s.text)
+			continue
+		}
+		nodes[i] = app.A().
+			Class("chat-link").
+			Href("%s", s.text).
+			Rel("noopener noreferrer nofollow").
+			Target("_blank").
+			Text(s.text)
+	}
+	return p.Body(nodes...)
 }
 
 func (c *Chat) renderMembers(st *roomState) app.UI {

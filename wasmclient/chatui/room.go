@@ -81,10 +81,12 @@ type Message struct {
 	ID   string `json:"id"`
 }
 
-// message is a Message with its parsed time (zero if unparsable).
+// message is a Message with its parsed time (zero if unparsable) and its
+// text split into plain text and links.
 type message struct {
 	Message
-	at time.Time
+	at    time.Time
+	spans []span
 }
 
 // roomState is what the page knows of one joined room. It is only used
@@ -121,7 +123,7 @@ func (r *roomState) add(ms ...Message) int {
 		if k := len(r.msgs); k > 0 && !at.IsZero() && at.Before(r.msgs[k-1].at) {
 			sorted = false
 		}
-		r.msgs = append(r.msgs, message{Message: m, at: at})
+		r.msgs = append(r.msgs, message{Message: m, at: at, spans: linkify(m.Chat)})
 		n++
 	}
 	if !sorted {

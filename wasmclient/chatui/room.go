@@ -96,10 +96,14 @@ type roomState struct {
 	msgs    []message
 	ids     map[string]struct{}
 	members []string
-	unread  int
-	loaded  bool   // a history reply arrived
-	joining bool   // subscribe/history on the way
-	err     string // why joining failed
+	unread  int       // messages of others newer than seen
+	seen    time.Time // newest message time the user saw here
+	// restored: the room came from localStorage, so its first history
+	// may hold messages the user has not seen.
+	restored bool
+	loaded   bool   // a history reply arrived
+	joining  bool   // subscribe/history on the way
+	err      string // why joining failed
 }
 
 func newRoomState(name string) *roomState {

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"math"
 	"net"
 	"net/http/httptest"
 	"slices"
@@ -22,8 +21,6 @@ import (
 )
 
 const wait = 5 * time.Second
-
-func nan() float64 { return math.NaN() }
 
 // startServer runs a Bayeux server whose handshake accepts anonymous
 // clients and alice with the password "alice-pw", and returns its

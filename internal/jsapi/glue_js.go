@@ -64,7 +64,11 @@ func jsError(err error) js.Value { return js.Global().Get("Error").New(err.Error
 func goValues(args []js.Value) ([]any, error) {
 	out := make([]any, len(args))
 	for i, v := range args {
-		switch v.Type() {
+		typ, ok := typeOf(v)
+		if !ok {
+			return nil, fmt.Errorf("bayeux: argument %d: a value of this type (a BigInt?) cannot be sent", i+1)
+		}
+		switch typ {
 		case js.TypeUndefined, js.TypeNull:
 		case js.TypeString:
 			out[i] = v.String()
@@ -86,6 +90,17 @@ func goValues(args []js.Value) ([]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// typeOf is v.Type(), which panics for a type syscall/js does not know
+// (a BigInt).
+func typeOf(v js.Value) (t js.Type, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return v.Type(), true
 }
 
 // stringify is JSON.stringify, which throws on cycles and BigInts.

@@ -2,10 +2,13 @@ package jsapi
 
 import (
 	"encoding/json"
+	"math"
 	"reflect"
 	"strings"
 	"testing"
 )
+
+func nan() float64 { return math.NaN() }
 
 func TestParseConnectOptions(t *testing.T) {
 	type testCase struct {

@@ -17,11 +17,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bayeux-go/bayeux"
 	"github.com/bayeux-go/bayeux/assets"
 	"github.com/bayeux-go/bayeux/internal/admin"
 	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/internal/chatweb"
 	"github.com/bayeux-go/bayeux/internal/config"
+	"github.com/bayeux-go/bayeux/internal/readme"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/auth"
 	"github.com/bayeux-go/bayeux/server/redis"
@@ -190,9 +192,16 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	return a, nil
 }
 
+// documentRoot is BAYEUX_DOCUMENT_ROOT, or the default one: the landing
+// page of assets and the README rendered as /readme.html (the landing
+// page links to its sections).
 func (a *App) documentRoot() (fs.FS, error) {
 	if a.Config.DocumentRoot == "" {
-		return assets.FS, nil
+		page, err := readme.Page(bayeux.README, ui.StyleSheet)
+		if err != nil {
+			return nil, fmt.Errorf("rendering the README: %w", err)
+		}
+		return readme.WithFile(assets.FS, "readme.html", page), nil
 	}
 	r, err := os.OpenRoot(a.Config.DocumentRoot)
 	if err != nil {

@@ -66,7 +66,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 
 	var eng server.Engine // nil: the memory engine
 	if strings.HasPrefix(cfg.Engine, "redis://") {
-		re, err := redis.New(redis.Options{URL: cfg.Engine, MaxQueue: cfg.MaxQueue, Logger: a.Log})
+		re, err := redis.New(redis.Options{URL: cfg.Engine, Budgets: server.Budgets{MaxQueue: cfg.MaxQueue}, Logger: a.Log})
 		if err != nil {
 			a.Close()
 			return nil, fmt.Errorf("BAYEUX_ENGINE: %w", err)

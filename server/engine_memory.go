@@ -113,11 +113,22 @@ type memPayload struct {
 
 func (mp *memPayload) size() int64 { return int64(len(mp.p.JSON)) }
 
-// ref counts one more queue holding mp: the first adds its bytes to the
-// engine's total.
-func (e *MemoryEngine) ref(mp *memPayload) {
-	if mp.refs.Add(1) == 1 {
-		e.queued.Add(mp.size())
+// enqueueHold is the count a payload starts with while it is being
+// queued: no take can bring it to zero meanwhile, and the publisher
+// replaces it with the number of queues it went to once, instead of an
+// atomic add per queue.
+const enqueueHold = 1 << 30
+
+// hold starts queueing mp: its bytes count until release.
+func (e *MemoryEngine) hold(mp *memPayload) {
+	mp.refs.Store(enqueueHold)
+	e.queued.Add(mp.size())
+}
+
+// release ends queueing mp, which went to n queues.
+func (e *MemoryEngine) release(mp *memPayload, n int) {
+	if mp.refs.Add(int32(n)-enqueueHold) == 0 {
+		e.queued.Add(-mp.size())
 	}
 }
 
@@ -508,6 +519,7 @@ func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 		return 0, nil
 	}
 	mp := &memPayload{p: p}
+	e.hold(mp)
 	var d drops
 	if len(found) == 1 {
 		for _, s := range found[0] {
@@ -516,6 +528,7 @@ func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 				d.add(sd)
 			}
 		}
+		e.release(mp, count)
 		e.afterEnqueue(d)
 		return count, nil
 	}
@@ -533,6 +546,7 @@ func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 			}
 		}
 	}
+	e.release(mp, count)
 	e.afterEnqueue(d)
 	return count, nil
 }
@@ -543,10 +557,14 @@ func (e *MemoryEngine) Deliver(_ context.Context, id string, p *Payload) error {
 	if s == nil {
 		return protocol.ErrSessionUnknown
 	}
-	ok, d := s.enqueue(e, &memPayload{p: p})
+	mp := &memPayload{p: p}
+	e.hold(mp)
+	ok, d := s.enqueue(e, mp)
 	if !ok {
+		e.release(mp, 0)
 		return protocol.ErrSessionUnknown
 	}
+	e.release(mp, 1)
 	e.afterEnqueue(d)
 	return nil
 }
@@ -569,7 +587,8 @@ func (e *MemoryEngine) report(reason string, n int) {
 
 // enqueue appends mp to the session's queue and drops the oldest messages
 // beyond its bounds (the newest always stays). ok is false when the
-// session is closed.
+// session is closed. The caller holds mp (hold) and counts the queues
+// it went to (release).
 func (s *memSession) enqueue(e *MemoryEngine, mp *memPayload) (ok bool, d drops) {
 	s.mu.Lock()
 	if s.closed {
@@ -589,7 +608,6 @@ func (s *memSession) enqueue(e *MemoryEngine, mp *memPayload) (ok bool, d drops)
 	s.seq++
 	s.queue = append(s.queue, queued{s.seq, mp})
 	s.bytes += mp.size()
-	e.ref(mp)
 	if max := e.opts.MaxQueueBytes; max > 0 {
 		for s.bytes > max && len(s.queue)-s.head > 1 {
 			s.dropHead(e)

@@ -150,17 +150,6 @@ func (l *ipSessions) remove(ip, id string) {
 	}
 }
 
-// count returns how many sessions ip holds here.
-func (l *ipSessions) count(ip string) int {
-	sh := &l.shards[maphash.String(l.seed, ip)%memShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if list := sh.m[ip]; list != nil {
-		return len(list.ids)
-	}
-	return 0
-}
-
 // handshakeLimiter is a token bucket per IP address for
 // Options.HandshakeRate, on this node. Full buckets are forgotten now and
 // then, so that it keeps only the addresses that handshook recently. Safe

@@ -290,7 +290,7 @@ if not ackMode then removed, removedSize = #out - 2, size end
 if removed > 0 then
   if removed == #items then redis.call('DEL', qk) else redis.call('LTRIM', qk, removed, -1) end
   redis.call('HINCRBY', sk, 'b', removed)
-  redis.call('HSET', sk, 'qb', tonumber(h[5] or '0') - removedSize)
+  redis.call('HSET', sk, 'qb', math.max(0, tonumber(h[5] or '0') - removedSize))
   if redis.call('DECRBY', P .. 'qbytes', removedSize) <= 0 then redis.call('DEL', P .. 'qbytes') end
 end
 local drop = tonumber(h[4] or '0')

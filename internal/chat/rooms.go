@@ -24,6 +24,7 @@ type rooms struct {
 	known map[string]*list.Element // of string
 	lru   list.List                // most recently seen first
 	users map[string]*rate.Limiter // one bucket per user
+	next  int                      // forget full buckets when users grows past this
 }
 
 func (r *rooms) init(perMinute float64, burst int) {
@@ -31,6 +32,7 @@ func (r *rooms) init(perMinute float64, burst int) {
 	r.burst = max(burst, 1)
 	r.known = make(map[string]*list.Element)
 	r.users = make(map[string]*rate.Limiter)
+	r.next = 1024
 }
 
 // seen reports whether room is known to exist, and refreshes it.
@@ -64,6 +66,15 @@ func (r *rooms) take(user string, now time.Time) bool {
 	defer r.mu.Unlock()
 	lim := r.users[user]
 	if lim == nil {
+		if len(r.users) >= r.next {
+			// A full bucket is what a new one would be: forget it.
+			for u, l := range r.users {
+				if l.TokensAt(now) >= float64(r.burst) {
+					delete(r.users, u)
+				}
+			}
+			r.next = max(1024, 2*len(r.users))
+		}
 		lim = rate.NewLimiter(r.limit, r.burst)
 		r.users[user] = lim
 	}

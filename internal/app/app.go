@@ -200,18 +200,6 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	return a, nil
 }
 
-// budgets are the engine's budgets from cfg (the server gives the same
-// to the memory engine it makes).
-func budgets(cfg *config.Config) server.Budgets {
-	return server.Budgets{
-		MaxQueue:           cfg.MaxQueue,
-		MaxQueueBytes:      cfg.MaxQueueBytes,
-		MaxFetchBytes:      cfg.MaxReplySize,
-		MaxQueuedBytes:     cfg.MaxQueuedBytes,
-		MaxHistoryChannels: cfg.MaxHistoryRooms,
-	}
-}
-
 func (a *App) documentRoot() (fs.FS, error) {
 	if a.Config.DocumentRoot == "" {
 		return assets.FS, nil
@@ -230,6 +218,18 @@ func (a *App) Close() {
 		c.Close()
 	}
 	a.closers = nil
+}
+
+// budgets are the engine's budgets from cfg (the server gives the same
+// to the memory engine it makes).
+func budgets(cfg *config.Config) server.Budgets {
+	return server.Budgets{
+		MaxQueue:           cfg.MaxQueue,
+		MaxQueueBytes:      cfg.MaxQueueBytes,
+		MaxFetchBytes:      cfg.MaxReplySize,
+		MaxQueuedBytes:     cfg.MaxQueuedBytes,
+		MaxHistoryChannels: cfg.MaxHistoryRooms,
+	}
 }
 
 func parseLevel(s string) slog.Level {

@@ -68,7 +68,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 
 	var eng server.Engine // nil: the memory engine
 	if strings.HasPrefix(cfg.Engine, "redis://") {
-		re, err := redis.New(redis.Options{URL: cfg.Engine, MaxQueue: cfg.MaxQueue, Logger: a.Log})
+		re, err := redis.New(redis.Options{URL: cfg.Engine, Budgets: budgets(cfg), Logger: a.Log})
 		if err != nil {
 			a.Close()
 			return nil, fmt.Errorf("BAYEUX_ENGINE: %w", err)
@@ -91,11 +91,13 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	a.Chat = chat.New(a.Auth, a.Logins, a.Log)
+	a.Chat.RoomRate, a.Chat.RoomBurst = cfg.RoomRate, cfg.RoomBurst
 	admins, err := admin.OpenAdmins(filepath.Join(cfg.DataDir, "admins"), cfg.Admins)
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("admins file: %w", err)
 	}
+	a.Chat.IsAdmin = admins.IsAdmin
 	if created && len(cfg.Admins) == 0 {
 		// The first-start user admin administers the server.
 		if err := admins.Grant("admin"); err != nil {
@@ -124,6 +126,14 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		MaxChannelLength:      cfg.MaxChannelLength,
 		MaxSubscriptions:      cfg.MaxSubscriptions,
 		MaxQueue:              cfg.MaxQueue,
+		MaxQueueBytes:         cfg.MaxQueueBytes,
+		MaxQueuedBytes:        cfg.MaxQueuedBytes,
+		MaxReplySize:          cfg.MaxReplySize,
+		MaxHistoryChannels:    cfg.MaxHistoryRooms,
+		MaxPublishSize:        cfg.MaxPublishSize,
+		MaxSessionsPerIP:      cfg.MaxSessionsPerIP,
+		HandshakeRate:         cfg.HandshakeRate,
+		HandshakeBurst:        cfg.HandshakeBurst,
 		ClientMaxConnections:  cfg.ClientMaxConnections,
 		MaxSessionsPerBrowser: cfg.MaxSessionsPerBrowser,
 		MultiSessionInterval:  cfg.MultiSessionInterval,
@@ -217,6 +227,18 @@ func (a *App) Close() {
 		c.Close()
 	}
 	a.closers = nil
+}
+
+// budgets are the engine's budgets from cfg (the server gives the same
+// to the memory engine it makes).
+func budgets(cfg *config.Config) server.Budgets {
+	return server.Budgets{
+		MaxQueue:           cfg.MaxQueue,
+		MaxQueueBytes:      cfg.MaxQueueBytes,
+		MaxFetchBytes:      cfg.MaxReplySize,
+		MaxQueuedBytes:     cfg.MaxQueuedBytes,
+		MaxHistoryChannels: cfg.MaxHistoryRooms,
+	}
 }
 
 func parseLevel(s string) slog.Level {

@@ -1,6 +1,7 @@
-// Package assets holds the default document root (the landing page, its
-// style sheet and icons), served when BAYEUX_DOCUMENT_ROOT is unset, and
-// the chat's web resources under web/: icons, style sheet and the build
+// Package assets holds the default document root (the landing page and
+// its icon; it uses the chat's style sheet), served when
+// BAYEUX_DOCUMENT_ROOT is unset, and the chat's web resources under web/:
+// icons, the style sheet of the chat and the pages around it, and the build
 // output app.wasm (with .br and .gz variants) made by `make build`, and
 // the JavaScript API of the Go Bayeux client under embed/: the loader
 // bayeux.js and the build output bayeux.wasm (cmd/embedwasm, with .br and
@@ -14,7 +15,7 @@ import (
 
 // FS holds the default document root. Go source files are not part of it.
 //
-//go:embed index.html style.css favicon.svg
+//go:embed index.html favicon.svg
 var FS embed.FS
 
 //go:embed web

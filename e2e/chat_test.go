@@ -227,3 +227,122 @@ func TestClosedTabLeavesAtOnce(t *testing.T) {
 	}
 	t.Logf("bob left the members list %v after closing his tab", time.Since(start))
 }
+
+// goClient connects a Go client logged in as user (for a test that only
+// needs someone to publish, a browser is slower).
+func goClient(t *testing.T, b *bayeux, user string) *wasmclient.Client {
+	t.Helper()
+	c := wasmclient.New(b.URL+"/cometd", wasmclient.Options{
+		Ext: map[string]any{"auth": map[string]string{"user": user, "password": users[user]}},
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := c.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Disconnect(context.Background()) })
+	return c
+}
+
+func publishChat(t *testing.T, c *wasmclient.Client, room, text string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := c.Publish(ctx, "/chat/"+room, map[string]string{"chat": text}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestChatLinks: an http(s) URL in a message is a link that opens in a
+// new tab without opener or referrer, for the sender and the others; a
+// javascript: URL and markup stay text.
+func TestChatLinks(t *testing.T) {
+	b := startBayeux(t, users)
+	ctx := newBrowser(t)()
+	login(t, ctx, b, "alice", users["alice"], "")
+	bob := goClient(t, b, "bob")
+	publishChat(t, bob, "demo", `from bob: (https://example.com/a_(b)). javascript:alert(1) <a href="javascript:alert(2)">x</a>`)
+	send(t, ctx, "from alice: HTTPS://EXAMPLE.ORG/x?y=1, data:text/html,hi")
+	waitText(t, ctx, "chat-message", "from bob", 5*time.Second)
+	waitText(t, ctx, "chat-message", "from alice", 5*time.Second)
+
+	type link struct{ Href, Rel, Target, Text string }
+	links := get(t, ctx, 5*time.Second, chromedp.Evaluate[[]link](`Array.from(document.querySelectorAll('[data-testid="chat-messages"] a')).map(a => ({
+		href: a.getAttribute("href"), rel: a.rel, target: a.target, text: a.textContent}))`))
+	want := []string{"https://example.com/a_(b)", "HTTPS://EXAMPLE.ORG/x?y=1"}
+	if len(links) != len(want) {
+		t.Fatalf("links in the messages: %+v, want %q", links, want)
+	}
+	for i, l := range links {
+		if l.Href != want[i] || l.Text != want[i] || l.Rel != "noopener noreferrer nofollow" || l.Target != "_blank" {
+			t.Errorf("link %d = %+v, want %s with rel noopener noreferrer nofollow, target _blank", i, l, want[i])
+		}
+	}
+	if !strings.Contains(text(t, ctx, "chat-message"), `javascript:alert(1) <a href="javascript:alert(2)">x</a>`) {
+		t.Errorf("the javascript: text is not shown as text: %q", text(t, ctx, "chat-message"))
+	}
+}
+
+// unreadJS is the unread badge of a room in the room list ("" when none).
+func unreadJS(room string) string {
+	return `(document.querySelector('[data-room=` + jsString(room) + `] [data-testid="chat-unread"]') || {textContent: ""}).textContent`
+}
+
+// clickRoom opens a room from the room list.
+func clickRoom(t *testing.T, ctx context.Context, room string) {
+	t.Helper()
+	do(t, ctx, 10*time.Second, chromedp.Click(`[data-room="`+room+`"] .chat-roomlink`))
+	waitText(t, ctx, "chat-room", room, 5*time.Second)
+}
+
+// TestChatUnreadCounts: messages in a room the user is not looking at are
+// counted in the room list, the count survives a reload (the room list
+// comes back from localStorage), and opening the room clears it.
+func TestChatUnreadCounts(t *testing.T) {
+	b := startBayeux(t, users)
+	ctx := newBrowser(t)()
+	login(t, ctx, b, "alice", users["alice"], "")
+	do(t, ctx, 10*time.Second, chromedp.SendKeys("#chat-join-input", "other\r"))
+	waitText(t, ctx, "chat-room", "other", 5*time.Second)
+	waitText(t, ctx, "chat-messages", "No messages yet", 5*time.Second) // joined
+	clickRoom(t, ctx, "demo")
+
+	bob := goClient(t, b, "bob")
+	start := time.Now()
+	publishChat(t, bob, "other", "one")
+	if !poll(ctx, unreadJS("other")+` === "1"`, 5*time.Second) {
+		t.Fatalf("unread for other = %q, want 1", get(t, ctx, time.Second, chromedp.Evaluate[string](unreadJS("other"))))
+	}
+	t.Logf("publish to unread count shown: %v", time.Since(start))
+	publishChat(t, bob, "other", "two")
+	send(t, ctx, "alice in demo") // her own messages elsewhere do not count
+	if !poll(ctx, unreadJS("other")+` === "2"`, 5*time.Second) {
+		t.Fatalf("unread for other = %q, want 2", get(t, ctx, time.Second, chromedp.Evaluate[string](unreadJS("other"))))
+	}
+	if u := get(t, ctx, time.Second, chromedp.Evaluate[string](unreadJS("demo"))); u != "" {
+		t.Errorf("the current room shows unread %q", u)
+	}
+
+	do(t, ctx, 20*time.Second, chromedp.Reload())
+	waitConnected(t, ctx, 20*time.Second)
+	publishChat(t, bob, "other", "three")
+	if !poll(ctx, unreadJS("other")+` === "3"`, 10*time.Second) {
+		t.Fatalf("after a reload unread for other = %q, want 3", get(t, ctx, time.Second, chromedp.Evaluate[string](unreadJS("other"))))
+	}
+
+	clickRoom(t, ctx, "other")
+	waitText(t, ctx, "chat-message", "three", 5*time.Second)
+	clickRoom(t, ctx, "demo")
+	if u := get(t, ctx, time.Second, chromedp.Evaluate[string](unreadJS("other"))); u != "" {
+		t.Errorf("after opening other its unread is %q, want none", u)
+	}
+	do(t, ctx, 20*time.Second, chromedp.Reload())
+	waitConnected(t, ctx, 20*time.Second)
+	waitText(t, ctx, "chat-message", "alice in demo", 5*time.Second)
+	if !poll(ctx, `document.querySelector('[data-room="other"]') !== null`, 5*time.Second) {
+		t.Fatal("the room list lost other after a reload")
+	}
+	if u := get(t, ctx, time.Second, chromedp.Evaluate[string](unreadJS("other"))); u != "" {
+		t.Errorf("after a reload other shows unread %q, though it was read", u)
+	}
+}

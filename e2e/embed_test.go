@@ -63,9 +63,12 @@ window.got = [];
 window.result = "";
 window.run = function (user, password, room, text) {
   Bayeux.connect({user: user, password: password})
-    .then(() => Bayeux.subscribe("/chat/" + room, (data) => window.got.push(data.user + ": " + data.chat)))
+    .then(() => Bayeux.subscribe("/chat/" + room, (data, message) => window.got.push(message.channel + " " + data.user + ": " + data.chat)))
     .then((id) => { window.subID = id; return Bayeux.publish("/chat/" + room, {chat: text}); })
-    .then(() => { window.result = "ok"; })
+    .then(() => Bayeux.call("echo", {n: [1, 2], s: "x"}))
+    .then((reply) => { window.echo = JSON.stringify(reply); return Bayeux.clientId(); })
+    .then((id) => { window.clientID = id; return Bayeux.subscribe(42, () => {}).then(() => "resolved", (e) => e.message); })
+    .then((bad) => { window.badArg = bad; window.result = "ok"; })
     .catch((e) => { window.result = "error: " + e.message; });
 };
 </script></body></html>`
@@ -177,10 +180,21 @@ func TestEmbedJSAPI(t *testing.T) {
 	if r := get(t, page, 5*time.Second, chromedp.Evaluate[string](`window.result`)); r != "ok" {
 		t.Fatalf("API: %s", r)
 	}
+	// The glue's conversions both ways: a reply object, a string, a
+	// rejected promise for an argument of the wrong type.
+	if echo := get(t, page, 5*time.Second, chromedp.Evaluate[string](`window.echo`)); echo != `{"n":[1,2],"s":"x"}` {
+		t.Errorf("Bayeux.call(\"echo\") = %s", echo)
+	}
+	if id := get(t, page, 5*time.Second, chromedp.Evaluate[string](`window.clientID`)); len(id) < 16 {
+		t.Errorf("Bayeux.clientId() = %q", id)
+	}
+	if bad := get(t, page, 5*time.Second, chromedp.Evaluate[string](`window.badArg`)); !strings.Contains(bad, "channel name") {
+		t.Errorf("Bayeux.subscribe(42, ...) settled with %q, want a rejection naming the channel", bad)
+	}
 	waitText(t, bob, "chat-message", "hi from the api", 5*time.Second)
 	waitText(t, bob, "chat-members", "alice", 10*time.Second)
 	send(t, bob, "bob answers the api")
-	if !poll(page, `window.got.includes("bob: bob answers the api")`, 5*time.Second) {
+	if !poll(page, `window.got.includes("/chat/`+room+` bob: bob answers the api")`, 5*time.Second) {
 		got := get(t, page, 5*time.Second, chromedp.Evaluate[[]string](`window.got`))
 		t.Fatalf("the API page did not receive bob's message; got %q", got)
 	}

@@ -64,8 +64,13 @@ type Engine interface {
 	// match, and returns the number of subscribers it reached. An engine
 	// that fans out per subscription may count a session once for each of
 	// its matching subscriptions; the session still gets the message once.
+	// A queue over its bounds (messages or bytes) drops its oldest
+	// messages, and when the engine's budget for all queues together is
+	// over, the biggest queues drop their oldest (see Budgets); drops are
+	// counted in the session's next Batch.Dropped and reported to
+	// EngineHooks.Dropped.
 	Publish(ctx context.Context, p *Payload) (int, error)
-	// Deliver queues p for one session.
+	// Deliver queues p for one session, as Publish does.
 	Deliver(ctx context.Context, id string, p *Payload) error
 
 	// Take returns what is queued for the session, oldest first, without
@@ -135,10 +140,13 @@ type SubscriberLister interface {
 // channel (the chat's).
 type Historian interface {
 	// AppendHistory appends an encoded message to channel's history and
-	// keeps only the newest max entries.
+	// keeps only the newest max entries. The engine keeps the history of
+	// at most Budgets.MaxHistoryChannels channels: appending to one more
+	// forgets the history of the least recently used channel (appended
+	// to or read) and reports it to EngineHooks.Dropped.
 	AppendHistory(ctx context.Context, channel string, msg []byte, max int) error
 	// History returns up to n of the newest entries of channel's history,
-	// oldest first.
+	// oldest first. Reading a channel's history counts as using it.
 	History(ctx context.Context, channel string, n int) ([][]byte, error)
 }
 
@@ -163,6 +171,88 @@ type EngineHooks struct {
 	// be called on any goroutine, with engine locks released, and must not
 	// block; a Ready for a session nobody waits for any more is harmless.
 	Ready func(id string)
+	// Dropped is called when the engine discarded n stored messages for
+	// reason: DropQueueLength, DropQueueBytes or DropQueuedBytes (queued
+	// messages, also reported to their session in Batch.Dropped), or
+	// DropHistory (n channel histories forgotten). It may be nil; it is
+	// called on the goroutine that made the drop and must not block.
+	Dropped func(reason string, n int)
+}
+
+// Reasons an engine drops stored messages for (EngineHooks.Dropped). The
+// Server counts them in Stats.Refused under these names.
+const (
+	// DropQueueLength: a session's queue held Budgets.MaxQueue messages.
+	DropQueueLength = "queue_length"
+	// DropQueueBytes: a session's queue held more than
+	// Budgets.MaxQueueBytes.
+	DropQueueBytes = "queue_bytes"
+	// DropQueuedBytes: all queues together held more than
+	// Budgets.MaxQueuedBytes; the biggest queues dropped their oldest.
+	DropQueuedBytes = "queued_bytes"
+	// DropHistory: a channel's history was forgotten to keep at most
+	// Budgets.MaxHistoryChannels.
+	DropHistory = "history_channels"
+)
+
+// Budgets bound what an engine stores, in messages and in bytes (the
+// length of each message's JSON). Every engine takes them in its options;
+// a zero field takes the default named on it, a negative one means no
+// limit (MaxQueue excepted: it is always bounded).
+type Budgets struct {
+	// MaxQueue bounds each session's queue in messages; when it is full
+	// the oldest message is dropped. Default 1000.
+	MaxQueue int
+	// MaxQueueBytes bounds each session's queue in bytes; beyond it the
+	// oldest messages are dropped, but the newest is always kept.
+	// Default DefaultMaxQueueBytes.
+	MaxQueueBytes int64
+	// MaxFetchBytes bounds the messages one Take returns (one connect
+	// reply); the rest stay queued. A Take returns at least one message.
+	// Default DefaultMaxFetchBytes.
+	MaxFetchBytes int64
+	// MaxQueuedBytes bounds all queues together. When a publish takes
+	// them over it, the engine drops the oldest messages of the biggest
+	// queues (levelling them down, biggest first) until they hold at most
+	// 7/8 of it: the sessions that let their queues grow pay, not those
+	// that keep up, and every drop is reported to its session in
+	// Batch.Dropped. Default DefaultMaxQueuedBytes.
+	MaxQueuedBytes int64
+	// MaxHistoryChannels bounds the channels with a history (see
+	// AppendHistory). Default DefaultMaxHistoryChannels.
+	MaxHistoryChannels int
+}
+
+// Default budgets (see Budgets).
+const (
+	DefaultMaxQueue           = 1000
+	DefaultMaxQueueBytes      = 4 << 20
+	DefaultMaxFetchBytes      = 1 << 20
+	DefaultMaxQueuedBytes     = 256 << 20
+	DefaultMaxHistoryChannels = 200
+)
+
+// WithDefaults returns b with every zero field set to its default and
+// every negative one (MaxQueue excepted) set to 0, meaning no limit.
+func (b Budgets) WithDefaults() Budgets {
+	if b.MaxQueue <= 0 {
+		b.MaxQueue = DefaultMaxQueue
+	}
+	b.MaxQueueBytes = orDefault(b.MaxQueueBytes, DefaultMaxQueueBytes)
+	b.MaxFetchBytes = orDefault(b.MaxFetchBytes, DefaultMaxFetchBytes)
+	b.MaxQueuedBytes = orDefault(b.MaxQueuedBytes, DefaultMaxQueuedBytes)
+	b.MaxHistoryChannels = int(orDefault(int64(b.MaxHistoryChannels), DefaultMaxHistoryChannels))
+	return b
+}
+
+func orDefault(v, def int64) int64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // SessionInfo is what the engine stores about a session. It is written at
@@ -210,8 +300,9 @@ func (p *Payload) Message() (*protocol.Message, error) {
 // Batch is what Take returns.
 type Batch struct {
 	Payloads []*Payload
-	// Dropped counts messages discarded for this session because its
-	// queue was full, since the previous Take.
+	// Dropped counts messages discarded for this session since the
+	// previous Take, because its queue was full (in messages or bytes) or
+	// the engine's budget for all queues was (see Budgets).
 	Dropped int
 	// Last numbers the batch in ack mode (see Take): numbers increase from
 	// one batch with messages to the next. For a Take that returned no

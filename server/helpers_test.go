@@ -56,7 +56,7 @@ func newHarness(t *testing.T, opts Options) *harness {
 		opts.ParkAfter = 10 * time.Millisecond
 	}
 	if opts.Engine == nil {
-		opts.Engine = NewMemoryEngine(MemoryEngineOptions{SweepInterval: hSweep, MaxQueue: opts.MaxQueue})
+		opts.Engine = NewMemoryEngine(MemoryEngineOptions{SweepInterval: hSweep, Budgets: opts.budgets()})
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

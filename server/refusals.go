@@ -13,6 +13,18 @@ const (
 	// RefusedIPRequests: more concurrent requests from one IP address
 	// than Options.ClientMaxConnections.
 	RefusedIPRequests = "ip_requests"
+	// RefusedPublishSize: a published message over
+	// Options.MaxPublishSize.
+	RefusedPublishSize = "publish_size"
+	// RefusedSessionsPerIP: a handshake from an address holding
+	// Options.MaxSessionsPerIP sessions.
+	RefusedSessionsPerIP = "sessions_per_ip"
+	// RefusedHandshakeRate: a handshake from an address over
+	// Options.HandshakeRate.
+	RefusedHandshakeRate = "handshake_rate"
+	// The engine's drops (EngineHooks.Dropped) count under their reasons:
+	// DropQueueLength, DropQueueBytes, DropQueuedBytes (messages) and
+	// DropHistory (channel histories).
 )
 
 // refuse counts an HTTP request refused by a limit.
@@ -41,6 +53,9 @@ func (r *Refusals) Declare(reasons ...string) {
 
 // Add counts one refusal for reason.
 func (r *Refusals) Add(reason string) { r.counter(reason).Add(1) }
+
+// AddN counts n refusals for reason.
+func (r *Refusals) AddN(reason string, n int64) { r.counter(reason).Add(n) }
 
 // Load returns how many refusals reason counted.
 func (r *Refusals) Load(reason string) int64 {

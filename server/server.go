@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
@@ -35,10 +36,12 @@ type Server struct {
 	seed  maphash.Seed
 	conns [memShards]connShard // held connects on this node, by session id
 
-	browsers [memShards]browserShard // held connects per browser cookie
-	ips      ipLimiter
-	origins  map[string]bool
-	anyOrig  bool
+	browsers   [memShards]browserShard // held connects per browser cookie
+	ips        ipLimiter
+	ipSessions ipSessions
+	handshakes handshakeLimiter
+	origins    map[string]bool
+	anyOrig    bool
 
 	types    []string // supported connection types, preferred first
 	locals   sync.Map // session id -> *LocalClient
@@ -95,7 +98,10 @@ func New(opts Options) (*Server, error) {
 		s.browsers[i].m = make(map[string][]browserSlot)
 	}
 	s.ips.init(opts.ClientMaxConnections)
-	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests)
+	s.ipSessions.init(opts.MaxSessionsPerIP)
+	s.handshakes.init(opts.HandshakeRate, opts.HandshakeBurst)
+	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedPublishSize, RefusedSessionsPerIP,
+		RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory)
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)
 	}
@@ -111,7 +117,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.handlers = h
-	if err := s.engine.Start(EngineHooks{Expired: s.expired, Ready: s.ready}); err != nil {
+	if err := s.engine.Start(EngineHooks{Expired: s.expired, Ready: s.ready, Dropped: s.dropped}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -211,11 +217,18 @@ func (s *Server) expired(rs *RemovedSession) {
 	s.removed(rs, "expired")
 }
 
+// dropped counts what the engine dropped (EngineHooks.Dropped).
+func (s *Server) dropped(reason string, n int) { s.stats.Refused.AddN(reason, int64(n)) }
+
 // removed emits client_disconnect for a session the engine removed (rs
-// may be nil when there was none).
+// may be nil when there was none) and frees its place among its
+// address's sessions.
 func (s *Server) removed(rs *RemovedSession, reason string) {
 	if rs == nil {
 		return
+	}
+	if !rs.Info.Local {
+		s.ipSessions.remove(rs.Info.RemoteAddr, rs.Info.ID)
 	}
 	s.emit(Event{Kind: EventClientDisconnect, ClientID: rs.Info.ID, User: rs.Info.User, Local: rs.Info.Local,
 		Reason: reason, Channels: rs.Subscriptions})
@@ -278,15 +291,25 @@ func (s *Server) checkBroadcastChannel(channel string) error {
 	return nil
 }
 
-// payload encodes m once for all recipients.
+// payload encodes m once for all recipients. The decoded delivery shares
+// its data with the encoding: a queued message holds its bytes once.
 func (s *Server) payload(from string, m *protocol.Message) (*Payload, error) {
 	b, err := protocol.EncodeDelivery(make([]byte, 0, 48+len(m.Channel)+len(m.Data)), m.Channel, m.Data, m.Ext)
 	if err != nil {
 		return nil, err
 	}
-	d := &protocol.Message{Channel: m.Channel, Data: m.Data, Ext: m.Ext}
+	data := m.Data
+	// The channel's JSON string cannot contain `,"data":` unescaped, so
+	// the first one starts the data.
+	if i := bytes.Index(b, dataKey); len(data) > 0 && i >= 0 && bytes.Equal(b[i+len(dataKey):i+len(dataKey)+len(data)], data) {
+		j := i + len(dataKey)
+		data = b[j : j+len(data) : j+len(data)]
+	}
+	d := &protocol.Message{Channel: m.Channel, Data: data, Ext: m.Ext}
 	return &Payload{Channel: m.Channel, From: from, JSON: b, Msg: d}, nil
 }
+
+var dataKey = []byte(`,"data":`)
 
 // broadcast encodes m once and queues it for every subscriber.
 func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.Message) (int, error) {
@@ -315,11 +338,13 @@ func shortID(id string) string {
 // real handshake path (validation and Options.Authorize) as if r had sent
 // it, and returns the reply with the stored session. The session is
 // removed again at once: the login page uses this so that one authority
-// decides who someone is.
+// decides who someone is. Options.MaxSessionsPerIP and HandshakeRate do
+// not apply (the session does not outlive the call; the caller limits its
+// own requests).
 func (s *Server) TryHandshake(r *http.Request, ext map[string]json.RawMessage) (*protocol.Message, *SessionInfo) {
 	m := &protocol.Message{Channel: protocol.MetaHandshake, Version: protocol.Version,
 		SupportedConnectionTypes: []string{protocol.LongPolling}, Ext: ext}
-	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: clientIP(r), req: r}
+	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: clientIP(r), req: r, trial: true}
 	x.handle(m, true)
 	if x.hsReply == nil {
 		if len(x.replies) == 0 {

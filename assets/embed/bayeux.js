@@ -22,6 +22,9 @@
    Bayeux.disconnect()                                  -> Promise
    Bayeux.onState(({state, error}) => ...)              -> Promise<remove function>
    Bayeux.clientId()                                    -> Promise<string>
+
+   Wrong arguments reject with an Error that says what was expected. The
+   methods are implemented in Go: internal/jsapi (cmd/embedwasm).
 */
 (function () {
   "use strict";
@@ -80,6 +83,12 @@
       var o = Object.assign({}, args[0] || {});
       if (!o.url) {
         o.url = origin + "/cometd";
+      } else if (typeof o.url === "string") {
+        try {
+          o.url = new URL(o.url, location.href).href; // relative to the page
+        } catch (e) {
+          // left as is: connect rejects it with the reason
+        }
       }
       return [o];
     }),

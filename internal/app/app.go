@@ -17,11 +17,13 @@ import (
 	"strings"
 	"time"
 
+	"github.com/bayeux-go/bayeux"
 	"github.com/bayeux-go/bayeux/assets"
 	"github.com/bayeux-go/bayeux/internal/admin"
 	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/internal/chatweb"
 	"github.com/bayeux-go/bayeux/internal/config"
+	"github.com/bayeux-go/bayeux/internal/readme"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/auth"
 	"github.com/bayeux-go/bayeux/server/redis"
@@ -66,7 +68,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 
 	var eng server.Engine // nil: the memory engine
 	if strings.HasPrefix(cfg.Engine, "redis://") {
-		re, err := redis.New(redis.Options{URL: cfg.Engine, MaxQueue: cfg.MaxQueue, Logger: a.Log})
+		re, err := redis.New(redis.Options{URL: cfg.Engine, Budgets: budgets(cfg), Logger: a.Log})
 		if err != nil {
 			a.Close()
 			return nil, fmt.Errorf("BAYEUX_ENGINE: %w", err)
@@ -89,11 +91,13 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	a.Chat = chat.New(a.Auth, a.Logins, a.Log)
+	a.Chat.RoomRate, a.Chat.RoomBurst = cfg.RoomRate, cfg.RoomBurst
 	admins, err := admin.OpenAdmins(filepath.Join(cfg.DataDir, "admins"), cfg.Admins)
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("admins file: %w", err)
 	}
+	a.Chat.IsAdmin = admins.IsAdmin
 	if created && len(cfg.Admins) == 0 {
 		// The first-start user admin administers the server.
 		if err := admins.Grant("admin"); err != nil {
@@ -122,6 +126,14 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		MaxChannelLength:      cfg.MaxChannelLength,
 		MaxSubscriptions:      cfg.MaxSubscriptions,
 		MaxQueue:              cfg.MaxQueue,
+		MaxQueueBytes:         cfg.MaxQueueBytes,
+		MaxQueuedBytes:        cfg.MaxQueuedBytes,
+		MaxReplySize:          cfg.MaxReplySize,
+		MaxHistoryChannels:    cfg.MaxHistoryRooms,
+		MaxPublishSize:        cfg.MaxPublishSize,
+		MaxSessionsPerIP:      cfg.MaxSessionsPerIP,
+		HandshakeRate:         cfg.HandshakeRate,
+		HandshakeBurst:        cfg.HandshakeBurst,
 		ClientMaxConnections:  cfg.ClientMaxConnections,
 		MaxSessionsPerBrowser: cfg.MaxSessionsPerBrowser,
 		MultiSessionInterval:  cfg.MultiSessionInterval,
@@ -190,9 +202,16 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	return a, nil
 }
 
+// documentRoot is BAYEUX_DOCUMENT_ROOT, or the default one: the landing
+// page of assets and the README rendered as /readme.html (the landing
+// page links to its sections).
 func (a *App) documentRoot() (fs.FS, error) {
 	if a.Config.DocumentRoot == "" {
-		return assets.FS, nil
+		page, err := readme.Page(bayeux.README, ui.StyleSheet)
+		if err != nil {
+			return nil, fmt.Errorf("rendering the README: %w", err)
+		}
+		return readme.WithFile(assets.FS, "readme.html", page), nil
 	}
 	r, err := os.OpenRoot(a.Config.DocumentRoot)
 	if err != nil {
@@ -208,6 +227,18 @@ func (a *App) Close() {
 		c.Close()
 	}
 	a.closers = nil
+}
+
+// budgets are the engine's budgets from cfg (the server gives the same
+// to the memory engine it makes).
+func budgets(cfg *config.Config) server.Budgets {
+	return server.Budgets{
+		MaxQueue:           cfg.MaxQueue,
+		MaxQueueBytes:      cfg.MaxQueueBytes,
+		MaxFetchBytes:      cfg.MaxReplySize,
+		MaxQueuedBytes:     cfg.MaxQueuedBytes,
+		MaxHistoryChannels: cfg.MaxHistoryRooms,
+	}
 }
 
 func parseLevel(s string) slog.Level {

@@ -86,7 +86,7 @@ func TestServesHealthDocumentRootAndBayeux(t *testing.T) {
 	if fi, err := os.Stat(dataDir); err != nil || !fi.IsDir() {
 		t.Fatalf("data dir not created: %v", err)
 	}
-	for path, want := range map[string]string{"/healthz": "ok", "/": "<title>bayeux</title>", "/style.css": "font-family"} {
+	for path, want := range map[string]string{"/healthz": "ok", "/": "<title>bayeux</title>", "/favicon.svg": "<svg"} {
 		resp, err := http.Get(r.url + path)
 		if err != nil {
 			t.Fatal(err)

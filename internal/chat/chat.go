@@ -42,6 +42,18 @@ var (
 	ErrBadAuth            = &protocol.Error{Code: 400, Message: "auth_invalid"}
 	ErrRoomInvalid        = &protocol.Error{Code: 400, Message: "room_invalid"}
 	ErrChatInvalid        = &protocol.Error{Code: 400, Message: "chat_invalid"}
+	// ErrRoomWildcard refuses a non-admin's wildcard subscription that
+	// covers rooms (/**, /chat/*, /chat/**): it would read every room
+	// without being in any member list.
+	ErrRoomWildcard = &protocol.Error{Code: 403, Message: "room_wildcard_denied"}
+	// ErrRoomRate refuses a user creating rooms faster than Chat.RoomRate.
+	ErrRoomRate = &protocol.Error{Code: 429, Message: "room_rate_limited"}
+)
+
+// Reasons the chat refuses for, counted in server.Stats().Refused.
+const (
+	RefusedRoomWildcard = "room_wildcard"
+	RefusedRoomCreate   = "room_create"
 )
 
 // Chat implements the chat policy. Create it with New, pass its
@@ -55,8 +67,19 @@ type Chat struct {
 	// MaxText is the longest chat text in characters. Default 2000.
 	MaxText int
 	Log     *slog.Logger
+	// IsAdmin tells whether a user administers the server (nil: nobody
+	// does). Administrators may subscribe to wildcards over rooms and
+	// create rooms without limit.
+	IsAdmin func(user string) bool
+	// RoomRate bounds the rooms one user may create per minute, with
+	// bursts of RoomBurst (a token bucket per user); 0 means unlimited. A
+	// room is created when it is written to or subscribed to while it has
+	// neither members nor history. Set both before Attach.
+	RoomRate  float64
+	RoomBurst int
 
-	srv *server.Server
+	srv   *server.Server
+	rooms rooms
 	// presenceMu orders presence updates: lookup, compare and publish
 	// happen as one step, so a late lookup cannot publish a stale list.
 	presenceMu sync.Mutex
@@ -72,7 +95,18 @@ func New(a *auth.Authenticator, l *auth.Logins, log *slog.Logger) *Chat {
 }
 
 // Attach gives the chat its server; call it right after server.New.
-func (c *Chat) Attach(s *server.Server) { c.srv = s }
+func (c *Chat) Attach(s *server.Server) {
+	c.srv = s
+	c.rooms.init(c.RoomRate, c.RoomBurst)
+	s.Stats().Refused.Declare(RefusedRoomWildcard, RefusedRoomCreate)
+}
+
+func (c *Chat) isAdmin(user string) bool { return user != "" && c.IsAdmin != nil && c.IsAdmin(user) }
+
+// coversRooms reports whether pattern is a wildcard that matches rooms.
+func coversRooms(pattern string) bool {
+	return protocol.IsWild(pattern) && protocol.Match(pattern, RoomPrefix+DefaultRoom)
+}
 
 // RoomOf returns the room of a room channel (/chat/<room>), or "".
 func RoomOf(channel string) string {
@@ -107,6 +141,19 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 			if (isChatChannel(ch) || ch == "/**") && cl.User() == "" {
 				return ErrLoginRequired
 			}
+			// A wildcard over rooms reads them all while the reader is in
+			// no member list: refused (a member list could not show it).
+			if coversRooms(ch) && !c.isAdmin(cl.User()) {
+				c.srv.Stats().Refused.Add(RefusedRoomWildcard)
+				return ErrRoomWildcard
+			}
+		}
+		for _, ch := range m.Subscription.Channels {
+			if room := RoomOf(ch); room != "" {
+				if err := c.useRoom(ctx, cl.User(), room); err != nil {
+					return err
+				}
+			}
 		}
 		return nil
 	}
@@ -122,10 +169,14 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 	if cl.User() == "" {
 		return ErrLoginRequired
 	}
-	if RoomOf(m.Channel) == "" {
+	room := RoomOf(m.Channel)
+	if room == "" {
 		return ErrRoomInvalid
 	}
-	return c.stamp(cl, m)
+	if err := c.stamp(cl, m); err != nil {
+		return err
+	}
+	return c.useRoom(ctx, cl.User(), room)
 }
 
 func (c *Chat) handshake(cl *server.Client, m *protocol.Message) error {
@@ -158,7 +209,9 @@ func (c *Chat) handshake(cl *server.Client, m *protocol.Message) error {
 	return nil // anonymous sessions may use other channels
 }
 
-// stamp replaces a chat message's data with the server's version.
+// stamp replaces a chat message with the server's version: data is
+// rebuilt from the text alone and the client's ext is neither stored nor
+// forwarded.
 func (c *Chat) stamp(cl *server.Client, m *protocol.Message) error {
 	var in struct {
 		Chat *string `json:"chat"`
@@ -182,6 +235,7 @@ func (c *Chat) stamp(cl *server.Client, m *protocol.Message) error {
 		return err
 	}
 	m.Data = out
+	m.Ext = nil
 	return nil
 }
 

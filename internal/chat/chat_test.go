@@ -53,6 +53,14 @@ func newChatServer(t *testing.T, connectTimeout time.Duration) *chatServer {
 
 func newChatServerEngine(t *testing.T, connectTimeout time.Duration, engine server.Engine) *chatServer {
 	t.Helper()
+	return newChatServerWith(t, server.Options{ConnectTimeout: connectTimeout, Engine: engine}, nil)
+}
+
+// newChatServerWith starts a chat server with opts (the chat's hooks, a
+// quiet log and a 2 s poll timeout are set here); setup, when not nil,
+// configures the chat before it is attached.
+func newChatServerWith(t *testing.T, opts server.Options, setup func(*chat.Chat)) *chatServer {
+	t.Helper()
 	users, err := auth.OpenUsers(testutil.WriteUsers(t, "", testUsers...))
 	if err != nil {
 		t.Fatal(err)
@@ -64,15 +72,12 @@ func newChatServerEngine(t *testing.T, connectTimeout time.Duration, engine serv
 	}
 	log := slog.New(slog.DiscardHandler)
 	c := chat.New(a, logins, log)
-	srv, err := server.New(server.Options{
-		Authorize:      c.Authorize,
-		OnEvent:        c.OnEvent,
-		Services:       c.Services(),
-		Logger:         log,
-		PollTimeout:    2 * time.Second,
-		ConnectTimeout: connectTimeout,
-		Engine:         engine,
-	})
+	if setup != nil {
+		setup(c)
+	}
+	opts.Authorize, opts.OnEvent, opts.Services = c.Authorize, c.OnEvent, c.Services()
+	opts.Logger, opts.PollTimeout = log, 2*time.Second
+	srv, err := server.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -468,7 +473,9 @@ func TestChatMessageIsStamped(t *testing.T) {
 }
 
 func TestChatPublishRefused(t *testing.T) {
-	cs := newChatServer(t, 10*time.Second)
+	// bob, an admin, may read every room through a wildcard.
+	cs := newChatServerWith(t, server.Options{ConnectTimeout: 10 * time.Second},
+		func(c *chat.Chat) { c.IsAdmin = func(u string) bool { return u == "bob" } })
 	alice := cs.client().login("alice")
 	bob := cs.client().login("bob")
 	bob.mustSubscribe("/chat/**", "/members/**")

@@ -34,6 +34,16 @@ type Config struct {
 	ClientMaxConnections  int           `env:"CLIENT_MAX_CONNECTIONS" envDefault:"100" desc:"concurrent Bayeux requests per IP address; 0 = unlimited"`
 	MaxMessageSize        int64         `env:"MAX_MESSAGE_SIZE" envDefault:"524288" desc:"bytes of one HTTP request body (413 beyond)"`
 	MaxQueue              int           `env:"MAX_QUEUE" envDefault:"1000" desc:"messages waiting in one session's queue; the oldest is dropped beyond"`
+	MaxQueueBytes         int64         `env:"MAX_QUEUE_BYTES" envDefault:"4194304" desc:"bytes waiting in one session's queue; the oldest are dropped beyond (the client is told in ext.dropped)"`
+	MaxQueuedBytes        int64         `env:"MAX_QUEUED_BYTES" envDefault:"268435456" desc:"bytes waiting in all sessions' queues together; beyond, the biggest queues drop their oldest messages first (told in ext.dropped)"`
+	MaxReplySize          int64         `env:"MAX_REPLY_SIZE" envDefault:"1048576" desc:"bytes of queued messages in one connect reply or WebSocket frame; the rest waits for the next connect (a reply carries at least one message)"`
+	MaxPublishSize        int64         `env:"MAX_PUBLISH_SIZE" envDefault:"65536" desc:"bytes of one published message (channel, data and ext); bigger ones are refused with 413::publish_too_large"`
+	MaxSessionsPerIP      int           `env:"MAX_SESSIONS_PER_IP" envDefault:"100" desc:"sessions one IP address may hold at once on this node; more handshakes are refused with 429::too_many_sessions; 0 = unlimited"`
+	HandshakeRate         float64       `env:"HANDSHAKE_RATE" envDefault:"5" desc:"handshakes per second one IP address may make on this node (token bucket); more are refused with 429::too_many_handshakes; 0 = unlimited"`
+	HandshakeBurst        int           `env:"HANDSHAKE_BURST" envDefault:"30" desc:"handshakes one IP address may make at once (the token bucket's size)"`
+	MaxHistoryRooms       int           `env:"MAX_HISTORY_ROOMS" envDefault:"200" desc:"chat rooms that keep a history; beyond, the least recently used room's history is forgotten"`
+	RoomRate              float64       `env:"ROOM_RATE" envDefault:"10" desc:"chat rooms one user may create per minute (admins: unlimited); more are refused with 429::room_rate_limited; 0 = unlimited"`
+	RoomBurst             int           `env:"ROOM_BURST" envDefault:"10" desc:"chat rooms one user may create at once (the token bucket's size)"`
 	MaxBatch              int           `env:"MAX_BATCH" envDefault:"256" desc:"messages in one request"`
 	MaxChannelLength      int           `env:"MAX_CHANNEL_LENGTH" envDefault:"256" desc:"bytes of a channel name"`
 	MaxSubscriptions      int           `env:"MAX_SUBSCRIPTIONS" envDefault:"1024" desc:"subscriptions of one session"`
@@ -102,9 +112,24 @@ func (c *Config) validate() error {
 	if c.MaxMessageSize <= 0 {
 		bad("MAX_MESSAGE_SIZE", "must be positive")
 	}
-	for name, v := range map[string]int{"MAX_QUEUE": c.MaxQueue, "MAX_BATCH": c.MaxBatch, "MAX_CHANNEL_LENGTH": c.MaxChannelLength, "MAX_SUBSCRIPTIONS": c.MaxSubscriptions} {
+	for name, v := range map[string]int{"MAX_QUEUE": c.MaxQueue, "MAX_BATCH": c.MaxBatch, "MAX_CHANNEL_LENGTH": c.MaxChannelLength,
+		"MAX_SUBSCRIPTIONS": c.MaxSubscriptions, "MAX_HISTORY_ROOMS": c.MaxHistoryRooms, "HANDSHAKE_BURST": c.HandshakeBurst, "ROOM_BURST": c.RoomBurst} {
 		if v <= 0 {
 			bad(name, "must be positive")
+		}
+	}
+	for name, v := range map[string]int64{"MAX_QUEUE_BYTES": c.MaxQueueBytes, "MAX_QUEUED_BYTES": c.MaxQueuedBytes,
+		"MAX_REPLY_SIZE": c.MaxReplySize, "MAX_PUBLISH_SIZE": c.MaxPublishSize} {
+		if v <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	if c.MaxSessionsPerIP < 0 {
+		bad("MAX_SESSIONS_PER_IP", "must be 0 (unlimited) or positive")
+	}
+	for name, v := range map[string]float64{"HANDSHAKE_RATE": c.HandshakeRate, "ROOM_RATE": c.RoomRate} {
+		if v < 0 {
+			bad(name, "must be 0 (unlimited) or positive")
 		}
 	}
 	switch strings.ToLower(c.LogLevel) {

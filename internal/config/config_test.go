@@ -48,6 +48,17 @@ func TestParse(t *testing.T) {
 		{name: "negative limit", vars: map[string]string{"BAYEUX_CLIENT_MAX_CONNECTIONS": "-1"}, wantErr: "CLIENT_MAX_CONNECTIONS"},
 		{name: "bad engine", vars: map[string]string{"BAYEUX_ENGINE": "mysql://x"}, wantErr: "ENGINE"},
 		{name: "bad level", vars: map[string]string{"BAYEUX_LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
+		{name: "budget defaults", vars: nil, check: func(c *Config) bool {
+			return c.MaxQueueBytes == 4<<20 && c.MaxQueuedBytes == 256<<20 && c.MaxReplySize == 1<<20 && c.MaxPublishSize == 64<<10 &&
+				c.MaxSessionsPerIP == 100 && c.HandshakeRate == 5 && c.HandshakeBurst == 30 && c.MaxHistoryRooms == 200 &&
+				c.RoomRate == 10 && c.RoomBurst == 10
+		}},
+		{name: "per-address limits off", vars: map[string]string{"BAYEUX_MAX_SESSIONS_PER_IP": "0", "BAYEUX_HANDSHAKE_RATE": "0", "BAYEUX_ROOM_RATE": "0"},
+			check: func(c *Config) bool { return c.MaxSessionsPerIP == 0 && c.HandshakeRate == 0 && c.RoomRate == 0 }},
+		{name: "zero queue bytes", vars: map[string]string{"BAYEUX_MAX_QUEUE_BYTES": "0"}, wantErr: "MAX_QUEUE_BYTES"},
+		{name: "negative publish size", vars: map[string]string{"BAYEUX_MAX_PUBLISH_SIZE": "-1"}, wantErr: "MAX_PUBLISH_SIZE"},
+		{name: "negative handshake rate", vars: map[string]string{"BAYEUX_HANDSHAKE_RATE": "-2"}, wantErr: "HANDSHAKE_RATE"},
+		{name: "zero history rooms", vars: map[string]string{"BAYEUX_MAX_HISTORY_ROOMS": "0"}, wantErr: "MAX_HISTORY_ROOMS"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := LoadFrom(tc.vars)
@@ -70,7 +81,9 @@ func TestParse(t *testing.T) {
 func TestHelpListsEveryVariable(t *testing.T) {
 	var b bytes.Buffer
 	PrintHelp(&b)
-	for _, name := range []string{"ADDR", "DOCUMENT_ROOT", "DIRECTORY_INDEX", "TYPE_EXPIRES", "ANON_PUBLISH", "CONNECT_TIMEOUT", "POLL_TIMEOUT", "CLIENT_MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FILE", "DATA_DIR", "USERS_FILE", "ADMINS", "SESSION_KEYS", "ENGINE", "ALLOWED_ORIGINS", "EMBED_ORIGINS", "MAX_MESSAGE_SIZE", "MAX_QUEUE", "POLL_INTERVAL"} {
+	for _, name := range []string{"ADDR", "DOCUMENT_ROOT", "DIRECTORY_INDEX", "TYPE_EXPIRES", "ANON_PUBLISH", "CONNECT_TIMEOUT", "POLL_TIMEOUT", "CLIENT_MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FILE", "DATA_DIR", "USERS_FILE", "ADMINS", "SESSION_KEYS", "ENGINE", "ALLOWED_ORIGINS", "EMBED_ORIGINS", "MAX_MESSAGE_SIZE", "MAX_QUEUE", "POLL_INTERVAL",
+		"MAX_QUEUE_BYTES", "MAX_QUEUED_BYTES", "MAX_REPLY_SIZE", "MAX_PUBLISH_SIZE", "MAX_SESSIONS_PER_IP", "HANDSHAKE_RATE",
+		"HANDSHAKE_BURST", "MAX_HISTORY_ROOMS", "ROOM_RATE", "ROOM_BURST"} {
 		if !strings.Contains(b.String(), "BAYEUX_"+name) {
 			t.Errorf("help lacks BAYEUX_%s", name)
 		}

@@ -24,8 +24,9 @@ const Wait = 5 * time.Second
 
 // Options configure an engine made for one scenario.
 type Options struct {
-	// MaxQueue bounds each session's queue (0: the engine's default).
-	MaxQueue int
+	// Budgets bound queues and histories (zero fields: the engine's
+	// defaults).
+	server.Budgets
 	// SweepInterval is how often expired sessions are looked for (0: the
 	// engine's default).
 	SweepInterval time.Duration
@@ -112,6 +113,11 @@ func Run(t *testing.T, newEngine func(t *testing.T, opts Options) server.Engine)
 		{"Stress", testStress},
 		{"ConcurrentPublishOnce", testConcurrentPublishOnce},
 		{"ListingAndHistory", testListingAndHistory},
+		{"QueueBytes", testQueueBytes},
+		{"FetchBytes", testFetchBytes},
+		{"AckFetchBytes", testAckFetchBytes},
+		{"QueuedBytes", testQueuedBytes},
+		{"HistoryChannels", testHistoryChannels},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
@@ -266,7 +272,7 @@ func testDedup(t *testing.T, m *maker) {
 // are dropped and counted once, in the next batch.
 func testQueueBound(t *testing.T, m *maker) {
 	const maxQueue = 3
-	e := m.node(t, Options{MaxQueue: maxQueue})
+	e := m.node(t, Options{Budgets: server.Budgets{MaxQueue: maxQueue}})
 	ctx := context.Background()
 	CreateSession(t, e, "s")
 	Subscribe(t, e, "s", "/q")
@@ -770,7 +776,7 @@ func testAck(t *testing.T, m *maker) {
 	}
 
 	// Overflow drops the oldest, acknowledged or not, counted once.
-	small := m.node(t, Options{MaxQueue: 3})
+	small := m.node(t, Options{Budgets: server.Budgets{MaxQueue: 3}})
 	CreateAckSession(t, small, "s")
 	Subscribe(t, small, "s", "/o")
 	for i := 1; i <= 5; i++ {
@@ -804,8 +810,8 @@ func testAck(t *testing.T, m *maker) {
 // node in turn, and whose replies are lost now and then, receives every
 // message once and in order.
 func testAckAcrossNodes(t *testing.T, m *maker) {
-	a := m.node(t, Options{MaxQueue: 1000})
-	b := m.peer(t, a, Options{MaxQueue: 1000})
+	a := m.node(t, Options{Budgets: server.Budgets{MaxQueue: 1000}})
+	b := m.peer(t, a, Options{Budgets: server.Budgets{MaxQueue: 1000}})
 	nodes := []*Node{a, b}
 	ctx := context.Background()
 	CreateAckSession(t, a, "s")
@@ -847,7 +853,7 @@ func testAckAcrossNodes(t *testing.T, m *maker) {
 // (run it with -race), then checks that the engine's bookkeeping matches
 // what the goroutines did.
 func testStress(t *testing.T, m *maker) {
-	opts := Options{MaxQueue: 50, SweepInterval: 5 * time.Millisecond}
+	opts := Options{Budgets: server.Budgets{MaxQueue: 50}, SweepInterval: 5 * time.Millisecond}
 	n0 := m.node(t, opts)
 	e := n0.Engine
 	nodes := []server.Engine{e, m.peer(t, n0, opts).Engine}
@@ -979,8 +985,8 @@ func testStress(t *testing.T, m *maker) {
 // the engine has several, to a channel that sessions reach through several
 // overlapping subscriptions must each be queued exactly once per session.
 func testConcurrentPublishOnce(t *testing.T, m *maker) {
-	na := m.node(t, Options{MaxQueue: 1 << 20})
-	nb := m.peer(t, na, Options{MaxQueue: 1 << 20})
+	na := m.node(t, Options{Budgets: server.Budgets{MaxQueue: 1 << 20}})
+	nb := m.peer(t, na, Options{Budgets: server.Budgets{MaxQueue: 1 << 20}})
 	a, b := na.Engine, nb.Engine
 	ctx := context.Background()
 	const sessions, workers, each = 20, 8, 500
@@ -1117,5 +1123,258 @@ func testListingAndHistory(t *testing.T, m *maker) {
 	}
 	if h, _ := hs.History(ctx, "/off", 5); len(h) != 0 {
 		t.Errorf("AppendHistory with max 0 stored %q", h)
+	}
+}
+
+// testQueueBytes: a queue over MaxQueueBytes drops its oldest messages,
+// counted in Dropped and reported by reason, but always keeps the newest,
+// however big.
+func testQueueBytes(t *testing.T, m *maker) {
+	var drops DropCounter
+	e := m.node(t, Options{Budgets: server.Budgets{MaxQueueBytes: 3500}, Hooks: drops.Hooks()})
+	ctx := context.Background()
+	CreateSession(t, e, "s")
+	Subscribe(t, e, "s", "/q")
+	for i := range 10 {
+		if i%2 == 0 {
+			if err := e.Deliver(ctx, "s", SizedPayload("/q", i, 1000)); err != nil {
+				t.Fatal(err)
+			}
+		} else if n, err := e.Publish(ctx, SizedPayload("/q", i, 1000)); n != 1 || err != nil {
+			t.Fatalf("Publish = %d, %v", n, err)
+		}
+	}
+	b := TakeAll(t, e, "s")
+	if got := Nums(t, b); !slices.Equal(got, []int{7, 8, 9}) || b.Dropped != 7 {
+		t.Errorf("Take = %v dropped %d, want the newest 3 KB [7 8 9] and 7 dropped", got, b.Dropped)
+	}
+	if n := drops.Get(server.DropQueueBytes); n != 7 {
+		t.Errorf("Dropped hook reported %d for %s, want 7", n, server.DropQueueBytes)
+	}
+	// A message bigger than the whole budget stays alone: it is the
+	// newest, and a client must be able to receive it.
+	_ = e.Deliver(ctx, "s", SizedPayload("/q", 10, 500))
+	_ = e.Deliver(ctx, "s", SizedPayload("/q", 11, 5000))
+	if b = TakeAll(t, e, "s"); !slices.Equal(Nums(t, b), []int{11}) || b.Dropped != 1 {
+		t.Errorf("after a message over the budget, Take = %v dropped %d; want [11] dropped 1", Nums(t, b), b.Dropped)
+	}
+	// The budget counts what is queued now: taken messages free it.
+	for i := range 3 {
+		_ = e.Deliver(ctx, "s", SizedPayload("/q", i, 1000))
+	}
+	if b = TakeAll(t, e, "s"); len(b.Payloads) != 3 || b.Dropped != 0 {
+		t.Errorf("after draining, 3 KB queued: Take = %v dropped %d", Nums(t, b), b.Dropped)
+	}
+	// The message bound still counts, with its own reason.
+	small := m.node(t, Options{Budgets: server.Budgets{MaxQueue: 2}, Hooks: drops.Hooks()})
+	CreateSession(t, small, "s")
+	for i := range 5 {
+		_ = small.Deliver(ctx, "s", Payload("/q", i))
+	}
+	if b = TakeAll(t, small, "s"); !slices.Equal(Nums(t, b), []int{3, 4}) || b.Dropped != 3 {
+		t.Errorf("MaxQueue 2: Take = %v dropped %d", Nums(t, b), b.Dropped)
+	}
+	if n := drops.Get(server.DropQueueLength); n != 3 {
+		t.Errorf("Dropped hook reported %d for %s, want 3", n, server.DropQueueLength)
+	}
+}
+
+// testFetchBytes: one Take returns at most MaxFetchBytes of messages (at
+// least one), the rest staying queued for the next, also when it waited.
+func testFetchBytes(t *testing.T, m *maker) {
+	e := m.node(t, Options{Budgets: server.Budgets{MaxFetchBytes: 2500}})
+	ctx := context.Background()
+	CreateSession(t, e, "s")
+	Subscribe(t, e, "s", "/f")
+	for i := range 5 {
+		if _, err := e.Publish(ctx, SizedPayload("/f", i, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range [][]int{{0, 1}, {2, 3}, {4}, nil} {
+		b := TakeAll(t, e, "s")
+		if got := Nums(t, b); !slices.Equal(got, want) || b.Dropped != 0 {
+			t.Errorf("Take = %v dropped %d, want %v (2.5 KB per take)", got, b.Dropped, want)
+		}
+	}
+	// One message over the cap goes alone.
+	_ = e.Deliver(ctx, "s", SizedPayload("/f", 5, 4000))
+	_ = e.Deliver(ctx, "s", SizedPayload("/f", 6, 100))
+	if b, _ := e.Fetch(ctx, "s", time.Second); !slices.Equal(Nums(t, b), []int{5}) {
+		t.Errorf("Fetch with a 4 KB message first = %v, want [5] alone", Nums(t, b))
+	}
+	if b, _ := e.Fetch(ctx, "s", time.Second); !slices.Equal(Nums(t, b), []int{6}) {
+		t.Errorf("next Fetch = %v, want [6]", Nums(t, b))
+	}
+	// A waiting fetch woken by a burst takes a capped batch too.
+	p := e.Begin(ctx, "s", server.TakeOptions{}, Wait)
+	if !p.Waits {
+		t.Fatal("a fetch on an empty queue did not wait")
+	}
+	for i := 7; i < 10; i++ {
+		_ = e.Deliver(ctx, "s", SizedPayload("/f", i, 1000))
+	}
+	b, err := awaitPending(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := Nums(t, b)
+	if len(got) > 2 {
+		t.Errorf("a woken fetch returned %v: more than 2.5 KB", got)
+	}
+	for range 3 {
+		got = append(got, Nums(t, TakeAll(t, e, "s"))...)
+	}
+	if !slices.Equal(got, []int{7, 8, 9}) {
+		t.Errorf("the fetch and takes after it delivered %v, want [7 8 9] in order", got)
+	}
+}
+
+// testAckFetchBytes: in ack mode a take returns what is unacknowledged
+// within MaxFetchBytes; without an ack the same batch is sent again, and
+// each ack moves on to the next.
+func testAckFetchBytes(t *testing.T, m *maker) {
+	e := m.node(t, Options{Budgets: server.Budgets{MaxFetchBytes: 2500}})
+	ctx := context.Background()
+	CreateAckSession(t, e, "s")
+	for i := 1; i <= 5; i++ {
+		_ = e.Deliver(ctx, "s", SizedPayload("/a", i, 1000))
+	}
+	var acked uint64
+	for i, tc := range []struct {
+		lost bool // the reply is lost: the client acknowledges nothing new
+		want []int
+	}{
+		{true, []int{1, 2}},
+		{false, []int{1, 2}}, // not acknowledged: the same, within the cap
+		{false, []int{3, 4}},
+		{false, []int{5}},
+		{false, nil},
+	} {
+		b, err := e.FetchAck(ctx, "s", acked, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Nums(t, b); !slices.Equal(got, tc.want) {
+			t.Errorf("take %d: %v, want %v", i, got, tc.want)
+		}
+		if !tc.lost {
+			acked = b.Last
+		}
+	}
+	// A message over the cap goes alone, and is sent again until acked.
+	_ = e.Deliver(ctx, "s", SizedPayload("/a", 6, 4000))
+	_ = e.Deliver(ctx, "s", SizedPayload("/a", 7, 100))
+	var last uint64
+	for range 2 {
+		b, _ := e.FetchAck(ctx, "s", acked, 0)
+		if !slices.Equal(Nums(t, b), []int{6}) {
+			t.Errorf("FetchAck(%d) = %v, want [6] alone", acked, Nums(t, b))
+		}
+		last = b.Last
+	}
+	if b, _ := e.FetchAck(ctx, "s", last, 0); !slices.Equal(Nums(t, b), []int{7}) {
+		t.Errorf("FetchAck(%d) = %v, want [7]", last, Nums(t, b))
+	}
+}
+
+// testQueuedBytes: when all queues together go over MaxQueuedBytes, the
+// biggest queue loses its oldest messages until they are back under 7/8
+// of it; the small queues keep everything, every drop is reported to its
+// session and to the hook, and the engine takes messages again as usual.
+func testQueuedBytes(t *testing.T, m *maker) {
+	var drops DropCounter
+	e := m.node(t, Options{Budgets: server.Budgets{MaxQueuedBytes: 10000, MaxQueueBytes: 1 << 20, MaxFetchBytes: 1 << 20},
+		Hooks: drops.Hooks()})
+	ctx := context.Background()
+	for _, id := range []string{"big", "mid", "small"} {
+		CreateSession(t, e, id)
+	}
+	_ = e.Deliver(ctx, "small", SizedPayload("/d", 0, 1000))
+	for i := range 3 {
+		_ = e.Deliver(ctx, "mid", SizedPayload("/d", i, 1000))
+	}
+	// 4 KB elsewhere; the 7th KB of big makes 11 KB: big goes down to
+	// 4 KB so that 8 KB (under 8750 bytes) remain.
+	for i := range 7 {
+		if err := e.Deliver(ctx, "big", SizedPayload("/d", i, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		id      string
+		want    []int
+		dropped int
+	}{
+		{"big", []int{3, 4, 5, 6}, 3},
+		{"mid", []int{0, 1, 2}, 0},
+		{"small", []int{0}, 0},
+	} {
+		b := TakeAll(t, e, tc.id)
+		if got := Nums(t, b); !slices.Equal(got, tc.want) || b.Dropped != tc.dropped {
+			t.Errorf("%s: Take = %v dropped %d, want %v dropped %d", tc.id, got, b.Dropped, tc.want, tc.dropped)
+		}
+	}
+	if n := drops.Get(server.DropQueuedBytes); n != 3 {
+		t.Errorf("Dropped hook reported %d for %s, want 3", n, server.DropQueuedBytes)
+	}
+	// Drained: the budget is free again.
+	for i := range 9 {
+		_ = e.Deliver(ctx, "mid", SizedPayload("/d", i, 1000))
+	}
+	if b := TakeAll(t, e, "mid"); len(b.Payloads) != 9 || b.Dropped != 0 {
+		t.Errorf("after draining, 9 KB to one queue: Take = %v dropped %d", Nums(t, b), b.Dropped)
+	}
+	// Destroying a session frees its bytes too.
+	for i := range 9 {
+		_ = e.Deliver(ctx, "big", SizedPayload("/d", i, 1000))
+	}
+	if _, err := e.DestroySession(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 9 {
+		_ = e.Deliver(ctx, "small", SizedPayload("/d", i, 1000))
+	}
+	if b := TakeAll(t, e, "small"); len(b.Payloads) != 9 || b.Dropped != 0 {
+		t.Errorf("after destroying a full queue, 9 KB to another: Take = %v dropped %d", Nums(t, b), b.Dropped)
+	}
+}
+
+// testHistoryChannels: the engine keeps the history of at most
+// MaxHistoryChannels channels, forgetting the least recently used
+// (appended to or read).
+func testHistoryChannels(t *testing.T, m *maker) {
+	var drops DropCounter
+	e := m.node(t, Options{Budgets: server.Budgets{MaxHistoryChannels: 3}, Hooks: drops.Hooks()})
+	hs, ok := e.Engine.(server.Historian)
+	if !ok {
+		return
+	}
+	ctx := context.Background()
+	appendTo := func(ch string) {
+		t.Helper()
+		if err := hs.AppendHistory(ctx, ch, []byte(ch), 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ch := range []string{"/h/0", "/h/1", "/h/2"} {
+		appendTo(ch)
+	}
+	if _, err := hs.History(ctx, "/h/0", 5); err != nil { // /h/1 is now the least recently used
+		t.Fatal(err)
+	}
+	appendTo("/h/3")
+	appendTo("/h/2")
+	appendTo("/h/4") // forgets /h/0
+	for _, tc := range []struct {
+		ch   string
+		want int
+	}{{"/h/0", 0}, {"/h/1", 0}, {"/h/2", 2}, {"/h/3", 1}, {"/h/4", 1}} {
+		if h, err := hs.History(ctx, tc.ch, 5); err != nil || len(h) != tc.want {
+			t.Errorf("History(%s) = %q, %v; want %d entries", tc.ch, h, err, tc.want)
+		}
+	}
+	if n := drops.Get(server.DropHistory); n != 2 {
+		t.Errorf("Dropped hook reported %d for %s, want 2", n, server.DropHistory)
 	}
 }

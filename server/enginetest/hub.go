@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -208,6 +209,42 @@ func Subscribe(t testing.TB, e server.Engine, id string, patterns ...string) {
 // Payload returns a payload on channel whose data is n.
 func Payload(channel string, n int) *server.Payload {
 	return &server.Payload{Channel: channel, JSON: fmt.Appendf(nil, `{"channel":%q,"data":%d}`, channel, n)}
+}
+
+// SizedPayload returns a payload on channel whose data is n and whose JSON
+// is exactly size bytes long (padded in ext), for the byte budgets.
+func SizedPayload(channel string, n, size int) *server.Payload {
+	base := len(fmt.Sprintf(`{"channel":%q,"data":%d,"ext":{"pad":""}}`, channel, n))
+	if size < base {
+		panic(fmt.Sprintf("enginetest: a payload on %s is at least %d bytes", channel, base))
+	}
+	return &server.Payload{Channel: channel, JSON: fmt.Appendf(nil, `{"channel":%q,"data":%d,"ext":{"pad":"%s"}}`,
+		channel, n, strings.Repeat("x", size-base))}
+}
+
+// DropCounter records what an engine reports to EngineHooks.Dropped.
+type DropCounter struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+// Hooks returns hooks that count into d.
+func (d *DropCounter) Hooks() server.EngineHooks {
+	return server.EngineHooks{Dropped: func(reason string, n int) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.m == nil {
+			d.m = map[string]int{}
+		}
+		d.m[reason] += n
+	}}
+}
+
+// Get returns the count reported for reason.
+func (d *DropCounter) Get(reason string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.m[reason]
 }
 
 // Num is the data of a Payload.

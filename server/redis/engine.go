@@ -106,11 +106,15 @@ type Options struct {
 	// Prefix starts every key, so that several deployments (or tests) can
 	// share one Redis. Default "bayeux:". It must not contain '{' or '}'.
 	Prefix string
-	// MaxQueue bounds each session's queue: a session gets at most the
-	// newest MaxQueue messages, and the dropped ones are counted. It also
-	// bounds every stream (MAXLEN ~) and every node's window of it.
-	// Default 1000.
-	MaxQueue int
+	// Budgets bound what a session gets and what Redis and the nodes keep
+	// (zero fields: the defaults of server.Budgets). MaxQueue and
+	// MaxQueueBytes bound what a session can have waiting (the newest
+	// messages are kept, the dropped ones counted) and also every stream
+	// and every node's window of it; MaxFetchBytes one batch;
+	// MaxQueuedBytes all streams and direct queues together, in Redis
+	// (each message counted once per stream it is in, not once per
+	// subscriber); MaxHistoryChannels the channels with a history.
+	server.Budgets
 	// SweepInterval is how often this node looks for expired sessions,
 	// and how long it may keep the expiry of the sessions it takes for
 	// before writing it. Default 997 ms.
@@ -140,11 +144,12 @@ type Engine struct {
 	closed  atomic.Bool
 	started atomic.Bool
 
-	ps      *pubsub
-	owned   ownedTable
-	streams streamTable
-	flush   *flusher
-	mids    atomic.Uint64 // message ids: node id and a counter
+	ps       *pubsub
+	shedding atomic.Bool
+	owned    ownedTable
+	streams  streamTable
+	flush    *flusher
+	mids     atomic.Uint64 // message ids: node id and a counter
 
 	// gone remembers, for a while, why sessions this node took for ended
 	// (removed, claimed by another node), for the Take that asks next.
@@ -186,9 +191,7 @@ func New(opts Options) (*Engine, error) {
 	if strings.ContainsAny(opts.Prefix, "{}") {
 		return nil, errors.New("bayeux/redis: the key prefix must not contain { or }")
 	}
-	if opts.MaxQueue <= 0 {
-		opts.MaxQueue = 1000
-	}
+	opts.Budgets = opts.Budgets.WithDefaults()
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = 997 * time.Millisecond
 	}
@@ -478,8 +481,11 @@ func (e *Engine) DestroySession(ctx context.Context, id string) (*server.Removed
 	return rs, nil
 }
 
-// removed decodes {info, subscriptions...}.
+// removed decodes {info, direct queue bytes, subscriptions...}.
 func removed(id string, a []any) (*server.RemovedSession, error) {
+	if len(a) < 2 {
+		return nil, errShortReply
+	}
 	info, err := decodeInfo(a[0])
 	if err != nil {
 		return nil, err
@@ -487,8 +493,8 @@ func removed(id string, a []any) (*server.RemovedSession, error) {
 	if info.ID == "" {
 		info.ID = id
 	}
-	rs := &server.RemovedSession{Info: info, Subscriptions: make([]string, 0, len(a)-1)}
-	for _, s := range a[1:] {
+	rs := &server.RemovedSession{Info: info, Subscriptions: make([]string, 0, len(a)-2)}
+	for _, s := range a[2:] {
 		if s, ok := s.(string); ok {
 			rs.Subscriptions = append(rs.Subscriptions, s)
 		}
@@ -496,8 +502,9 @@ func removed(id string, a []any) (*server.RemovedSession, error) {
 	return rs, nil
 }
 
-// cleanup removes a removed session from its streams' members and from
-// the expiry index.
+// cleanup removes a removed session from its streams' members (the last
+// one out deletes a stream), from the expiry index and from the
+// accounting of all queues.
 func (e *Engine) cleanup(ctx context.Context, id string, subs []string) {
 	ctx = context.WithoutCancel(ctx)
 	calls := make([]*call, 0, len(subs)+1)
@@ -508,6 +515,13 @@ func (e *Engine) cleanup(ctx context.Context, id string, subs []string) {
 	if err := e.run(ctx, calls...); err != nil && !e.closed.Load() {
 		e.log.Warn("cleaning up a removed session failed", "err", err)
 	}
+	sizes := []any{e.k.queue(id), 0}
+	for i, p := range subs {
+		if n, _ := calls[i].cmd.Int(); n == 1 {
+			sizes = append(sizes, e.k.stream(p), 0)
+		}
+	}
+	e.account(ctx, -1, sizes...)
 }
 
 // Touch implements server.Engine. The expiry is kept as a delay from now
@@ -599,8 +613,12 @@ func (e *Engine) Unsubscribe(ctx context.Context, id, pattern string) (bool, err
 	if s := e.owned.get(id); s != nil {
 		s.unsubscribed(pattern)
 	}
-	if err := leaveScript.Run(context.WithoutCancel(ctx), e.client, e.streamKeys(pattern), id).Err(); err != nil {
+	gone, err := leaveScript.Run(context.WithoutCancel(ctx), e.client, e.streamKeys(pattern), id).Int()
+	if err != nil {
 		return true, e.fail("unsubscribe", err)
+	}
+	if gone == 1 {
+		e.account(ctx, -1, e.k.stream(pattern), 0)
 	}
 	return true, nil
 }
@@ -616,51 +634,142 @@ func (e *Engine) Publish(ctx context.Context, p *server.Payload) (int, error) {
 	names = protocol.Wilds(names, p.Channel)
 	data := encodeEntry(p)
 	mid := e.mid()
+	size := len(p.JSON)
+	b := e.opts.Budgets
+	head := []any{mid, data, size, b.MaxQueue, b.MaxQueueBytes, slack(int64(b.MaxQueue)), slack(b.MaxQueueBytes)}
 	var calls []*call
 	if !e.cluster {
-		keys := make([]string, 0, 3*len(names))
-		args := make([]any, 0, 3+len(names))
-		args = append(args, e.opts.MaxQueue, mid, data)
+		keys := make([]string, 0, 3*len(names)+2)
+		args := append(make([]any, 0, 8+len(names)), len(names))
+		args = append(args, head...)
 		for _, n := range names {
 			keys = append(keys, e.streamKeys(n)...)
 			args = append(args, e.k.notice(n))
+		}
+		if b.MaxQueuedBytes > 0 {
+			keys = append(keys, e.k.total(), e.k.sizes())
 		}
 		calls = []*call{newCall(publishScript, keys, args...)}
 	} else {
 		calls = make([]*call, len(names))
 		for i, n := range names {
-			calls[i] = newCall(publishScript, e.streamKeys(n), e.opts.MaxQueue, mid, data, e.k.notice(n))
+			args := append([]any{1}, head...)
+			calls[i] = newCall(publishScript, e.streamKeys(n), append(args, e.k.notice(n))...)
 		}
 	}
 	if err := e.run(ctx, calls...); err != nil {
 		return 0, e.fail("publish", err)
 	}
-	total := 0
+	total, queued := 0, int64(-1)
+	var sizes []any
 	for i, c := range calls {
 		v, err := c.cmd.Slice()
-		if err != nil || len(v) == 0 {
+		if err != nil || len(v) < 2 {
 			continue
 		}
 		n, _ := v[0].(int64)
 		total += int(n)
-		// This node's windows get the entries now, not when the notices
-		// come back: a take here right after the publish sees it.
-		for j := 1; j+2 < len(v); j += 3 {
+		if t, _ := v[1].(int64); t >= 0 {
+			queued = t
+		}
+		for j := 2; j+4 < len(v); j += 5 {
 			k, _ := v[j].(int64)
 			seq, _ := v[j+1].(int64)
 			id, _ := v[j+2].(string)
+			us, _ := v[j+3].(string)
+			bytes, _ := v[j+4].(int64)
 			name := names[i]
 			if !e.cluster {
 				name = names[k]
 			}
+			sizes = append(sizes, e.k.stream(name), bytes)
+			// This node's windows get the entry now, not when the notice
+			// comes back: a take here right after the publish sees it.
 			if st := e.streams.get(name); st != nil {
-				if c, err := parseCursorID(id); err == nil {
-					st.notice(&entry{seq: uint64(seq), id: id, ms: c.ms, mid: mid, p: p})
-				}
+				t, _ := strconv.ParseInt(us, 10, 64)
+				st.notice(&entry{seq: uint64(seq), id: id, us: t, mid: mid, p: p})
 			}
 		}
 	}
+	e.account(ctx, queued, sizes...)
 	return total, nil
+}
+
+// slack is how far a stream may go over a bound before it is trimmed (to
+// the bound): trimming is then needed about once per slack messages.
+func slack(bound int64) int64 {
+	if bound <= 0 {
+		return 0
+	}
+	return max(bound/16, 1)
+}
+
+// account records the sizes of queues (pairs of key and bytes) in the
+// accounting of all queues, unless a script did already (total >= 0),
+// and sheds when all queues hold more than Budgets.MaxQueuedBytes.
+func (e *Engine) account(ctx context.Context, total int64, sizes ...any) {
+	max := e.opts.MaxQueuedBytes
+	if max <= 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if total < 0 && len(sizes) > 0 {
+		t, err := accountScript.Run(ctx, e.client, []string{e.k.total(), e.k.sizes()}, sizes...).Int64()
+		if err != nil {
+			e.log.Debug("accounting queues failed", "err", err)
+			return
+		}
+		total = t
+	}
+	if total > max {
+		e.shed(ctx)
+	}
+}
+
+// shed brings all streams and direct queues back under 7/8 of
+// Budgets.MaxQueuedBytes, dropping the oldest messages of the biggest.
+// One shed at a time on this node.
+func (e *Engine) shed(ctx context.Context) {
+	if !e.shedding.CompareAndSwap(false, true) {
+		return
+	}
+	defer e.shedding.Store(false)
+	max := e.opts.MaxQueuedBytes
+	v, err := shedScript.Run(ctx, e.client, []string{e.k.total(), e.k.sizes()}, max, max-max/8).Slice()
+	if err != nil || len(v) == 0 {
+		return
+	}
+	var calls []*call
+	var keys []string
+	for i := 0; i+1 < len(v); i += 2 {
+		key, _ := v[i].(string)
+		want, _ := v[i+1].(int64)
+		switch {
+		case strings.HasSuffix(key, "}:x"):
+			name := strings.TrimSuffix(strings.TrimPrefix(key, e.k.p+"{c:"), "}:x")
+			calls = append(calls, newCall(trimStreamScript, e.streamKeys(name), want))
+		case strings.HasSuffix(key, "}:q"):
+			id := strings.TrimSuffix(strings.TrimPrefix(key, e.k.p+"{s:"), "}:q")
+			calls = append(calls, newCall(trimDirectScript, []string{e.k.sess(id), key}, want))
+		default:
+			continue
+		}
+		keys = append(keys, key)
+	}
+	if err := e.run(ctx, calls...); err != nil {
+		e.log.Debug("shedding queues failed", "err", err)
+	}
+	var sizes []any
+	for i, c := range calls {
+		if n, err := c.cmd.Int64(); err == nil {
+			sizes = append(sizes, keys[i], n)
+		}
+	}
+	if len(sizes) > 0 {
+		if err := accountScript.Run(ctx, e.client, []string{e.k.total(), e.k.sizes()}, sizes...).Err(); err != nil {
+			e.log.Debug("accounting queues failed", "err", err)
+		}
+	}
 }
 
 // mid returns a message id unique in the cluster.
@@ -673,14 +782,19 @@ func (e *Engine) Deliver(ctx context.Context, id string, p *server.Payload) erro
 	if e.closed.Load() {
 		return server.ErrEngineClosed
 	}
-	n, err := deliverScript.Run(ctx, e.client, []string{e.k.sess(id), e.k.queue(id)},
-		encodeEntry(p), e.opts.MaxQueue, e.k.nodeChan(), id).Int()
+	keys := []string{e.k.sess(id), e.k.queue(id)}
+	if !e.cluster && e.opts.MaxQueuedBytes > 0 {
+		keys = append(keys, e.k.total(), e.k.sizes())
+	}
+	v, err := deliverScript.Run(ctx, e.client, keys, encodeEntry(p), len(p.JSON), e.opts.MaxQueue,
+		e.opts.MaxQueueBytes, e.k.nodeChan(), id).Int64Slice()
 	if err != nil {
 		return e.fail("deliver", err)
 	}
-	if n == 0 {
+	if len(v) < 3 || v[0] == 0 {
 		return protocol.ErrSessionUnknown
 	}
+	e.account(ctx, v[2], e.k.queue(id), v[1])
 	if s := e.owned.get(id); s != nil {
 		// Taken for on this node: no notice comes back to it.
 		s.directChanged()
@@ -748,7 +862,7 @@ func (e *Engine) infos(ctx context.Context, ids []string) ([]*server.SessionInfo
 
 // Subscriptions implements server.SessionLister.
 func (e *Engine) Subscriptions(ctx context.Context, id string) ([]string, error) {
-	v, err := subscriptionsScript.Run(ctx, e.client, []string{e.k.sess(id), e.k.subs(id)}).Slice()
+	v, err := subscriptionsScript.Run(ctx, e.client, []string{e.k.sess(id), e.k.subs(id)}, "keys").Slice()
 	if err != nil {
 		return nil, e.fail("subscriptions", err)
 	}
@@ -774,13 +888,39 @@ func (e *Engine) Subscribers(ctx context.Context, channel string) ([]*server.Ses
 	return e.infos(ctx, ids)
 }
 
-// AppendHistory implements server.Historian.
+// AppendHistory implements server.Historian. The history of at most
+// Budgets.MaxHistoryChannels channels is kept: appending to one more
+// forgets the least recently used.
 func (e *Engine) AppendHistory(ctx context.Context, channel string, msg []byte, maxLen int) error {
 	if maxLen <= 0 {
 		return nil
 	}
 	if err := historyScript.Run(ctx, e.client, []string{e.k.hist(channel)}, msg, maxLen).Err(); err != nil {
 		return e.fail("append history", err)
+	}
+	return e.useHistory(ctx, channel, "add")
+}
+
+// useHistory marks channel's history used and forgets the least recently
+// used ones beyond Budgets.MaxHistoryChannels.
+func (e *Engine) useHistory(ctx context.Context, channel, how string) error {
+	old, err := historyUseScript.Run(ctx, e.client, []string{e.k.histIndex(), e.k.histSeq()},
+		channel, e.opts.MaxHistoryChannels, how).StringSlice()
+	if err != nil {
+		return e.fail("history", err)
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	pipe := e.client.Pipeline()
+	for _, ch := range old {
+		pipe.Del(ctx, e.k.hist(ch))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return e.fail("forget history", err)
+	}
+	if e.hooks.Dropped != nil {
+		e.hooks.Dropped(server.DropHistory, len(old))
 	}
 	return nil
 }
@@ -794,6 +934,11 @@ func (e *Engine) History(ctx context.Context, channel string, n int) ([][]byte, 
 	v, err := e.client.LRange(ctx, e.k.hist(channel), start, -1).Result()
 	if err != nil {
 		return nil, e.fail("history", err)
+	}
+	if len(v) > 0 {
+		if err := e.useHistory(ctx, channel, "read"); err != nil {
+			return nil, err
+		}
 	}
 	out := make([][]byte, len(v))
 	for i, s := range v {

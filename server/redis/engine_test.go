@@ -48,7 +48,7 @@ func (e suiteEngine) Residue(ctx context.Context) ([]string, error) {
 // engine on the same Redis and key prefix: another node.
 func conformance(t *testing.T, url func(testing.TB) string) {
 	enginetest.Run(t, func(t *testing.T, opts enginetest.Options) server.Engine {
-		o := Options{MaxQueue: opts.MaxQueue, SweepInterval: opts.SweepInterval}
+		o := Options{Budgets: opts.Budgets, SweepInterval: opts.SweepInterval}
 		if opts.Peer != nil {
 			o.Prefix = opts.Peer.(suiteEngine).opts.Prefix
 		}
@@ -309,11 +309,11 @@ func TestEntryCodec(t *testing.T) {
 			t.Errorf("decodeEntry(%q) succeeded", bad)
 		}
 	}
-	n, err := parseNotice("7|1700000000000-3|node.1|" + string(encodeEntry(&server.Payload{Channel: "/c", JSON: []byte("{}")})))
-	if err != nil || n.seq != 7 || n.id != "1700000000000-3" || n.ms != 1700000000000 || n.mid != "node.1" || n.p.Channel != "/c" {
+	n, err := parseNotice("7|1700000000000-3|node.1|1700000000000123|" + string(encodeEntry(&server.Payload{Channel: "/c", JSON: []byte("{}")})))
+	if err != nil || n.seq != 7 || n.id != "1700000000000-3" || n.us != 1700000000000123 || n.mid != "node.1" || n.p.Channel != "/c" {
 		t.Errorf("parseNotice = %+v, %v", n, err)
 	}
-	for _, bad := range []string{"", "7", "7|1-1", "x|1-1|m|0|0|", "7|bad|m|0|0|"} {
+	for _, bad := range []string{"", "7", "7|1-1", "x|1-1|m|1|0|0|", "7|bad|m|1|0|0|", "7|1-1|m|x|0|0|"} {
 		if _, err := parseNotice(bad); err == nil {
 			t.Errorf("parseNotice(%q) succeeded", bad)
 		}

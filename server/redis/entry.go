@@ -51,61 +51,72 @@ func decodeEntry(s string) (*server.Payload, error) {
 type entry struct {
 	seq uint64 // position in its stream (or direct queue), from 1
 	id  string // stream entry id "ms-n" ("" for a direct message)
-	ms  int64  // when it was added, in Redis-clock milliseconds
+	us  int64  // when it was added, in Redis-clock microseconds
 	mid string // message id, the same in every stream the message went to
 	p   *server.Payload
 }
 
+// size is the length of the message's JSON, what the byte budgets count.
+func (e *entry) size() int64 { return int64(len(e.p.JSON)) }
+
 // A stream notice, published on the stream's notice channel with every
-// entry added, is "SEQ|ID|MID|DATA".
+// entry added, is "SEQ|ID|MID|US|DATA".
 
 // parseNotice parses a stream notice.
 func parseNotice(s string) (*entry, error) {
 	seq, rest, ok1 := cutUint(s)
 	id, rest, ok2 := strings.Cut(rest, "|")
-	mid, data, ok3 := strings.Cut(rest, "|")
-	if !ok1 || !ok2 || !ok3 {
+	mid, rest, ok3 := strings.Cut(rest, "|")
+	us, data, ok4 := cutUint(rest)
+	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return nil, errBadEntry
 	}
-	return newStreamEntry(seq, id, mid, data)
+	return newStreamEntry(seq, id, mid, int64(us), data)
 }
 
-func newStreamEntry(seq uint64, id, mid, data string) (*entry, error) {
-	c, err := parseCursorID(id)
-	if err != nil {
+func newStreamEntry(seq uint64, id, mid string, us int64, data string) (*entry, error) {
+	if _, err := parseCursorID(id); err != nil {
 		return nil, err
 	}
 	p, err := decodeEntry(data)
 	if err != nil {
 		return nil, err
 	}
-	return &entry{seq: seq, id: id, ms: c.ms, mid: mid, p: p}, nil
+	return &entry{seq: seq, id: id, us: us, mid: mid, p: p}, nil
 }
 
-// streamEntry converts an entry read with XRANGE/XREVRANGE (fields n, m, d).
+// streamEntry converts an entry read with XRANGE/XREVRANGE (fields n, m,
+// d, t).
 func streamEntry(id string, values map[string]any) (*entry, error) {
 	n, _ := values["n"].(string)
 	seq, err := strconv.ParseUint(n, 10, 64)
 	if err != nil {
 		return nil, errBadEntry
 	}
+	t, _ := values["t"].(string)
+	us, err := strconv.ParseInt(t, 10, 64)
+	if err != nil {
+		return nil, errBadEntry
+	}
 	mid, _ := values["m"].(string)
 	data, _ := values["d"].(string)
-	return newStreamEntry(seq, id, mid, data)
+	return newStreamEntry(seq, id, mid, us, data)
 }
 
-// A direct-queue item is "MS|DATA", MS the Redis time it was queued.
+// A direct-queue item is "US|SIZE|DATA", US the Redis time it was queued
+// in microseconds, SIZE the length of the message's JSON.
 
 func parseDirect(seq uint64, s string) (*entry, error) {
-	ms, data, ok := cutUint(s)
-	if !ok {
+	us, rest, ok1 := cutUint(s)
+	_, data, ok2 := cutUint(rest)
+	if !ok1 || !ok2 {
 		return nil, errBadEntry
 	}
 	p, err := decodeEntry(data)
 	if err != nil {
 		return nil, err
 	}
-	return &entry{seq: seq, ms: int64(ms), p: p}, nil
+	return &entry{seq: seq, us: int64(us), p: p}, nil
 }
 
 // cutUint parses the decimal number before the first '|' of s.

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"fmt"
 	"strconv"
 	"time"
 
@@ -24,6 +25,7 @@ type commitReq struct {
 	st    string // "" keeps the stored state (an expiry alone)
 	exp   string // "" keeps the stored expiry
 	trim  string // "" removes no direct message
+	drops string // "DL,DB,DQ": direct drops reported, or ""
 	done  chan commitResult
 }
 
@@ -44,9 +46,12 @@ func newFlusher(e *Engine) *flusher {
 // and reports commitOK, commitClaimedAway or commitUnknown. Once queued the
 // commit is waited for whatever ctx says: its outcome decides what the
 // caller may send.
-func (f *flusher) commit(_ context.Context, s *osession, st string, trim uint64) (int, error) {
+func (f *flusher) commit(_ context.Context, s *osession, st string, trim uint64, drops [3]uint64) (int, error) {
 	r := &commitReq{s: s, epoch: strconv.FormatUint(s.epoch.Load(), 10), st: st, exp: s.takeExpiry(),
 		trim: strconv.FormatUint(trim, 10), done: make(chan commitResult, 1)}
+	if drops != [3]uint64{} {
+		r.drops = fmt.Sprintf("%d,%d,%d", drops[0], drops[1], drops[2])
+	}
 	select {
 	case f.reqs <- r:
 	case <-f.e.ctx.Done():
@@ -119,12 +124,17 @@ func (f *flusher) flush(batch []*commitReq) {
 	e := f.e
 	var calls []*call
 	var parts [][]*commitReq
+	accounted := !e.cluster && e.opts.MaxQueuedBytes > 0
 	add := func(rs []*commitReq) {
-		keys := make([]string, 0, 2*len(rs))
-		args := make([]any, 0, 4*len(rs))
+		keys := make([]string, 0, 2*len(rs)+2)
+		args := make([]any, 0, 1+5*len(rs))
+		args = append(args, len(rs))
 		for _, r := range rs {
 			keys = append(keys, e.k.sess(r.s.id), e.k.queue(r.s.id))
-			args = append(args, r.epoch, r.st, r.exp, r.trim)
+			args = append(args, r.epoch, r.st, r.exp, r.trim, r.drops)
+		}
+		if accounted {
+			keys = append(keys, e.k.total(), e.k.sizes())
 		}
 		calls = append(calls, newCall(commitScript, keys, args...))
 		parts = append(parts, rs)
@@ -143,22 +153,36 @@ func (f *flusher) flush(batch []*commitReq) {
 	e.stats.commitBatches.Add(1)
 	e.stats.commits.Add(int64(len(batch)))
 	index := []any{"set"}
+	var sizes []any
+	total := int64(-1)
 	for i, rs := range parts {
 		v, err := calls[i].cmd.Slice()
-		if err == nil && len(v) != len(rs)+1 {
+		if err == nil && len(v) != 2*len(rs)+2 {
 			err = errShortReply
+		}
+		if err == nil {
+			if t, _ := v[1].(int64); t >= 0 {
+				total = max(total, t)
+			}
 		}
 		for j, r := range rs {
 			if err != nil {
 				f.finish(r, commitResult{err: e.fail("commit", err)})
 				continue
 			}
-			n, _ := v[j+1].(int64)
+			n, _ := v[2*j+2].(int64)
 			f.finish(r, commitResult{res: int(n)})
 			if n == commitOK && r.exp != "" {
 				index = append(index, r.exp, r.s.id)
 			}
+			if n == commitOK && r.trim != "" && !accounted {
+				qb, _ := v[2*j+3].(int64)
+				sizes = append(sizes, e.k.queue(r.s.id), qb)
+			}
 		}
+	}
+	if e.opts.MaxQueuedBytes > 0 && (len(sizes) > 0 || total >= 0) {
+		e.account(ctx, total, sizes...)
 	}
 	// The expiry index follows, for the sessions still there (after the
 	// replies: nobody waits for it).

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -111,9 +112,10 @@ type osession struct {
 	st      state             // as last committed (or claimed)
 	subs    map[string]cursor // subscription -> where it started
 	streams map[string]*stream
-	direct  []*entry // the direct queue as last read
-	dtop    uint64   // sequence number of the newest direct message read
-	recent  *midRing // message ids delivered, with overlapping subscriptions
+	direct  []*entry  // the direct queue as last read
+	dtop    uint64    // sequence number of the newest direct message read
+	ddrops  [3]uint64 // direct messages dropped, not yet reported: dl, db, dq
+	recent  *midRing  // message ids delivered, with overlapping subscriptions
 
 	loaded   atomic.Bool   // claimed: info, st, subs are set
 	epoch    atomic.Uint64 // the claim number this node holds
@@ -349,6 +351,7 @@ func (s *osession) claim(ctx context.Context) error {
 	}
 	var dh uint64
 	fmt.Sscan(str(v[3]), &dh)
+	s.setDrops(v[4])
 	flat, _ := v[5].([]any)
 	subs := make(map[string]cursor, len(flat)/2)
 	for i := 0; i+1 < len(flat); i += 2 {
@@ -382,6 +385,17 @@ func str(v any) string {
 	return s
 }
 
+// setDrops reads the direct queue's drop counts {dl, db, dq}.
+func (s *osession) setDrops(v any) {
+	a, _ := v.([]any)
+	for i := range s.ddrops {
+		s.ddrops[i] = 0
+		if i < len(a) {
+			fmt.Sscan(str(a[i]), &s.ddrops[i])
+		}
+	}
+}
+
 // setDirect replaces the direct queue as read: its head has sequence
 // number dh+1.
 func (s *osession) setDirect(dh uint64, items []any) error {
@@ -405,35 +419,42 @@ func (s *osession) refresh(ctx context.Context) error {
 	if !dstale && !sstale {
 		return nil
 	}
-	pipe := e.client.Pipeline()
-	var dh *goredis.StringCmd
-	var q *goredis.StringSliceCmd
-	var subs *goredis.MapStringStringCmd
+	var calls []*call
+	var direct, subs *call
 	if dstale {
-		dh = pipe.HGet(ctx, e.k.sess(s.id), "dh")
-		q = pipe.LRange(ctx, e.k.queue(s.id), 0, -1)
+		direct = newCall(directScript, []string{e.k.sess(s.id), e.k.queue(s.id)})
+		calls = append(calls, direct)
 	}
 	if sstale {
-		subs = pipe.HGetAll(ctx, e.k.subs(s.id))
+		subs = newCall(subscriptionsScript, []string{e.k.sess(s.id), e.k.subs(s.id)}, "all")
+		calls = append(calls, subs)
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+	if err := e.run(ctx, calls...); err != nil {
 		s.dstale.Store(s.dstale.Load() || dstale)
 		s.sstale.Store(s.sstale.Load() || sstale)
 		return e.fail("read session", err)
 	}
 	if dstale {
-		var head uint64
-		fmt.Sscan(dh.Val(), &head)
-		items := make([]any, len(q.Val()))
-		for i, it := range q.Val() {
-			items[i] = it
-		}
-		if err := s.setDirect(head, items); err != nil {
-			return err
+		v, _ := direct.cmd.Slice()
+		if len(v) == 3 {
+			var head uint64
+			fmt.Sscan(str(v[0]), &head)
+			s.setDrops(v[1])
+			items, _ := v[2].([]any)
+			if err := s.setDirect(head, items); err != nil {
+				return err
+			}
 		}
 	}
 	if sstale {
-		now := subs.Val()
+		v, _ := subs.cmd.Slice()
+		now := map[string]string{}
+		if len(v) == 2 {
+			flat, _ := v[1].([]any)
+			for i := 0; i+1 < len(flat); i += 2 {
+				now[str(flat[i])] = str(flat[i+1])
+			}
+		}
 		for p := range s.subs {
 			if _, ok := now[p]; !ok {
 				delete(s.subs, p)
@@ -480,6 +501,27 @@ type source struct {
 	name    string
 	from    cursor
 	entries []*entry
+	trimmed string // why the stream lost entries (see luaTrim)
+}
+
+// drops counts messages dropped, by reason.
+type drops struct{ length, bytes, queued int }
+
+func (d drops) total() int { return d.length + d.bytes + d.queued }
+
+// report tells the Dropped hook.
+func (d drops) report(e *Engine) {
+	if e.hooks.Dropped == nil {
+		return
+	}
+	for _, r := range []struct {
+		reason string
+		n      int
+	}{{server.DropQueueLength, d.length}, {server.DropQueueBytes, d.bytes}, {server.DropQueuedBytes, d.queued}} {
+		if r.n > 0 {
+			e.hooks.Dropped(r.reason, r.n)
+		}
+	}
 }
 
 // take takes what is queued for the session and commits its new position.
@@ -525,14 +567,6 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 			reads = append(reads, src)
 		}
 	}
-	if len(reads) > 0 {
-		if err := s.read(ctx, reads); err != nil {
-			if o.Watch {
-				s.watching.Store(false)
-			}
-			return server.Batch{}, commitOK, err
-		}
-	}
 	dsrc := &source{from: cursor{seq: from.direct}}
 	for _, d := range s.direct {
 		if d.seq > from.direct {
@@ -540,66 +574,129 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 		}
 	}
 	srcs = append(srcs, dsrc)
-
-	// Lost: entries trimmed away (streams and the direct queue are
-	// bounded) before the session read them.
-	dropped := 0
-	for _, src := range srcs {
-		if len(src.entries) > 0 {
-			dropped += int(src.entries[0].seq - src.from.seq - 1)
+	var gaps []*source // streams that lost entries the session did not read
+	for _, src := range srcs[:len(srcs)-1] {
+		if len(src.entries) > 0 && src.entries[0].seq > src.from.seq+1 {
+			gaps = append(gaps, src)
 		}
 	}
-	if dtop := s.dtop; len(dsrc.entries) == 0 && dtop > from.direct && len(s.direct) == 0 {
-		dropped += int(dtop - from.direct)
+	if len(reads) > 0 || len(gaps) > 0 {
+		if err := s.read(ctx, reads, &gaps); err != nil {
+			if o.Watch {
+				s.watching.Store(false)
+			}
+			return server.Batch{}, commitOK, err
+		}
 	}
 
-	// Merge by time (each source is in order), once per message id, and
-	// keep the newest MaxQueue.
+	// Lost before the session read them: trimmed from the streams and the
+	// direct queue (they are bounded), for the reasons Redis recorded.
+	var dropped drops
+	for _, src := range gaps {
+		n := int(src.entries[0].seq - src.from.seq - 1)
+		switch src.trimmed {
+		case "b":
+			dropped.bytes += n
+		case "q":
+			dropped.queued += n
+		default:
+			dropped.length += n
+		}
+	}
+	var dgap uint64
+	if len(dsrc.entries) > 0 {
+		dgap = dsrc.entries[0].seq - from.direct - 1
+	} else if s.dtop > from.direct {
+		dgap = s.dtop - from.direct
+	}
+	var reported [3]uint64 // of the direct queue's drop counts
+	for i := range reported {
+		reported[i] = min(dgap, s.ddrops[i])
+		dgap -= reported[i]
+	}
+	dropped.length += int(reported[0] + dgap)
+	dropped.bytes += int(reported[1])
+	dropped.queued += int(reported[2])
+
+	// Merge by time (each source is in order), once per message id.
 	type item struct {
-		src *source
-		e   *entry
+		src  *source
+		e    *entry
+		copy bool // taken through another subscription
+		drop bool // over the session's bounds
 	}
 	var all []item
 	for _, src := range srcs {
 		for _, en := range src.entries {
-			all = append(all, item{src, en})
+			all = append(all, item{src: src, e: en})
 		}
 	}
-	slices.SortStableFunc(all, func(a, b item) int {
-		switch {
-		case a.e.ms < b.e.ms:
-			return -1
-		case a.e.ms > b.e.ms:
-			return 1
-		}
-		return 0
-	})
-	kept := all[:0:0]
-	var seen map[string]bool
+	slices.SortStableFunc(all, func(a, b item) int { return cmp.Compare(a.e.us, b.e.us) })
 	overlap := len(s.subs) > 1
+	var seen map[string]bool
 	if overlap {
 		seen = make(map[string]bool, len(all))
 	}
-	for _, it := range all {
+	n := 0
+	for i := range all {
+		it := &all[i]
 		if overlap && it.e.mid != "" {
 			if seen[it.e.mid] || s.recent.delivered(it.e.mid, it.src.name, from) {
-				continue // a copy of a message taken through another subscription
+				it.copy = true
+				continue
 			}
 			seen[it.e.mid] = true
 		}
-		kept = append(kept, it)
+		n++
 	}
-	if n := len(kept) - e.opts.MaxQueue; n > 0 {
-		dropped += n
-		kept = kept[n:]
+	// The session's bounds: the newest MaxQueue messages and, of those,
+	// the newest that fit in MaxQueueBytes (the newest always).
+	budget := e.opts.Budgets
+	over := max(n-budget.MaxQueue, 0)
+	var size int64
+	keep := 0
+	for i := len(all) - 1; i >= 0; i-- {
+		it := &all[i]
+		if it.copy {
+			continue
+		}
+		if keep >= n-over {
+			it.drop = true
+			dropped.length++
+			continue
+		}
+		size += it.e.size()
+		if keep > 0 && budget.MaxQueueBytes > 0 && size > budget.MaxQueueBytes {
+			it.drop = true
+			dropped.bytes++
+			continue
+		}
+		keep++
+	}
+	// One batch: the oldest of them within MaxFetchBytes (at least one);
+	// the rest stay for the next take.
+	var ret []item
+	end := len(all) // all[:end] is consumed
+	size = 0
+	for i, it := range all {
+		if it.copy || it.drop {
+			continue
+		}
+		size += it.e.size()
+		if len(ret) > 0 && budget.MaxFetchBytes > 0 && size > budget.MaxFetchBytes {
+			end = i
+			break
+		}
+		ret = append(ret, it)
 	}
 
-	// The new position: past everything read (kept, dropped or a copy).
+	// The new position: past everything consumed (returned, dropped or a
+	// copy of something returned).
 	sent := from.clone()
-	for _, it := range all {
+	for _, it := range all[:end] {
 		if it.src.name == "" {
 			sent.direct = max(sent.direct, it.e.seq)
-		} else if c := sent.streams[it.src.name]; it.e.seq > c.seq || c.id == "" {
+		} else if c, ok := sent.streams[it.src.name]; !ok || it.e.seq > c.seq {
 			sent.streams[it.src.name] = cursor{seq: it.e.seq, id: it.e.id}
 		}
 	}
@@ -608,7 +705,7 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 			delete(sent.streams, p) // unsubscribed
 		}
 	}
-	if len(kept) == 0 && dropped == 0 {
+	if len(ret) == 0 && dropped.total() == 0 {
 		s.st = st // an acknowledgement needs no commit: the client repeats it
 		// The client goes on acknowledging what it did: this node may know
 		// less (another node sent since, and this one has not heard yet).
@@ -617,8 +714,8 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 	if o.Watch {
 		s.watching.Store(false)
 	}
-	b := server.Batch{Dropped: dropped, Payloads: make([]*server.Payload, len(kept))}
-	for i, it := range kept {
+	b := server.Batch{Dropped: dropped.total(), Payloads: make([]*server.Payload, len(ret))}
+	for i, it := range ret {
 		b.Payloads[i] = it.e.p
 	}
 	st.sent = sent
@@ -627,26 +724,29 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 		// What was dropped is gone for good: the base moves past it, up to
 		// the first message returned from each source.
 		first := map[*source]*entry{}
-		for _, it := range kept {
+		for _, it := range ret {
 			if first[it.src] == nil {
 				first[it.src] = it.e
 			}
 		}
 		base := from.clone()
-		for _, src := range srcs {
-			if len(src.entries) == 0 {
+		for _, it := range all[:end] {
+			src := it.src
+			if f := first[src]; f != nil && it.e.seq >= f.seq {
 				continue
 			}
-			var c cursor
-			if f := first[src]; f != nil {
-				c = before(f)
-			} else {
-				last := src.entries[len(src.entries)-1]
-				c = cursor{seq: last.seq, id: last.id}
+			if src.name == "" {
+				base.direct = max(base.direct, it.e.seq)
+			} else if c, ok := base.streams[src.name]; !ok || it.e.seq > c.seq {
+				base.streams[src.name] = cursor{seq: it.e.seq, id: it.e.id}
 			}
+		}
+		for src, f := range first {
+			// Past a gap too: up to just before the first returned.
+			c := before(f)
 			if src.name == "" {
 				base.direct = max(base.direct, c.seq)
-			} else if c.seq > base.streams[src.name].seq || base.streams[src.name].id == "" {
+			} else if bc, ok := base.streams[src.name]; !ok || c.seq > bc.seq {
 				base.streams[src.name] = c
 			}
 		}
@@ -657,47 +757,48 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 	} else {
 		st.base = st.sent
 	}
-	res, err := e.flush.commit(ctx, s, encodeState(&st, o.Ack), trim)
+	res, err := e.flush.commit(ctx, s, encodeState(&st, o.Ack), trim, reported)
 	if err != nil || res != commitOK {
 		return server.Batch{}, res, err
 	}
 	s.st = st
+	for i := range reported {
+		s.ddrops[i] -= reported[i]
+	}
+	dropped.report(e)
 	if overlap {
 		if s.recent == nil {
 			s.recent = newMidRing()
 		}
-		for _, it := range kept {
+		for _, it := range ret {
 			if it.src.name != "" && it.e.mid != "" {
 				s.recent.add(it.e.mid, it.src.name, it.e.seq)
 			}
 		}
 	}
-	if o.Ack {
-		for i := range s.direct {
-			if s.direct[i].seq > trim {
-				s.direct = s.direct[i:]
-				break
-			}
-		}
-	} else {
-		s.direct = s.direct[:0]
+	for len(s.direct) > 0 && s.direct[0].seq <= trim {
+		s.direct = s.direct[1:]
 	}
 	return b, commitOK, nil
 }
 
 // read reads from Redis the entries of sources whose cursor is older than
-// the node's window: the newest MaxQueue after the cursor.
-func (s *osession) read(ctx context.Context, srcs []*source) error {
+// the node's window (the newest MaxQueue after the cursor), and why the
+// streams with a gap were last trimmed; sources read that show a gap are
+// added to gaps.
+func (s *osession) read(ctx context.Context, srcs []*source, gaps *[]*source) error {
 	e := s.e
 	pipe := e.client.Pipeline()
 	cmds := make([]*goredis.XMessageSliceCmd, len(srcs))
 	for i, src := range srcs {
 		cmds[i] = pipe.XRevRangeN(ctx, e.k.stream(src.name), "+", "("+src.from.id, int64(e.opts.MaxQueue))
 	}
-	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
-		return e.fail("read stream", err)
+	if len(srcs) > 0 {
+		if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+			return e.fail("read stream", err)
+		}
+		e.stats.reads.Add(int64(len(srcs)))
 	}
-	e.stats.reads.Add(int64(len(srcs)))
 	for i, src := range srcs {
 		msgs := cmds[i].Val()
 		src.entries = make([]*entry, 0, len(msgs))
@@ -710,6 +811,23 @@ func (s *osession) read(ctx context.Context, srcs []*source) error {
 				src.entries = append(src.entries, en)
 			}
 		}
+		if len(src.entries) > 0 && src.entries[0].seq > src.from.seq+1 {
+			*gaps = append(*gaps, src)
+		}
+	}
+	if len(*gaps) == 0 {
+		return nil
+	}
+	pipe = e.client.Pipeline()
+	why := make([]*goredis.StringCmd, len(*gaps))
+	for i, src := range *gaps {
+		why[i] = pipe.HGet(ctx, e.k.seq(src.name), "tr")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return e.fail("read stream", err)
+	}
+	for i, src := range *gaps {
+		src.trimmed = why[i].Val()
 	}
 	return nil
 }

@@ -35,6 +35,7 @@ type stream struct {
 	mu      sync.RWMutex
 	win     []*entry // entries start+1 .. start+len(win)
 	start   uint64
+	bytes   int64    // of the window's entries
 	lastID  string   // the id of the newest entry seen
 	synced  bool     // the window follows the stream
 	syncing bool     // a read of the stream is under way
@@ -166,16 +167,24 @@ func (st *stream) notice(en *entry) {
 	}
 }
 
-// push appends the next entry, keeping at most MaxQueue. st.mu is held.
+// push appends the next entry, keeping at most MaxQueue entries and
+// MaxQueueBytes (at least the newest). st.mu is held.
 func (st *stream) push(en *entry) {
 	st.win = append(st.win, en)
 	st.lastID = en.id
-	if n := len(st.win) - st.e.opts.MaxQueue; n > 0 {
+	st.bytes += en.size()
+	b := st.e.opts.Budgets
+	n := 0
+	for n < len(st.win)-1 && (len(st.win)-n > b.MaxQueue || b.MaxQueueBytes > 0 && st.bytes > b.MaxQueueBytes) {
+		st.bytes -= st.win[n].size()
+		n++
+	}
+	if n > 0 {
 		clear(st.win[:n])
 		st.win = st.win[n:]
 		st.start += uint64(n)
 	}
-	if cap(st.win) > 2*st.e.opts.MaxQueue && len(st.win) < cap(st.win)/4 {
+	if cap(st.win) > 2*b.MaxQueue && len(st.win) < cap(st.win)/4 {
 		st.win = append([]*entry(nil), st.win...)
 	}
 }
@@ -260,7 +269,7 @@ func (st *stream) syncOnce() error {
 	st.mu.Lock()
 	if !synced || (tail != nil && tail.seq < last) || (tail == nil && last > 0) {
 		// New, or the stream started again: the window starts at its end.
-		st.win, st.start, st.lastID = nil, 0, "0-0"
+		st.win, st.start, st.lastID, st.bytes = nil, 0, "0-0", 0
 		if tail != nil {
 			st.start, st.lastID = tail.seq, tail.id
 		}
@@ -303,7 +312,7 @@ func (st *stream) add(en *entry) {
 		st.push(en)
 	default:
 		clear(st.win)
-		st.win = st.win[:0]
+		st.win, st.bytes = st.win[:0], 0
 		st.start = en.seq - 1
 		st.push(en)
 	}

@@ -261,8 +261,17 @@ func (c *Chat) events(ctx app.Context, gen int) events {
 				if gen != c.gen {
 					return
 				}
+				first := c.user == ""
 				c.user = name
 				c.loginForm, c.loggingIn, c.loginErr = false, false, ""
+				if first && !c.framed {
+					// The rooms of the last visit come back, with
+					// what was said there meanwhile as unread.
+					for _, r := range c.restore(loadRooms(name)) {
+						c.join(ctx, r)
+					}
+					c.saveRooms()
+				}
 			})
 		},
 		message: func(room string, m Message) {
@@ -276,9 +285,13 @@ func (c *Chat) events(ctx app.Context, gen int) events {
 				}
 				follow := room == c.room && (atBottom() || m.User == c.user)
 				n := st.add(m)
-				if room != c.room {
-					st.unread += n
-				} else if n > 0 && follow {
+				switch {
+				case room != c.room:
+					st.countUnread(c.user)
+				case st.markSeen():
+					c.saveRooms()
+				}
+				if n > 0 && follow {
 					scrollDown(ctx)
 				}
 			})
@@ -295,6 +308,17 @@ func (c *Chat) events(ctx app.Context, gen int) events {
 				follow := room == c.room && (!st.loaded || atBottom())
 				st.add(msgs...)
 				st.setMembers(members)
+				// What a room held when it was joined counts as seen;
+				// a room restored from the last visit, or one that
+				// fetches its history again after a reconnect, counts
+				// what came since.
+				if room == c.room || (!st.loaded && !st.restored) {
+					if st.markSeen() {
+						c.saveRooms()
+					}
+				} else {
+					st.countUnread(c.user)
+				}
 				st.loaded = true
 				st.err = ""
 				if follow {
@@ -361,9 +385,10 @@ func (c *Chat) open(ctx app.Context, room string) {
 		c.rooms[room] = st
 		c.order = append(c.order, room)
 	}
-	st.unread = 0
+	st.markSeen()
 	c.room = room
 	c.joinErr = ""
+	c.saveRooms()
 	ctx.Page().SetTitle(room + " · bayeux chat")
 	if c.sess != nil {
 		c.join(ctx, room)
@@ -393,6 +418,7 @@ func (c *Chat) leave(ctx app.Context, room string) {
 	}
 	c.order = slices.DeleteFunc(c.order, func(r string) bool { return r == room })
 	delete(c.rooms, room)
+	c.saveRooms()
 	if s := c.sess; s != nil {
 		if j := s.forget(room); j != nil { // now, so that a join that follows starts afresh
 			ctx.Async(func() { s.unsubscribe(j) })
@@ -580,7 +606,7 @@ func (c *Chat) renderRooms() app.UI {
 			app.Range(c.order).Slice(func(i int) app.UI {
 				r := c.order[i]
 				st := c.rooms[r]
-				li := app.Li().Class("chat-roomitem")
+				li := app.Li().Class("chat-roomitem").DataSet("room", r)
 				a := app.A().Class("chat-roomlink").Href("?%s", url.Values{"room": {r}}.Encode()).Text(r)
 				if r == c.room {
 					li = li.Class("current")
@@ -588,8 +614,13 @@ func (c *Chat) renderRooms() app.UI {
 				}
 				return li.Body(
 					a,
-					app.If(st != nil && st.unread > 0, func() app.UI {
-						return app.Span().Class("chat-unread").Title("%d unread", st.unread).Text(st.unread)
+					app.If(st != nil && st.unread > 0 && r != c.room, func() app.UI {
+						return app.Span().
+							Class("chat-unread").
+							DataSet("testid", "chat-unread").
+							Title("%d unread", st.unread).
+							Aria("label", strconv.Itoa(st.unread)+" unread").
+							Text(unreadLabel(st.unread))
 					}),
 					app.If(len(c.order) > 1, func() app.UI {
 						return app.Button().
@@ -659,10 +690,35 @@ func (c *Chat) renderMessages(st *roomState, now time.Time) app.UI {
 						app.Span().Class("chat-author").Text(m.User),
 						app.Time().Class("chat-time").DateTime("%s", m.Time).Title("%s", full).Text(formatTime(m.at, now)),
 					),
-					app.P().Class("chat-text").Text(m.Chat),
+					chatText(m.spans),
 				)
 			}),
 		)
+}
+
+// chatText renders a message's text: plain text as text nodes, http(s)
+// URLs as links that open in a new tab with neither the opener nor a
+// referrer, and that search engines do not follow (go-app leaves links
+// with target _blank to the browser). Nothing becomes HTML.
+func chatText(spans []span) app.UI {
+	p := app.P().Class("chat-text")
+	if len(spans) == 1 && !spans[0].link {
+		return p.Text(spans[0].text)
+	}
+	nodes := make([]app.UI, len(spans))
+	for i, s := range spans {
+		if !s.link {
+			nodes[i] = app.Text(s.text)
+			continue
+		}
+		nodes[i] = app.A().
+			Class("chat-link").
+			Href("%s", s.text).
+			Rel("noopener noreferrer nofollow").
+			Target("_blank").
+			Text(s.text)
+	}
+	return p.Body(nodes...)
 }
 
 func (c *Chat) renderMembers(st *roomState) app.UI {

@@ -250,3 +250,34 @@ func TestRenderStatus(t *testing.T) {
 		t.Errorf("stopped status:\n%s", html)
 	}
 }
+
+// TestRenderLinks: http(s) URLs in a message are links that open in a new
+// tab without opener or referrer; other schemes and markup stay text.
+func TestRenderLinks(t *testing.T) {
+	c := &Chat{user: "alice"}
+	c.init()
+	st := newRoomState("demo")
+	st.add(Message{User: "bob", ID: "1", Time: "2026-01-02T03:04:05Z",
+		Chat: `see (https://example.com/a_(b)?q=1&r=%20) or javascript:alert(1) <a href="javascript:x">y</a>`})
+	st.loaded = true
+	c.rooms["demo"], c.order, c.room = st, []string{"demo"}, "demo"
+	html := render(t, c)
+
+	msgs := html[strings.Index(html, `data-testid="chat-messages"`):strings.Index(html, `data-testid="chat-members"`)]
+	if n := strings.Count(msgs, "<a "); n != 1 {
+		t.Fatalf("%d links in the messages, want 1:\n%s", n, msgs)
+	}
+	start := strings.Index(msgs, "<a ")
+	tag := msgs[start : start+strings.Index(msgs[start:], ">")+1] // attributes in any order
+	for _, want := range []string{`class="chat-link"`, `href="https://example.com/a_(b)?q=1&r=%20"`, `rel="noopener noreferrer nofollow"`, `target="_blank"`} {
+		if !strings.Contains(tag, want) {
+			t.Errorf("link %s lacks %s", tag, want)
+		}
+	}
+	if strings.Contains(html, `href="javascript`) || !strings.Contains(html, `&lt;a href=&#34;javascript:x&#34;&gt;y&lt;/a&gt;`) {
+		t.Errorf("javascript: or markup became a link:\n%s", html)
+	}
+	if !strings.Contains(html, `>https://example.com/a_(b)?q=1&amp;r=%20</a>`) || !strings.Contains(html, `) or javascript:alert(1) &lt;a`) {
+		t.Errorf("the text around the link is not kept:\n%s", html)
+	}
+}

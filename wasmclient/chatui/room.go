@@ -81,10 +81,12 @@ type Message struct {
 	ID   string `json:"id"`
 }
 
-// message is a Message with its parsed time (zero if unparsable).
+// message is a Message with its parsed time (zero if unparsable) and its
+// text split into plain text and links.
 type message struct {
 	Message
-	at time.Time
+	at    time.Time
+	spans []span
 }
 
 // roomState is what the page knows of one joined room. It is only used
@@ -94,10 +96,14 @@ type roomState struct {
 	msgs    []message
 	ids     map[string]struct{}
 	members []string
-	unread  int
-	loaded  bool   // a history reply arrived
-	joining bool   // subscribe/history on the way
-	err     string // why joining failed
+	unread  int       // messages of others newer than seen
+	seen    time.Time // newest message time the user saw here
+	// restored: the room came from localStorage, so its first history
+	// may hold messages the user has not seen.
+	restored bool
+	loaded   bool   // a history reply arrived
+	joining  bool   // subscribe/history on the way
+	err      string // why joining failed
 }
 
 func newRoomState(name string) *roomState {
@@ -121,7 +127,7 @@ func (r *roomState) add(ms ...Message) int {
 		if k := len(r.msgs); k > 0 && !at.IsZero() && at.Before(r.msgs[k-1].at) {
 			sorted = false
 		}
-		r.msgs = append(r.msgs, message{Message: m, at: at})
+		r.msgs = append(r.msgs, message{Message: m, at: at, spans: linkify(m.Chat)})
 		n++
 	}
 	if !sorted {

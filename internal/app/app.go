@@ -67,7 +67,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	a.Log = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)}))
 
 	var eng server.Engine // nil: the memory engine
-	if strings.HasPrefix(cfg.Engine, "redis://") {
+	if config.IsRedisEngine(cfg.Engine) {
 		re, err := redis.New(redis.Options{URL: cfg.Engine, Budgets: budgets(cfg), Logger: a.Log})
 		if err != nil {
 			a.Close()

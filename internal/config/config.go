@@ -63,7 +63,7 @@ type Config struct {
 	UsersFile       string        `env:"USERS_FILE" desc:"htpasswd file with bcrypt hashes; default <data dir>/users"`
 	Admins          []string      `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
 	SessionKeys     []string      `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
-	Engine          string        `env:"ENGINE" envDefault:"memory" desc:"memory, or redis://host:port/db"`
+	Engine          string        `env:"ENGINE" envDefault:"memory" desc:"memory; redis://host:port/db (one Redis); redis-cluster://host:port?addr=host2:port2&addr=... (Redis Cluster); redis-sentinel://host:port/db?master_name=NAME&addr=... (Sentinel); rediss... for TLS"`
 	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
 }
 
@@ -137,8 +137,8 @@ func (c *Config) validate() error {
 	default:
 		bad("LOG_LEVEL", "must be debug, info, warn or error")
 	}
-	if c.Engine != "memory" && !strings.HasPrefix(c.Engine, "redis://") {
-		bad("ENGINE", "must be memory or redis://host:port/db")
+	if c.Engine != "memory" && !IsRedisEngine(c.Engine) {
+		bad("ENGINE", "must be memory, redis://host:port/db, redis-cluster://host:port?addr=... or redis-sentinel://host:port/db?master_name=...")
 	}
 	if c.DataDir == "" {
 		bad("DATA_DIR", "must not be empty")
@@ -180,4 +180,16 @@ func PrintHelp(w io.Writer) {
 		fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", Prefix, name, def, f.Tag.Get("desc"))
 	}
 	tw.Flush()
+}
+
+// IsRedisEngine reports whether an ENGINE value names a Redis deployment
+// (one Redis, a Redis Cluster or Sentinel; TLS or not).
+func IsRedisEngine(engine string) bool {
+	for _, scheme := range []string{"redis://", "rediss://", "redis-cluster://", "rediss-cluster://",
+		"redis-sentinel://", "rediss-sentinel://", "unix://"} {
+		if strings.HasPrefix(engine, scheme) {
+			return true
+		}
+	}
+	return false
 }

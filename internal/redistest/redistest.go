@@ -314,13 +314,15 @@ func StartSentinel(dir string) (*Sentinel, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if sn.Primary, err = Start(d); err != nil {
+	// The replica syncs at once (not after diskless sync's default 5 s).
+	if sn.Primary, err = Start(d, "--repl-diskless-sync-delay", "0"); err != nil {
 		return fail(err)
 	}
 	if d, err = mk("replica"); err != nil {
 		return fail(err)
 	}
-	if sn.Replica, err = Start(d, "--replicaof", "127.0.0.1", strconv.Itoa(sn.Primary.Port)); err != nil {
+	if sn.Replica, err = Start(d, "--replicaof", "127.0.0.1", strconv.Itoa(sn.Primary.Port),
+		"--repl-diskless-sync-delay", "0"); err != nil {
 		return fail(err)
 	}
 	if d, err = mk("sentinel"); err != nil {
@@ -399,25 +401,30 @@ func (s *Server) startWithConf(bin, conf string) error {
 	return fmt.Errorf("redis sentinel on port %d did not answer", s.Port)
 }
 
-// waitReplica waits until the Sentinel lists the replica as connected.
+// waitReplica waits until the replica is in sync with the primary and the
+// Sentinel lists it.
 func (sn *Sentinel) waitReplica(d time.Duration) error {
 	sc := goredis.NewSentinelClient(&goredis.Options{Addr: sn.Sentinel.Addr(), MaxRetries: -1})
 	defer sc.Close()
+	rc := sn.Replica.Client()
+	defer rc.Close()
 	deadline := time.Now().Add(d)
 	for {
-		reps, err := sc.Replicas(context.Background(), sn.Name).Result()
-		if err == nil {
-			for _, r := range reps {
-				if r["port"] == strconv.Itoa(sn.Replica.Port) && !strings.Contains(r["flags"], "disconnected") &&
-					!strings.Contains(r["flags"], "s_down") && r["master-link-status"] == "ok" {
-					return nil
+		info, err := rc.Info(context.Background(), "replication").Result()
+		if err == nil && strings.Contains(info, "master_link_status:up") {
+			reps, err := sc.Replicas(context.Background(), sn.Name).Result()
+			if err == nil {
+				for _, r := range reps {
+					if r["port"] == strconv.Itoa(sn.Replica.Port) && !strings.Contains(r["flags"], "disconnected") {
+						return nil
+					}
 				}
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the Sentinel does not see the replica in sync: %v %v", reps, err)
+			return fmt.Errorf("the replica is not in sync or the Sentinel does not list it: %v", err)
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bayeux-go/bayeux/internal/testutil"
+	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/bayeux-go/bayeux/internal/redistest"
+	"github.com/bayeux-go/bayeux/internal/testutil"
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
 )
@@ -253,5 +255,76 @@ func TestRedisRestartWithoutData(t *testing.T) {
 	}, "the lost session to be reported unknown")
 	if _, err := a.Fetch(ctx, "s", 0); !errors.Is(err, protocol.ErrSessionUnknown) {
 		t.Errorf("Fetch of the lost session = %v", err)
+	}
+}
+
+// TestSentinelFailover: two nodes on a primary watched by a Sentinel
+// (redis-sentinel:// URL). The Sentinel promotes the replica; the nodes
+// follow it by themselves: the sessions made before (replicated) are
+// there, and a fetch held across the failover gets a message published
+// after it.
+func TestSentinelFailover(t *testing.T) {
+	t.Parallel()
+	sn, err := redistest.StartSentinel(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sn.Kill)
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	a := newTestEngine(t, sn.URL, Options{Logger: logger}, server.EngineHooks{})
+	b := newTestEngine(t, sn.URL, Options{Logger: logger, Prefix: a.opts.Prefix}, server.EngineHooks{})
+	ctx := context.Background()
+	mkSession(t, a, "s")
+	mkSub(t, a, "s", "/f")
+	_ = a.Touch(ctx, "s", time.Now().Add(time.Hour))
+	if got := nums(t, func() server.Batch {
+		p := b.Begin(ctx, "s", 10*time.Second)
+		_, _ = a.Publish(ctx, testPayload("/f", 1))
+		bt, err := p.Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return bt
+	}()); !slices.Equal(got, []int{1}) {
+		t.Fatalf("before the failover: %v", got)
+	}
+	// What was written is on the replica before it takes over.
+	primary := goredis.NewClient(&goredis.Options{Addr: sn.Primary.Addr()})
+	defer primary.Close()
+	if n, err := primary.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n < 1 {
+		t.Fatalf("WAIT for the replica: %d, %v", n, err)
+	}
+	held := b.Begin(ctx, "s", 20*time.Second)
+	if err := sn.Failover(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Publish on A until it goes to the new primary (the old one refuses
+	// writes as a replica, or the connection moves).
+	var published bool
+	testutil.Eventually(t, 15*time.Second, func() bool {
+		if _, _, err := a.Session(ctx, "s"); err != nil {
+			return false
+		}
+		if n, err := a.Publish(ctx, testPayload("/f", 2)); err == nil && n == 1 {
+			published = true
+			return true
+		}
+		return false
+	}, "a publish on the new primary")
+	if !published {
+		t.Fatal("no publish")
+	}
+	bt, err := held.Wait()
+	if err != nil || !slices.Contains(nums(t, bt), 2) {
+		// The fetch may have ended empty when its node reconnected; the
+		// message then waits for the next one.
+		bt, err = b.Fetch(ctx, "s", 5*time.Second)
+	}
+	if err != nil || !slices.Contains(nums(t, bt), 2) {
+		t.Errorf("after the failover: %v, %v; want [2]", nums(t, bt), err)
+	}
+	if addr, _ := sn.PrimaryAddr(); addr != sn.Replica.Addr() {
+		t.Errorf("primary is %s, want the former replica %s", addr, sn.Replica.Addr())
 	}
 }

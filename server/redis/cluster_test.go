@@ -233,28 +233,69 @@ func TestRedisRestart(t *testing.T) {
 // again, not to stay away).
 func TestRedisRestartWithoutData(t *testing.T) {
 	t.Parallel()
-	rs := startRedis(t)
-	a := newTestEngine(t, rs.URL, Options{}, server.EngineHooks{})
-	ctx := context.Background()
-	mkSession(t, a, "s")
-	held := a.Begin(ctx, "s", 20*time.Second)
-	rs.Kill()
-	if err := rs.Restart(); err != nil {
-		t.Fatal(err)
-	}
-	start := time.Now()
-	if _, err := held.Wait(); !errors.Is(err, protocol.ErrSessionUnknown) || errors.Is(err, server.ErrSessionRemoved) {
-		t.Errorf("fetch held while Redis lost its data = %v; want ErrSessionUnknown", err)
-	}
-	if d := time.Since(start); d > hWait {
-		t.Errorf("the held fetch noticed the restart after %v", d)
-	}
-	testutil.Eventually(t, hWait, func() bool {
-		_, ok, err := a.Session(ctx, "s")
-		return !ok && err == nil
-	}, "the lost session to be reported unknown")
-	if _, err := a.Fetch(ctx, "s", 0); !errors.Is(err, protocol.ErrSessionUnknown) {
-		t.Errorf("Fetch of the lost session = %v", err)
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) (url string, restart func())
+	}{
+		{"single", func(t *testing.T) (string, func()) {
+			rs := startRedis(t)
+			return rs.URL, func() {
+				rs.Kill()
+				if err := rs.Restart(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"cluster", func(t *testing.T) (string, func()) {
+			c, err := redistest.StartCluster(t.TempDir(), 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Kill)
+			return c.URL, func() {
+				c.Kill()
+				if err := c.Restart(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			url, restart := tc.start(t)
+			a := newTestEngine(t, url, Options{}, server.EngineHooks{})
+			b := newTestEngine(t, url, Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
+			ctx := context.Background()
+			mkSession(t, a, "s")
+			mkSub(t, a, "s", "/r")
+			held := a.Begin(ctx, "s", 20*time.Second)
+			restart()
+			start := time.Now()
+			if _, err := held.Wait(); !errors.Is(err, protocol.ErrSessionUnknown) || errors.Is(err, server.ErrSessionRemoved) {
+				t.Errorf("fetch held while Redis lost its data = %v; want ErrSessionUnknown", err)
+			}
+			if d := time.Since(start); d > hWait {
+				t.Errorf("the held fetch noticed the restart after %v", d)
+			}
+			testutil.Eventually(t, hWait, func() bool {
+				_, ok, err := a.Session(ctx, "s")
+				return !ok && err == nil
+			}, "the lost session to be reported unknown")
+			if _, err := a.Fetch(ctx, "s", 0); !errors.Is(err, protocol.ErrSessionUnknown) {
+				t.Errorf("Fetch of the lost session = %v", err)
+			}
+			// A new session on the same channel, waiting on the node that
+			// watched the stream before, gets what the other publishes.
+			mkSession(t, b, "s2")
+			mkSub(t, b, "s2", "/r")
+			p := a.Begin(ctx, "s2", 10*time.Second)
+			if n, err := b.Publish(ctx, testPayload("/r", 2)); n != 1 || err != nil {
+				t.Fatalf("Publish after the restart = %d, %v", n, err)
+			}
+			if bt, err := p.Wait(); !slices.Equal(nums(t, bt), []int{2}) || err != nil {
+				t.Errorf("after the restart: %v, %v", nums(t, bt), err)
+			}
+		})
 	}
 }
 

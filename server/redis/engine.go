@@ -301,12 +301,18 @@ func (e *Engine) Start(hooks server.EngineHooks) error {
 // loadScripts loads every script (on every shard of a cluster), so that
 // pipelines find them.
 func (e *Engine) loadScripts(ctx context.Context) {
+	if err := e.loadScriptsErr(ctx); err != nil {
+		e.log.Debug("loading a script failed", "err", err)
+	}
+}
+
+func (e *Engine) loadScriptsErr(ctx context.Context) error {
 	for _, s := range scripts {
 		if err := s.Load(ctx, e.client).Err(); err != nil {
-			e.log.Debug("loading a script failed", "err", err)
-			return
+			return err
 		}
 	}
+	return nil
 }
 
 // Close implements server.Engine. Waiting sessions get their Ready call

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
 )
 
@@ -206,6 +207,7 @@ func (f *flusher) finish(r *commitReq, res commitResult) {
 	case res.res == commitClaimedAway:
 		f.e.drop(r.s, server.ErrSuperseded)
 	case res.res == commitUnknown:
-		f.e.drop(r.s, server.ErrSessionRemoved)
+		// Gone without a notice: lost (removals are announced).
+		f.e.drop(r.s, protocol.ErrSessionUnknown)
 	}
 }

@@ -1,6 +1,7 @@
 package redis
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strconv"
@@ -209,18 +210,39 @@ func (p *pubsub) message(m *goredis.Message) {
 // recheck runs after a pub/sub reconnect, when notices may have been
 // lost: the scripts are loaded again (Redis may have restarted), every
 // stream is read again, and every session this node takes for is checked:
-// still there, still claimed by this node.
+// still there, still claimed by this node. Redis may not answer yet (a
+// Redis Cluster coming back says CLUSTERDOWN for a while): it tries again
+// until it could check them all.
 func (e *Engine) recheck() {
 	ctx := e.ctx
-	e.loadScripts(ctx)
 	e.streams.resync()
+	for wait := 100 * time.Millisecond; ctx.Err() == nil; wait = min(2*wait, 2*time.Second) {
+		err := e.loadScriptsErr(ctx)
+		if err == nil {
+			err = e.checkOwned(ctx)
+		}
+		if err == nil {
+			return
+		}
+		e.log.Debug("re-checking sessions after a reconnect failed; trying again", "err", err)
+		select {
+		case <-ctx.Done():
+		case <-time.After(wait):
+		}
+	}
+}
+
+// checkOwned drops the sessions this node takes for that Redis lost or
+// another node claimed, and makes the others read their direct queue and
+// subscriptions again.
+func (e *Engine) checkOwned(ctx context.Context) error {
 	var all []*osession
 	e.owned.each(func(s *osession) {
 		if s.live() {
 			all = append(all, s)
 		}
 	})
-	for len(all) > 0 && ctx.Err() == nil {
+	for len(all) > 0 {
 		n := min(len(all), 500)
 		part := all[:n]
 		all = all[n:]
@@ -230,8 +252,7 @@ func (e *Engine) recheck() {
 			cmds[i] = pipe.HMGet(ctx, e.k.sess(s.id), "own", "ep")
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			e.log.Warn("re-checking sessions after a reconnect failed", "err", err)
-			return
+			return err
 		}
 		for i, s := range part {
 			v := cmds[i].Val()
@@ -249,6 +270,7 @@ func (e *Engine) recheck() {
 			}
 		}
 	}
+	return nil
 }
 
 var errShortReply = errors.New("short reply")

@@ -150,6 +150,16 @@ type Historian interface {
 	History(ctx context.Context, channel string, n int) ([][]byte, error)
 }
 
+// BatchPublisher is implemented by engines for which publishing several
+// messages at once costs less than one by one (the Redis engine sends
+// them in one round trip). The Server publishes the messages of one
+// request with it.
+type BatchPublisher interface {
+	// PublishBatch publishes ps in order, as Publish would one after the
+	// other, and returns each one's count and error.
+	PublishBatch(ctx context.Context, ps []*Payload) ([]int, []error)
+}
+
 // ErrNotSupported is returned for an operation the engine does not offer
 // (see SessionLister, SubscriberLister, Historian).
 var ErrNotSupported = errors.New("bayeux: not supported by this engine")

@@ -42,7 +42,10 @@ type exchange struct {
 	events  [][]byte
 	replies []*protocol.Message
 	hold    *pendingConnect
-	held    *hold // hold's registration while it waits
+	// batch collects the publishes of a request for an engine that
+	// publishes several at once (BatchPublisher); nil otherwise.
+	batch []pendingPublish
+	held  *hold // hold's registration while it waits
 	// after runs once the response was written (or failed).
 	after []func()
 	// pooledEvents holds events' backing array; bufs are pooled buffers
@@ -127,8 +130,51 @@ func (x *exchange) process(msgs []*protocol.Message) {
 			}
 		}
 	}
+	bp, batching := s.engine.(BatchPublisher)
+	if batching && len(msgs) > 1 {
+		x.batch = make([]pendingPublish, 0, len(msgs))
+	}
 	for _, m := range msgs {
+		if len(x.batch) > 0 && (protocol.IsMeta(m.Channel) || protocol.IsService(m.Channel)) {
+			x.flushPublishes(bp) // what came before is published before m runs
+		}
 		x.handle(m, len(msgs) == 1)
+	}
+	if len(x.batch) > 0 {
+		x.flushPublishes(bp)
+	}
+	x.batch = nil
+}
+
+// pendingPublish is a publish of the request waiting to go to the engine
+// with the others; its reply is in place already and becomes a failure if
+// the publish fails.
+type pendingPublish struct {
+	m     *protocol.Message
+	c     *Client
+	p     *Payload
+	reply *protocol.Message
+}
+
+// flushPublishes publishes the collected messages in one engine call.
+func (x *exchange) flushPublishes(bp BatchPublisher) {
+	batch := x.batch
+	x.batch = x.batch[len(batch):]
+	ps := make([]*Payload, len(batch))
+	for i, pp := range batch {
+		ps[i] = pp.p
+	}
+	ns, errs := bp.PublishBatch(x.ctx, ps)
+	for i, pp := range batch {
+		if errs[i] != nil {
+			x.engineError("publish failed", errs[i], "channel", pp.m.Channel)
+			x.s.stats.Errors.Add(1)
+			f := pp.m.Fail(protocol.ErrServerError, nil)
+			f.Ext = pp.reply.Ext
+			*pp.reply = *f
+			continue
+		}
+		x.s.published(pp.c.info.ID, pp.c.info.User, pp.m, pp.p, ns[i])
 	}
 }
 
@@ -705,6 +751,17 @@ func (x *exchange) publish(m *protocol.Message) {
 	}
 	if protocol.IsService(m.Channel) {
 		x.service(c, m)
+		return
+	}
+	if x.batch != nil {
+		p, err := s.payload(c.info.ID, m)
+		if err != nil {
+			x.fail(m, protocol.ErrServerError, nil)
+			return
+		}
+		r := m.Reply(true)
+		x.reply(r)
+		x.batch = append(x.batch, pendingPublish{m: m, c: c, p: p, reply: r})
 		return
 	}
 	if _, err := s.broadcast(x.ctx, c.info.ID, c.info.User, m); err != nil {

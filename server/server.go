@@ -321,10 +321,16 @@ func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.M
 	if err != nil {
 		return 0, err
 	}
+	s.published(from, user, m, p, n)
+	return n, nil
+}
+
+// published counts a publish that reached n subscribers and emits its
+// event.
+func (s *Server) published(from, user string, m *protocol.Message, p *Payload, n int) {
 	s.stats.Published.Add(1)
 	s.stats.MessagesOut.Add(int64(n))
 	s.emit(Event{Kind: EventPublish, ClientID: from, User: user, Channel: m.Channel, Message: m, Payload: p})
-	return n, nil
 }
 
 func shortID(id string) string {

@@ -84,6 +84,7 @@ import (
 
 var (
 	_ server.Engine           = (*Engine)(nil)
+	_ server.BatchPublisher   = (*Engine)(nil)
 	_ server.SessionLister    = (*Engine)(nil)
 	_ server.SubscriberLister = (*Engine)(nil)
 	_ server.Historian        = (*Engine)(nil)
@@ -632,18 +633,50 @@ func (e *Engine) Unsubscribe(ctx context.Context, id, pattern string) (bool, err
 // Publish implements server.Engine: one round trip (one per matching
 // stream's shard on Redis Cluster) whatever the number of subscribers.
 func (e *Engine) Publish(ctx context.Context, p *server.Payload) (int, error) {
+	ns, errs := e.PublishBatch(ctx, []*server.Payload{p})
+	return ns[0], errs[0]
+}
+
+// PublishBatch implements server.BatchPublisher: the messages go to Redis
+// in one pipeline, in order.
+func (e *Engine) PublishBatch(ctx context.Context, ps []*server.Payload) ([]int, []error) {
+	ns, errs := make([]int, len(ps)), make([]error, len(ps))
 	if e.closed.Load() {
-		return 0, server.ErrEngineClosed
+		for i := range errs {
+			errs[i] = server.ErrEngineClosed
+		}
+		return ns, errs
 	}
-	var buf [16]string
-	names := append(buf[:0], p.Channel)
-	names = protocol.Wilds(names, p.Channel)
-	data := encodeEntry(p)
-	mid := e.mid()
-	size := len(p.JSON)
-	b := e.opts.Budgets
-	head := []any{mid, data, size, b.MaxQueue, b.MaxQueueBytes, slack(int64(b.MaxQueue)), slack(b.MaxQueueBytes)}
+	pubs := make([]*publication, len(ps))
 	var calls []*call
+	for i, p := range ps {
+		pubs[i] = e.publication(p)
+		calls = append(calls, pubs[i].calls...)
+	}
+	_ = e.run(ctx, calls...) // each call's own error is its publication's
+	queued := int64(-1)
+	var sizes []any
+	for i, pub := range pubs {
+		ns[i], errs[i] = pub.done(e, &queued, &sizes)
+	}
+	e.account(ctx, queued, sizes...)
+	return ns, errs
+}
+
+// publication is one message's publish scripts.
+type publication struct {
+	p     *server.Payload
+	names []string // the channel and its wildcard patterns
+	mid   string
+	calls []*call
+}
+
+func (e *Engine) publication(p *server.Payload) *publication {
+	names := protocol.Wilds([]string{p.Channel}, p.Channel)
+	pub := &publication{p: p, names: names, mid: e.mid()}
+	data := encodeEntry(p)
+	b := e.opts.Budgets
+	head := []any{pub.mid, data, len(p.JSON), b.MaxQueue, b.MaxQueueBytes, slack(int64(b.MaxQueue)), slack(b.MaxQueueBytes)}
 	if !e.cluster {
 		keys := make([]string, 0, 3*len(names)+2)
 		args := append(make([]any, 0, 8+len(names)), len(names))
@@ -655,28 +688,36 @@ func (e *Engine) Publish(ctx context.Context, p *server.Payload) (int, error) {
 		if b.MaxQueuedBytes > 0 {
 			keys = append(keys, e.k.total(), e.k.sizes())
 		}
-		calls = []*call{newCall(publishScript, keys, args...)}
-	} else {
-		calls = make([]*call, len(names))
-		for i, n := range names {
-			args := append([]any{1}, head...)
-			calls[i] = newCall(publishScript, e.streamKeys(n), append(args, e.k.notice(n))...)
-		}
+		pub.calls = []*call{newCall(publishScript, keys, args...)}
+		return pub
 	}
-	if err := e.run(ctx, calls...); err != nil {
-		return 0, e.fail("publish", err)
+	pub.calls = make([]*call, len(names))
+	for i, n := range names {
+		args := append([]any{1}, head...)
+		pub.calls[i] = newCall(publishScript, e.streamKeys(n), append(args, e.k.notice(n))...)
 	}
-	total, queued := 0, int64(-1)
-	var sizes []any
-	for i, c := range calls {
+	return pub
+}
+
+// done reads the publication's results: the subscribers reached; the
+// entries go into this node's windows at once (a take here right after
+// the publish sees them, not only when the notices come back); the
+// streams' sizes are collected for the accounting of all queues.
+func (pub *publication) done(e *Engine, queued *int64, sizes *[]any) (int, error) {
+	total := 0
+	var firstErr error
+	for i, c := range pub.calls {
 		v, err := c.cmd.Slice()
 		if err != nil || len(v) < 2 {
+			if err != nil && firstErr == nil {
+				firstErr = e.fail("publish", err)
+			}
 			continue
 		}
 		n, _ := v[0].(int64)
 		total += int(n)
 		if t, _ := v[1].(int64); t >= 0 {
-			queued = t
+			*queued = t
 		}
 		for j := 2; j+4 < len(v); j += 5 {
 			k, _ := v[j].(int64)
@@ -684,21 +725,18 @@ func (e *Engine) Publish(ctx context.Context, p *server.Payload) (int, error) {
 			id, _ := v[j+2].(string)
 			us, _ := v[j+3].(string)
 			bytes, _ := v[j+4].(int64)
-			name := names[i]
+			name := pub.names[i]
 			if !e.cluster {
-				name = names[k]
+				name = pub.names[k]
 			}
-			sizes = append(sizes, e.k.stream(name), bytes)
-			// This node's windows get the entry now, not when the notice
-			// comes back: a take here right after the publish sees it.
+			*sizes = append(*sizes, e.k.stream(name), bytes)
 			if st := e.streams.get(name); st != nil {
 				t, _ := strconv.ParseInt(us, 10, 64)
-				st.notice(&entry{seq: uint64(seq), id: id, us: t, mid: mid, p: p})
+				st.notice(&entry{seq: uint64(seq), id: id, us: t, mid: pub.mid, p: pub.p})
 			}
 		}
 	}
-	e.account(ctx, queued, sizes...)
-	return total, nil
+	return total, firstErr
 }
 
 // slack is how far a stream may go over a bound before it is trimmed (to

@@ -48,7 +48,7 @@ func newFlusher(e *Engine) *flusher {
 // commit is waited for whatever ctx says: its outcome decides what the
 // caller may send.
 func (f *flusher) commit(_ context.Context, s *osession, st string, trim uint64, drops [3]uint64) (int, error) {
-	r := &commitReq{s: s, epoch: strconv.FormatUint(s.epoch.Load(), 10), st: st, exp: s.takeExpiry(),
+	r := &commitReq{s: s, epoch: strconv.FormatUint(s.epoch.Load(), 10), st: st, exp: s.takeExpiry(f.e.opts.SweepInterval),
 		trim: strconv.FormatUint(trim, 10), done: make(chan commitResult, 1)}
 	if drops != [3]uint64{} {
 		r.drops = fmt.Sprintf("%d,%d,%d", drops[0], drops[1], drops[2])
@@ -113,7 +113,7 @@ func (f *flusher) touches() []*commitReq {
 		if !s.live() {
 			return
 		}
-		if exp := s.takeExpiry(); exp != "" {
+		if exp := s.takeExpiry(f.e.opts.SweepInterval); exp != "" {
 			out = append(out, &commitReq{s: s, epoch: strconv.FormatUint(s.epoch.Load(), 10), exp: exp})
 		}
 	})

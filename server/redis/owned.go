@@ -125,37 +125,72 @@ type osession struct {
 	sstale   atomic.Bool   // subscriptions changed elsewhere: read them again
 	lastUse  atomic.Int64  // unix nanoseconds of the last Take
 
-	expMu    sync.Mutex
-	expWant  time.Time // the expiry the server asked for
-	expDirty bool      // not written yet
+	expMu      sync.Mutex
+	expWant    time.Time // the expiry the server asked for last
+	expTouched time.Time // when it asked
+	expWritten time.Time // the expiry written last (zero: none yet)
+	expNever   bool      // expWant is "never" (the zero time)
+	expDirty   bool      // expWant was not written
 }
 
 // live reports whether the session is claimed and not dropped: its info
 // can be answered from memory.
 func (s *osession) live() bool { return s.loaded.Load() && !s.dead.Load() }
 
-// touch records the expiry the server wants; a commit writes it.
+// touch records the expiry the server wants; a commit writes it (see
+// takeExpiry).
 func (s *osession) touch(expires time.Time) {
 	s.expMu.Lock()
-	s.expWant, s.expDirty = expires, true
+	s.expWant, s.expNever, s.expTouched, s.expDirty = expires, expires.IsZero(), time.Now(), true
 	s.expMu.Unlock()
 }
 
-// takeExpiry returns the expiry to write ("" when it did not change).
-func (s *osession) takeExpiry() string {
+// takeExpiry returns the expiry to write now, or "". Connects touch a
+// session twice each (the end of the hold, then the end of the reply), so
+// an expiry is written only when it moves: later by more than slack, or
+// earlier by more than slack and then left so for slack (a client that
+// went away, not one between two connects). A session that stays on a
+// node thus costs Redis an expiry write about once per slack, not twice
+// per connect; one that goes away expires up to a poll timeout later
+// than it would on one node.
+func (s *osession) takeExpiry(slack time.Duration) string {
 	s.expMu.Lock()
 	defer s.expMu.Unlock()
 	if !s.expDirty {
 		return ""
 	}
+	w := s.expWritten
+	switch {
+	case s.expNever:
+		if !w.IsZero() && w.Equal(never) {
+			s.expDirty = false
+			return ""
+		}
+		s.expWritten = never
+	case w.IsZero(), w.Equal(never), s.expWant.After(w.Add(slack)):
+		s.expWritten = s.expWant
+	case s.expWant.Before(w.Add(-slack)) && time.Since(s.expTouched) >= slack:
+		s.expWritten = s.expWant
+	case s.expWant.Before(w.Add(-slack)):
+		return "" // maybe a connect in between: decide at a later tick
+	default:
+		s.expDirty = false // close enough to what is written
+		return ""
+	}
 	s.expDirty = false
+	if s.expNever {
+		return "inf"
+	}
 	return expiryDelay(s.expWant)
 }
+
+// never is expWritten for a session that never expires.
+var never = time.Unix(1<<62, 0)
 
 // restoreExpiry marks an expiry that was not written as pending again.
 func (s *osession) restoreExpiry() {
 	s.expMu.Lock()
-	s.expDirty = true
+	s.expDirty, s.expWritten = true, time.Time{}
 	s.expMu.Unlock()
 }
 

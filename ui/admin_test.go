@@ -53,7 +53,7 @@ func newAdminSite(t *testing.T) *adminSite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{5}, 32)})
+	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{5}, 32)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

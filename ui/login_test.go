@@ -46,7 +46,7 @@ func newSite(t *testing.T) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{3}, 32)})
+	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{3}, 32)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

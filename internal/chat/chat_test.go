@@ -58,7 +58,7 @@ func newChatServerEngine(t *testing.T, connectTimeout time.Duration, engine serv
 		t.Fatal(err)
 	}
 	a := auth.NewAuthenticator(users)
-	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{7}, 32)})
+	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{7}, 32)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,6 +415,9 @@ func TestHandshakeRateLimited(t *testing.T) {
 	if r.Advice == nil || r.Advice.Reconnect != protocol.ReconnectNone {
 		t.Errorf("advice %+v, want reconnect none", r.Advice)
 	}
+	if n := cs.srv.Stats().Refused.Load(auth.RefusedLoginUserIP); n != 1 {
+		t.Errorf("refusals counted as %s: %d, want 1", auth.RefusedLoginUserIP, n)
+	}
 	cs.client().login("bob") // another user is not affected
 }
 
@@ -521,12 +524,19 @@ func TestLoginCookieHandshake(t *testing.T) {
 	cs := newChatServer(t, 10*time.Second)
 	cookieFor := func(l *auth.Logins, user string) *http.Cookie {
 		w := httptest.NewRecorder()
-		if err := l.Login(w, httptest.NewRequest(http.MethodPost, "/login", nil), user); err != nil {
+		if _, err := l.Login(w, httptest.NewRequest(http.MethodPost, "/login", nil), user, "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
 		return w.Result().Cookies()[0]
 	}
-	otherLogins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{8}, 32)})
+	// A login that was ended (logged out): its cookie is still signed.
+	ended := cookieFor(cs.logins, "alice")
+	logout := httptest.NewRequest(http.MethodGet, "/logout", nil)
+	logout.AddCookie(ended)
+	if _, ok, err := cs.logins.Logout(httptest.NewRecorder(), logout); !ok || err != nil {
+		t.Fatalf("Logout: %v %v", ok, err)
+	}
+	otherLogins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{8}, 32)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,6 +556,7 @@ func TestLoginCookieHandshake(t *testing.T) {
 		{name: "cookie of a user not in the users file", cookie: cookieFor(cs.logins, "ghost"), wantUser: ""},
 		{name: "tampered cookie", cookie: &tampered, wantUser: ""},
 		{name: "cookie of another key", cookie: cookieFor(otherLogins, "alice"), wantUser: ""},
+		{name: "cookie of an ended login", cookie: ended, wantUser: ""},
 		{name: "ext.auth wins over the cookie", cookie: good, ext: authExt("bob", "bob-pw"), wantUser: "bob"},
 		{name: "wrong ext.auth with a cookie fails", cookie: good, ext: authExt("bob", "wrong"), wantErr: "403::invalid_credentials"},
 	} {

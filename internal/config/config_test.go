@@ -48,6 +48,11 @@ func TestParse(t *testing.T) {
 		{name: "negative limit", vars: map[string]string{"BAYEUX_CLIENT_MAX_CONNECTIONS": "-1"}, wantErr: "CLIENT_MAX_CONNECTIONS"},
 		{name: "bad engine", vars: map[string]string{"BAYEUX_ENGINE": "mysql://x"}, wantErr: "ENGINE"},
 		{name: "bad level", vars: map[string]string{"BAYEUX_LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
+		{name: "login limits", vars: map[string]string{"BAYEUX_LOGIN_LIMIT_USER_IP": "3", "BAYEUX_LOGIN_LIMIT_WINDOW": "1h", "BAYEUX_LOGINS_PER_USER": "2"}, check: func(c *Config) bool {
+			return c.LoginLimitUserIP == 3 && c.LoginLimitWindow == time.Hour && c.LoginsPerUser == 2 && c.LoginLimitIP == 20 && c.LoginLimitUser == 20
+		}},
+		{name: "login limit off is refused", vars: map[string]string{"BAYEUX_LOGIN_LIMIT_IP": "0"}, wantErr: "LOGIN_LIMIT_IP"},
+		{name: "login idle zero", vars: map[string]string{"BAYEUX_LOGIN_IDLE": "0s"}, wantErr: "LOGIN_IDLE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := LoadFrom(tc.vars)
@@ -70,7 +75,8 @@ func TestParse(t *testing.T) {
 func TestHelpListsEveryVariable(t *testing.T) {
 	var b bytes.Buffer
 	PrintHelp(&b)
-	for _, name := range []string{"ADDR", "DOCUMENT_ROOT", "DIRECTORY_INDEX", "TYPE_EXPIRES", "ANON_PUBLISH", "CONNECT_TIMEOUT", "POLL_TIMEOUT", "CLIENT_MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FILE", "DATA_DIR", "USERS_FILE", "ADMINS", "SESSION_KEYS", "ENGINE", "ALLOWED_ORIGINS", "EMBED_ORIGINS", "MAX_MESSAGE_SIZE", "MAX_QUEUE", "POLL_INTERVAL"} {
+	for _, name := range []string{"ADDR", "DOCUMENT_ROOT", "DIRECTORY_INDEX", "TYPE_EXPIRES", "ANON_PUBLISH", "CONNECT_TIMEOUT", "POLL_TIMEOUT", "CLIENT_MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FILE", "DATA_DIR", "USERS_FILE", "ADMINS", "SESSION_KEYS", "ENGINE", "ALLOWED_ORIGINS", "EMBED_ORIGINS", "MAX_MESSAGE_SIZE", "MAX_QUEUE", "POLL_INTERVAL",
+		"LOGIN_LIMIT_WINDOW", "LOGIN_LIMIT_USER_IP", "LOGIN_LIMIT_IP", "LOGIN_LIMIT_USER", "LOGIN_MAX_AGE", "LOGIN_IDLE", "LOGINS_PER_USER"} {
 		if !strings.Contains(b.String(), "BAYEUX_"+name) {
 			t.Errorf("help lacks BAYEUX_%s", name)
 		}

@@ -99,7 +99,7 @@ func newAdminSite(t *testing.T) *adminSite {
 		rec.Close()
 	})
 	return &adminSite{
-		site:  &site{t: t, srv: srv, logins: logins, hs: hs},
+		site:  &site{t: t, srv: srv, auth: authn, logins: logins, hs: hs},
 		users: users, admins: admins, rec: rec, ready: ready, dir: dir,
 	}
 }

@@ -11,6 +11,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,7 +55,13 @@ func newChatServer(t *testing.T, connectTimeout time.Duration) *chatServer {
 
 func newChatServerEngine(t *testing.T, connectTimeout time.Duration, engine server.Engine) *chatServer {
 	t.Helper()
-	users, err := auth.OpenUsers(testutil.WriteUsers(t, "", testUsers...))
+	return newChatServerUsers(t, connectTimeout, engine, testutil.WriteUsers(t, "", testUsers...))
+}
+
+// newChatServerUsers is newChatServerEngine with the users file at path.
+func newChatServerUsers(t *testing.T, connectTimeout time.Duration, engine server.Engine, path string) *chatServer {
+	t.Helper()
+	users, err := auth.OpenUsers(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,6 +427,57 @@ func TestHandshakeRateLimited(t *testing.T) {
 		t.Errorf("refusals counted as %s: %d, want 1", auth.RefusedLoginUserIP, n)
 	}
 	cs.client().login("bob") // another user is not affected
+}
+
+// TestHandshakeConcurrentGuessesAreCounted is finding 1 of issue 13
+// through /cometd: 89 handshakes with a wrong password for alice from one
+// address, at once, then one with the right password while they are
+// being checked. No more than the limit (5) are checked, and the right
+// password, coming after them, is refused like the rest: on the old code
+// about half were checked and the right one got in.
+func TestHandshakeConcurrentGuessesAreCounted(t *testing.T) {
+	// Real-cost hashes (for -race), so that the checks overlap.
+	path := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(path, []byte("alice:"+testutil.HashCost(t, "alice-pw", 8)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cs := newChatServerUsers(t, 10*time.Second, server.NewMemoryEngine(server.MemoryEngineOptions{}), path)
+	hs := func(password string) string {
+		c := cs.client()
+		m := &protocol.Message{Channel: protocol.MetaHandshake, Version: "1.0",
+			SupportedConnectionTypes: []string{protocol.LongPolling}, Ext: authExt("alice", password)}
+		out, err := c.post(m)
+		if err != nil || len(out) == 0 {
+			return fmt.Sprint(err)
+		}
+		if out[0].IsSuccessful() {
+			return "ok"
+		}
+		return out[0].Error
+	}
+	results := make(chan string, 89)
+	var wg sync.WaitGroup
+	for range 89 {
+		wg.Go(func() { results <- hs("wrong") })
+	}
+	// The wrong ones are being checked: the right one comes last.
+	testutil.Eventually(t, wait, func() bool { return cs.auth.Checked.Load() >= 5 }, "5 passwords being checked")
+	last := hs("alice-pw")
+	wg.Wait()
+	close(results)
+	counts := map[string]int{}
+	for r := range results {
+		counts[r]++
+	}
+	if last != "403::rate_limited" {
+		t.Errorf("the right password sent last in the burst: %s, want 403::rate_limited", last)
+	}
+	if counts["403::invalid_credentials"] > 5 || counts["403::invalid_credentials"]+counts["403::rate_limited"] != 89 {
+		t.Errorf("89 concurrent wrong passwords: %v; want at most 5 checked, the rest rate-limited", counts)
+	}
+	if n := cs.auth.Checked.Load(); n > 5 {
+		t.Errorf("%d passwords checked, want at most 5", n)
+	}
 }
 
 func TestChatMessageIsStamped(t *testing.T) {

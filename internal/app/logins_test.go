@@ -514,10 +514,8 @@ func TestLoginsSharedOnRedis(t *testing.T) {
 
 	// Failed logins: 3 on node 1 and 3 on node 2 make 6, more than the
 	// limit of 5 for one user from one address.
-	outcomes := []int{}
 	for i, w := range []*web{one, one, one, two, two, two} {
 		p := w.do(http.MethodPost, "/login", url.Values{"user": {"carol"}, "password": {"wrong"}})
-		outcomes = append(outcomes, p.status)
 		if i < 5 && !strings.Contains(p.body, "Wrong user name or password.") {
 			t.Errorf("guess %d: HTTP %d, want it checked", i+1, p.status)
 		}
@@ -525,4 +523,19 @@ func TestLoginsSharedOnRedis(t *testing.T) {
 			t.Errorf("the 6th guess, on the other node: HTTP %d, want it refused unchecked", p.status)
 		}
 	}
+	// The refusal is in node 2's metrics.
+	if m := two.get("/metrics").body; !strings.Contains(m, `bayeux_refused_total{reason="login_user_ip"} 1`+"\n") ||
+		!strings.Contains(m, `bayeux_refused_total{reason="login_ip"} 0`+"\n") || !strings.Contains(m, `bayeux_refused_total{reason="login_user"} 0`+"\n") {
+		t.Errorf("/metrics lacks the login refusals:\n%s", grepLines(m, "bayeux_refused_total"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for l := range strings.Lines(s) {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "")
 }

@@ -52,7 +52,7 @@ func TestAddrKey(t *testing.T) {
 	}
 }
 
-func ExampleGuesses() {
+func ExampleMemoryGuesses() {
 	g := auth.NewMemoryGuesses(auth.GuessLimits{PerUserIP: 2})
 	for i := range 3 {
 		_, err := g.Reserve(context.Background(), "alice", "192.0.2.1") // then check the password

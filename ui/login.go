@@ -52,6 +52,9 @@ func (p *Pages) CurrentLogin(r *http.Request) (auth.Login, bool) {
 // authenticated (their clients are told not to reconnect). It reports
 // whether the login existed and how many sessions ended.
 func (p *Pages) EndLogin(ctx context.Context, user, id string) (bool, int, error) {
+	if id == "" {
+		return false, 0, nil // no login; "" would match sessions without one
+	}
 	_, ok, err := p.Logins.Store.Remove(ctx, user, id)
 	if err != nil {
 		return ok, 0, err

@@ -25,6 +25,7 @@ type FileLoginStore struct {
 
 	mu     sync.Mutex
 	logins map[string]Login
+	byUser map[string]map[string]struct{} // user -> IDs of their logins
 	dirty  bool   // LastSeen changed since the last write
 	ver    uint64 // counts changes
 
@@ -36,7 +37,7 @@ type FileLoginStore struct {
 // none; it is created on the first login). With path "" the logins are
 // kept in memory only.
 func OpenFileLogins(path string, lim LoginLimits) (*FileLoginStore, error) {
-	s := &FileLoginStore{path: path, lim: lim.WithDefaults(), now: time.Now, logins: map[string]Login{}}
+	s := &FileLoginStore{path: path, lim: lim.WithDefaults(), now: time.Now, logins: map[string]Login{}, byUser: map[string]map[string]struct{}{}}
 	if path == "" {
 		return s, nil
 	}
@@ -54,7 +55,7 @@ func OpenFileLogins(path string, lim LoginLimits) (*FileLoginStore, error) {
 	now := s.now()
 	for _, l := range f.Logins {
 		if l.ID != "" && ValidName(l.User) && !s.lim.Expired(l, now) {
-			s.logins[l.ID] = l
+			s.putLocked(l)
 		}
 	}
 	return s, nil
@@ -72,12 +73,12 @@ func (s *FileLoginStore) Limits() LoginLimits { return s.lim }
 func (s *FileLoginStore) Add(_ context.Context, l Login) error {
 	l.UserAgent = CleanUserAgent(l.UserAgent)
 	s.mu.Lock()
-	s.logins[l.ID] = l
+	s.putLocked(l)
 	// Keep PerUser logins of the user: drop the ones seen least recently.
 	mine := s.userLocked(l.User)
 	for len(mine) > s.lim.PerUser {
 		oldest := slices.MinFunc(mine, func(a, b Login) int { return a.LastSeen.Compare(b.LastSeen) })
-		delete(s.logins, oldest.ID)
+		s.dropLocked(oldest.ID)
 		mine = slices.DeleteFunc(mine, func(x Login) bool { return x.ID == oldest.ID })
 	}
 	s.ver++
@@ -94,7 +95,7 @@ func (s *FileLoginStore) Get(_ context.Context, user, id string) (Login, bool, e
 		return Login{}, false, nil
 	}
 	if s.lim.Expired(l, s.now()) {
-		delete(s.logins, id)
+		s.dropLocked(id)
 		s.dirty = true
 		return Login{}, false, nil
 	}
@@ -119,7 +120,7 @@ func (s *FileLoginStore) Remove(_ context.Context, user, id string) (Login, bool
 	l, ok := s.logins[id]
 	ok = ok && l.User == user
 	if ok {
-		delete(s.logins, id)
+		s.dropLocked(id)
 		s.ver++
 	}
 	s.mu.Unlock()
@@ -135,7 +136,7 @@ func (s *FileLoginStore) RemoveUser(_ context.Context, user, except string) ([]L
 	var gone []Login
 	for _, l := range s.userLocked(user) {
 		if l.ID != except {
-			delete(s.logins, l.ID)
+			s.dropLocked(l.ID)
 			gone = append(gone, l)
 		}
 	}
@@ -166,13 +167,38 @@ func (s *FileLoginStore) List(_ context.Context, user string) ([]Login, error) {
 
 // userLocked returns the logins of user (s.mu held).
 func (s *FileLoginStore) userLocked(user string) []Login {
-	var out []Login
-	for _, l := range s.logins {
-		if l.User == user {
-			out = append(out, l)
-		}
+	ids := s.byUser[user]
+	out := make([]Login, 0, len(ids))
+	for id := range ids {
+		out = append(out, s.logins[id])
 	}
 	return out
+}
+
+// putLocked stores a new login (s.mu held).
+func (s *FileLoginStore) putLocked(l Login) {
+	s.logins[l.ID] = l
+	ids := s.byUser[l.User]
+	if ids == nil {
+		ids = map[string]struct{}{}
+		s.byUser[l.User] = ids
+	}
+	ids[l.ID] = struct{}{}
+}
+
+// dropLocked forgets login id (s.mu held).
+func (s *FileLoginStore) dropLocked(id string) {
+	l, ok := s.logins[id]
+	if !ok {
+		return
+	}
+	delete(s.logins, id)
+	if ids := s.byUser[l.User]; ids != nil {
+		delete(ids, id)
+		if len(ids) == 0 {
+			delete(s.byUser, l.User)
+		}
+	}
 }
 
 // Flush writes LastSeen changes (and drops expired logins) if there are
@@ -210,7 +236,7 @@ func (s *FileLoginStore) save() error {
 	f := loginsFile{Logins: make([]Login, 0, len(s.logins))}
 	for id, l := range s.logins {
 		if s.lim.Expired(l, now) {
-			delete(s.logins, id)
+			s.dropLocked(id)
 			continue
 		}
 		f.Logins = append(f.Logins, l)

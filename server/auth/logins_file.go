@@ -26,8 +26,8 @@ type FileLoginStore struct {
 	mu     sync.Mutex
 	logins map[string]Login
 	byUser map[string]map[string]struct{} // user -> IDs of their logins
-	dirty  bool   // LastSeen changed since the last write
-	ver    uint64 // counts changes
+	dirty  bool                           // LastSeen changed since the last write
+	ver    uint64                         // counts changes
 
 	wmu     sync.Mutex // orders writes
 	written uint64     // ver of the last write

@@ -66,7 +66,15 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	}
 	a.Log = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)}))
 
-	var eng server.Engine // nil: the memory engine
+	guessLimits := auth.GuessLimits{
+		Window: cfg.LoginLimitWindow, PerUserIP: cfg.LoginLimitUserIP, PerIP: cfg.LoginLimitIP, PerUser: cfg.LoginLimitUser,
+	}
+	loginLimits := auth.LoginLimits{MaxAge: cfg.LoginMaxAge, Idle: cfg.LoginIdle, PerUser: cfg.LoginsPerUser}
+	var (
+		eng        server.Engine // nil: the memory engine
+		guesses    auth.Guesses
+		loginStore auth.LoginStore
+	)
 	if strings.HasPrefix(cfg.Engine, "redis://") {
 		re, err := redis.New(redis.Options{URL: cfg.Engine, Budgets: budgets(cfg), Logger: a.Log})
 		if err != nil {
@@ -74,19 +82,33 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 			return nil, fmt.Errorf("BAYEUX_ENGINE: %w", err)
 		}
 		eng = re
+		// Logins and failed-login counts live where the sessions do, so
+		// that every node sees the same logins and the limits hold for
+		// the cluster, not per node.
+		guesses = redis.NewGuesses(re.Client(), "", guessLimits)
+		loginStore = redis.NewLoginStore(re.Client(), "", loginLimits)
+	} else {
+		fl, err := auth.OpenFileLogins(filepath.Join(cfg.DataDir, "logins"), loginLimits)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("logins file: %w", err)
+		}
+		a.closers = append(a.closers, a.flushEvery(fl, time.Minute), fl)
+		guesses = auth.NewMemoryGuesses(guessLimits)
+		loginStore = fl
 	}
 	users, created, err := openUsers(cfg.UsersFile, a.Log)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
-	a.Auth = auth.NewAuthenticator(users)
+	a.Auth = &auth.Authenticator{Users: users, Guesses: guesses}
 	keys, err := auth.LoadKeys(cfg.SessionKeys, cfg.DataDir)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
-	if a.Logins, err = auth.NewLogins(keys); err != nil {
+	if a.Logins, err = auth.NewLogins(keys, loginStore, cfg.LoginMaxAge); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -220,6 +242,37 @@ func (a *App) documentRoot() (fs.FS, error) {
 	a.closers = append(a.closers, r)
 	return r.FS(), nil
 }
+
+// flushEvery writes the logins' LastSeen changes every d until the
+// returned Closer is closed.
+func (a *App) flushEvery(fl *auth.FileLoginStore, d time.Duration) io.Closer {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := fl.Flush(); err != nil {
+					a.Log.Error("logins file", "err", err)
+				}
+			}
+		}
+	}()
+	return closerFunc(func() error {
+		close(stop)
+		<-done
+		return nil
+	})
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
 
 // Close releases files the App opened.
 func (a *App) Close() {

@@ -56,15 +56,23 @@ type Config struct {
 	AllowedOrigins        []string      `env:"ALLOWED_ORIGINS" desc:"comma-separated origins allowed cross-origin (CORS); * = any"`
 	EmbedOrigins          []string      `env:"EMBED_ORIGINS" desc:"comma-separated origins allowed to frame the chat"`
 
-	DebugAddr       string        `env:"DEBUG_ADDR" desc:"listen address of a separate server for Go's /debug/pprof/ (keep it on loopback); empty = off"`
-	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
-	LogFile         string        `env:"LOG_FILE" desc:"append logs to this file instead of stderr"`
-	DataDir         string        `env:"DATA_DIR" envDefault:"./data" desc:"directory for state (created when missing)"`
-	UsersFile       string        `env:"USERS_FILE" desc:"htpasswd file with bcrypt hashes; default <data dir>/users"`
-	Admins          []string      `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
-	SessionKeys     []string      `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
-	Engine          string        `env:"ENGINE" envDefault:"memory" desc:"memory, or redis://host:port/db"`
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
+	DebugAddr   string   `env:"DEBUG_ADDR" desc:"listen address of a separate server for Go's /debug/pprof/ (keep it on loopback); empty = off"`
+	LogLevel    string   `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
+	LogFile     string   `env:"LOG_FILE" desc:"append logs to this file instead of stderr"`
+	DataDir     string   `env:"DATA_DIR" envDefault:"./data" desc:"directory for state (created when missing)"`
+	UsersFile   string   `env:"USERS_FILE" desc:"htpasswd file with bcrypt hashes; default <data dir>/users"`
+	Admins      []string `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
+	SessionKeys []string `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
+
+	LoginLimitWindow time.Duration `env:"LOGIN_LIMIT_WINDOW" envDefault:"15m" desc:"how long a failed login counts against the login limits"`
+	LoginLimitUserIP int           `env:"LOGIN_LIMIT_USER_IP" envDefault:"5" desc:"failed logins per user from one IP address (IPv6: per /64) within the window; more are refused unchecked"`
+	LoginLimitIP     int           `env:"LOGIN_LIMIT_IP" envDefault:"20" desc:"failed logins from one IP address (IPv6: per /64), any users, within the window; more are refused unchecked"`
+	LoginLimitUser   int           `env:"LOGIN_LIMIT_USER" envDefault:"20" desc:"failed logins per user from all addresses within the window after which only addresses that have not failed for the user may try (once each)"`
+	LoginMaxAge      time.Duration `env:"LOGIN_MAX_AGE" envDefault:"720h" desc:"a browser login ends this long after it was made"`
+	LoginIdle        time.Duration `env:"LOGIN_IDLE" envDefault:"168h" desc:"a browser login ends when it was not used for this long"`
+	LoginsPerUser    int           `env:"LOGINS_PER_USER" envDefault:"10" desc:"browser logins kept per user; a new one beyond ends the one used least recently"`
+	Engine           string        `env:"ENGINE" envDefault:"memory" desc:"memory, or redis://host:port/db"`
+	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
 }
 
 // Load parses the environment.
@@ -113,7 +121,13 @@ func (c *Config) validate() error {
 		bad("MAX_MESSAGE_SIZE", "must be positive")
 	}
 	for name, v := range map[string]int{"MAX_QUEUE": c.MaxQueue, "MAX_BATCH": c.MaxBatch, "MAX_CHANNEL_LENGTH": c.MaxChannelLength,
-		"MAX_SUBSCRIPTIONS": c.MaxSubscriptions, "MAX_HISTORY_ROOMS": c.MaxHistoryRooms, "HANDSHAKE_BURST": c.HandshakeBurst, "ROOM_BURST": c.RoomBurst} {
+		"MAX_SUBSCRIPTIONS": c.MaxSubscriptions, "MAX_HISTORY_ROOMS": c.MaxHistoryRooms, "HANDSHAKE_BURST": c.HandshakeBurst, "ROOM_BURST": c.RoomBurst,
+		"LOGIN_LIMIT_USER_IP": c.LoginLimitUserIP, "LOGIN_LIMIT_IP": c.LoginLimitIP, "LOGIN_LIMIT_USER": c.LoginLimitUser, "LOGINS_PER_USER": c.LoginsPerUser} {
+		if v <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	for name, v := range map[string]time.Duration{"LOGIN_LIMIT_WINDOW": c.LoginLimitWindow, "LOGIN_MAX_AGE": c.LoginMaxAge, "LOGIN_IDLE": c.LoginIdle} {
 		if v <= 0 {
 			bad(name, "must be positive")
 		}

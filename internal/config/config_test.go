@@ -59,6 +59,11 @@ func TestParse(t *testing.T) {
 		{name: "negative publish size", vars: map[string]string{"BAYEUX_MAX_PUBLISH_SIZE": "-1"}, wantErr: "MAX_PUBLISH_SIZE"},
 		{name: "negative handshake rate", vars: map[string]string{"BAYEUX_HANDSHAKE_RATE": "-2"}, wantErr: "HANDSHAKE_RATE"},
 		{name: "zero history rooms", vars: map[string]string{"BAYEUX_MAX_HISTORY_ROOMS": "0"}, wantErr: "MAX_HISTORY_ROOMS"},
+		{name: "login limits", vars: map[string]string{"BAYEUX_LOGIN_LIMIT_USER_IP": "3", "BAYEUX_LOGIN_LIMIT_WINDOW": "1h", "BAYEUX_LOGINS_PER_USER": "2"}, check: func(c *Config) bool {
+			return c.LoginLimitUserIP == 3 && c.LoginLimitWindow == time.Hour && c.LoginsPerUser == 2 && c.LoginLimitIP == 20 && c.LoginLimitUser == 20
+		}},
+		{name: "login limit off is refused", vars: map[string]string{"BAYEUX_LOGIN_LIMIT_IP": "0"}, wantErr: "LOGIN_LIMIT_IP"},
+		{name: "login idle zero", vars: map[string]string{"BAYEUX_LOGIN_IDLE": "0s"}, wantErr: "LOGIN_IDLE"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := LoadFrom(tc.vars)
@@ -83,7 +88,8 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	PrintHelp(&b)
 	for _, name := range []string{"ADDR", "DOCUMENT_ROOT", "DIRECTORY_INDEX", "TYPE_EXPIRES", "ANON_PUBLISH", "CONNECT_TIMEOUT", "POLL_TIMEOUT", "CLIENT_MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FILE", "DATA_DIR", "USERS_FILE", "ADMINS", "SESSION_KEYS", "ENGINE", "ALLOWED_ORIGINS", "EMBED_ORIGINS", "MAX_MESSAGE_SIZE", "MAX_QUEUE", "POLL_INTERVAL",
 		"MAX_QUEUE_BYTES", "MAX_QUEUED_BYTES", "MAX_REPLY_SIZE", "MAX_PUBLISH_SIZE", "MAX_SESSIONS_PER_IP", "HANDSHAKE_RATE",
-		"HANDSHAKE_BURST", "MAX_HISTORY_ROOMS", "ROOM_RATE", "ROOM_BURST"} {
+		"HANDSHAKE_BURST", "MAX_HISTORY_ROOMS", "ROOM_RATE", "ROOM_BURST",
+		"LOGIN_LIMIT_WINDOW", "LOGIN_LIMIT_USER_IP", "LOGIN_LIMIT_IP", "LOGIN_LIMIT_USER", "LOGIN_MAX_AGE", "LOGIN_IDLE", "LOGINS_PER_USER"} {
 		if !strings.Contains(b.String(), "BAYEUX_"+name) {
 			t.Errorf("help lacks BAYEUX_%s", name)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/json"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"net/http"
@@ -15,6 +16,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/bayeux-go/bayeux/internal/netpoll"
+	"github.com/bayeux-go/bayeux/internal/origin"
+	"github.com/bayeux-go/bayeux/internal/realip"
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -36,9 +39,13 @@ type Server struct {
 	conns [memShards]connShard // held connects on this node, by session id
 
 	browsers [memShards]browserShard // held connects per browser cookie
-	ips      ipLimiter
-	origins  map[string]bool
-	anyOrig  bool
+	ips      ipLimiter               // concurrent requests per client IP
+	tcp      ipLimiter               // open connections per peer IP (Serve)
+	origins  *origin.List
+	proxies  *realip.Proxies
+	// warnedProxy is set once an untrusted peer's forwarding headers
+	// were ignored and logged.
+	warnedProxy atomic.Bool
 
 	types    []string // supported connection types, preferred first
 	locals   sync.Map // session id -> *LocalClient
@@ -114,28 +121,29 @@ type Stats struct {
 func New(opts Options) (*Server, error) {
 	opts.setDefaults()
 	s := &Server{
-		opts:    opts,
-		engine:  opts.Engine,
-		log:     opts.Logger,
-		seed:    maphash.MakeSeed(),
-		origins: make(map[string]bool),
+		opts:   opts,
+		engine: opts.Engine,
+		log:    opts.Logger,
+		seed:   maphash.MakeSeed(),
+	}
+	var err error
+	if s.origins, err = origin.ParseList(opts.AllowedOrigins); err != nil {
+		return nil, fmt.Errorf("bayeux: AllowedOrigins: %w", err)
+	}
+	if s.proxies, err = realip.New(opts.TrustedProxies, opts.ForwardedHeader); err != nil {
+		return nil, fmt.Errorf("bayeux: TrustedProxies: %w", err)
 	}
 	for i := range s.conns {
 		s.conns[i].m = make(map[string]*heldConnect)
 		s.browsers[i].m = make(map[string][]browserSlot)
 	}
 	s.ips.init(opts.ClientMaxConnections)
-	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests)
+	s.tcp.init(opts.MaxConnsPerIP)
+	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedIPConns, RefusedBodyTimeout, RefusedJSONPSite)
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)
 	}
 	s.types = append(s.types, protocol.LongPolling, protocol.CallbackPolling)
-	for _, o := range opts.AllowedOrigins {
-		if o == "*" {
-			s.anyOrig = true
-		}
-		s.origins[o] = true
-	}
 	h, err := newHandlerTable(opts.Services, !opts.NoEcho)
 	if err != nil {
 		return nil, err
@@ -180,6 +188,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("undelivered messages discarded at shutdown", "messages", msgs, "sessions", sessions)
 		}
 	}
+	// Wait for a poller being started by a socket that is still being
+	// upgraded (and start none after this).
+	s.pollOnce.Do(func() {})
 	if s.netpoll != nil {
 		// Sockets still parked are closed by the http.Server or their peer.
 		_ = s.netpoll.Close()
@@ -349,7 +360,7 @@ func shortID(id string) string {
 func (s *Server) TryHandshake(r *http.Request, ext map[string]json.RawMessage) (*protocol.Message, *SessionInfo) {
 	m := &protocol.Message{Channel: protocol.MetaHandshake, Version: protocol.Version,
 		SupportedConnectionTypes: []string{protocol.LongPolling}, Ext: ext}
-	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: clientIP(r), req: r}
+	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: s.client(r).IP, req: r}
 	x.handle(m, true)
 	if x.hsReply == nil {
 		if len(x.replies) == 0 {

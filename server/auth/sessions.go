@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/gorilla/sessions"
+
+	"github.com/bayeux-go/bayeux/internal/realip"
 )
 
 // LoginCookie is the name of the browser login cookie.
@@ -22,8 +24,9 @@ const LoginCookie = "bayeux_login"
 const LoginLifetime = 30 * 24 * time.Hour
 
 // Logins keeps browsers logged in with a signed and encrypted cookie. The
-// cookie is HttpOnly, SameSite=Lax, and Secure when the request came over
-// TLS; it holds the user name and the login time, nothing secret.
+// cookie is HttpOnly, SameSite=Lax, and Secure when the client came over
+// HTTPS (TLS here, or at a trusted proxy: internal/realip); it holds the
+// user name and the login time, nothing secret.
 type Logins struct {
 	store *sessions.CookieStore
 }
@@ -66,7 +69,7 @@ func (l *Logins) Login(w http.ResponseWriter, r *http.Request, user string) erro
 	s, _ := l.store.New(r, LoginCookie)
 	s.Values["user"] = user
 	s.Values["at"] = time.Now().Unix()
-	s.Options.Secure = r.TLS != nil
+	s.Options.Secure = realip.FromRequest(r).Secure
 	return s.Save(r, w)
 }
 
@@ -74,7 +77,7 @@ func (l *Logins) Login(w http.ResponseWriter, r *http.Request, user string) erro
 func (l *Logins) Logout(w http.ResponseWriter, r *http.Request) {
 	s, _ := l.store.New(r, LoginCookie)
 	s.Options.MaxAge = -1
-	s.Options.Secure = r.TLS != nil
+	s.Options.Secure = realip.FromRequest(r).Secure
 	_ = s.Save(r, w)
 }
 

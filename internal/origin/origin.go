@@ -83,6 +83,13 @@ func OfRequest(host string, secure bool) (Origin, error) {
 // Same reports whether the Origin header value origin is the origin of a
 // request to host over secure (or not).
 func Same(origin, host string, secure bool) bool {
+	scheme := "http://"
+	if secure {
+		scheme = "https://"
+	}
+	if host != "" && len(origin) == len(scheme)+len(host) && strings.HasPrefix(origin, scheme) && origin[len(scheme):] == host {
+		return true // what browsers send for a same-origin request
+	}
 	o, err := Parse(origin)
 	if err != nil {
 		return false

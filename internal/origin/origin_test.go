@@ -71,6 +71,7 @@ func TestSame(t *testing.T) {
 		{"http://127.0.0.1:4000", "127.0.0.1:4000", false, true},
 		{"null", "chat.example", false, false},
 		{"http://chat.example", "", false, false},
+		{"http://", "", false, false},
 	} {
 		if got := Same(tc.origin, tc.host, tc.secure); got != tc.want {
 			t.Errorf("Same(%q, %q, secure %v) = %v, want %v", tc.origin, tc.host, tc.secure, got, tc.want)

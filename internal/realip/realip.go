@@ -161,19 +161,19 @@ func (p *Proxies) Client(r *http.Request) Client {
 // trusted, from the forwarding headers.
 func (p *Proxies) resolve(r *http.Request) Client {
 	c := Client{IP: r.RemoteAddr, Secure: r.TLS != nil}
-	peer, err := netip.ParseAddrPort(r.RemoteAddr)
-	if err != nil {
-		if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
-			peer = netip.AddrPortFrom(a, 0)
-		} else if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-			c.IP = host
-			return c
-		} else {
-			return c
-		}
+	// The host part as is (no allocation), unless it needs normalising.
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		c.IP = host
 	}
-	c.IP = peer.Addr().Unmap().String()
-	if !p.Trusted(peer.Addr()) {
+	peer, err := netip.ParseAddr(c.IP)
+	if err != nil {
+		return c // not an IP address: nothing to trust
+	}
+	if peer.Is4In6() || peer.Zone() != "" {
+		peer = peer.Unmap().WithZone("")
+		c.IP = peer.String()
+	}
+	if !p.Trusted(peer) {
 		c.Ignored = hasForwarding(r.Header)
 		return c
 	}

@@ -133,3 +133,15 @@ func TestTrustedAddr(t *testing.T) {
 		t.Error("nil Proxies trusts")
 	}
 }
+
+func BenchmarkClientDirect(b *testing.B) {
+	p, _ := New([]string{"10.0.0.0/8"}, "")
+	r := httptest.NewRequest(http.MethodPost, "/cometd", nil)
+	r.RemoteAddr = "203.0.113.9:5000"
+	b.ReportAllocs()
+	for b.Loop() {
+		if p.Client(r).IP != "203.0.113.9" {
+			b.Fatal("wrong IP")
+		}
+	}
+}

@@ -43,7 +43,9 @@ func (s *Server) Serve(hs *http.Server, ln net.Listener) error {
 // ServeTLS is Serve over TLS: ln is the plain TCP listener and
 // hs.TLSConfig gives the certificates (Certificates, GetCertificate or
 // GetConfigForClient). Unless hs.TLSConfig.NextProtos or hs.Protocols say
-// otherwise, HTTP/2 is offered next to HTTP/1.1 (ALPN).
+// otherwise, HTTP/2 is offered next to HTTP/1.1 (ALPN): ServeTLS sets
+// hs.TLSConfig to a copy that says so. The TLS handshake is bounded by
+// hs.ReadHeaderTimeout, as in net/http.
 //
 // Over HTTP/2 a held connect is one stream of the browser's one
 // connection: nothing is parked (each held connect keeps its goroutine),

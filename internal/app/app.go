@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"io/fs"
@@ -47,6 +48,7 @@ type App struct {
 	Ready    *admin.Ready
 	Handler  http.Handler
 
+	certs   *certFiles // nil: plain HTTP
 	closers []io.Closer
 }
 
@@ -65,6 +67,13 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		logOut = f
 	}
 	a.Log = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)}))
+	if cfg.TLSCert != "" {
+		var err error
+		if a.certs, err = loadCertFiles(cfg.TLSCert, cfg.TLSKey, a.Log); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
 
 	guessLimits := auth.GuessLimits{
 		Window: cfg.LoginLimitWindow, PerUserIP: cfg.LoginLimitUserIP, PerIP: cfg.LoginLimitIP, PerUser: cfg.LoginLimitUser,
@@ -164,6 +173,9 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		WriteTimeout:          cfg.WriteTimeout,
 		ParkAfter:             cfg.ParkAfter,
 		AllowedOrigins:        cfg.AllowedOrigins,
+		TrustedProxies:        cfg.TrustedProxies,
+		ForwardedHeader:       cfg.ForwardedHeaders,
+		MaxConnsPerIP:         cfg.MaxConnsPerIP,
 	})
 	if err != nil {
 		a.Close()
@@ -306,9 +318,16 @@ func parseLevel(s string) slog.Level {
 	return slog.LevelInfo
 }
 
-// Serve listens on cfg.Addr (or uses ln when not nil) and serves until ctx
-// ends, then shuts down gracefully: held connects are answered with retry
-// advice, in-flight requests finish, and the engine closes.
+// Serve listens on cfg.Addr (or uses ln, a plain TCP listener, when not
+// nil) and serves until ctx ends, then shuts down gracefully: held
+// connects are answered with retry advice, in-flight requests finish, and
+// the engine closes. With BAYEUX_TLS_CERT it serves HTTPS (HTTP/2 offered
+// unless BAYEUX_HTTP2=false).
+//
+// Slow clients: headers must arrive within BAYEUX_HEADER_TIMEOUT, and
+// headers and body within BAYEUX_READ_TIMEOUT (http.Server.ReadTimeout;
+// net/http lifts it once a body is read, so held connects, parked or
+// not, and WebSockets are not cut: see server.Server.Serve).
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if ln == nil {
 		var err error
@@ -319,12 +338,17 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	hs := &http.Server{
 		Handler:           a.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: a.Config.HeaderTimeout,
+		ReadTimeout:       a.Config.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    a.Config.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
-	a.Log.Info("bayeux listening", "addr", ln.Addr().String(), "engine", a.Config.Engine, "document_root", a.Config.DocumentRoot)
+	if !a.Config.HTTP2 {
+		hs.Protocols = new(http.Protocols)
+		hs.Protocols.SetHTTP1(true)
+	}
+	a.Log.Info("bayeux listening", "addr", ln.Addr().String(), "tls", a.certs != nil, "engine", a.Config.Engine, "document_root", a.Config.DocumentRoot)
 	if a.Config.DebugAddr != "" {
 		stop, err := a.serveDebug(a.Config.DebugAddr)
 		if err != nil {
@@ -333,7 +357,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		defer stop()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- a.Bayeux.Serve(hs, ln) }()
+	if a.certs != nil {
+		hs.TLSConfig = &tls.Config{GetCertificate: a.certs.get, MinVersion: tls.VersionTLS12}
+		go func() { errc <- a.Bayeux.ServeTLS(hs, ln) }()
+	} else {
+		go func() { errc <- a.Bayeux.Serve(hs, ln) }()
+	}
 	select {
 	case err := <-errc:
 		return err

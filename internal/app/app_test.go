@@ -50,7 +50,11 @@ func start(t *testing.T, vars map[string]string) *running {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{app: a, url: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan struct{}), logs: logs}
+	scheme := "http://"
+	if vars["BAYEUX_TLS_CERT"] != "" {
+		scheme = "https://"
+	}
+	r := &running{app: a, url: scheme + ln.Addr().String(), cancel: cancel, done: make(chan struct{}), logs: logs}
 	go func() { r.err = a.Serve(ctx, ln); close(r.done) }()
 	t.Cleanup(func() {
 		cancel()

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/gorilla/sessions"
+
+	"github.com/bayeux-go/bayeux/internal/realip"
 )
 
 // LoginCookie is the name of the browser login cookie.
@@ -32,7 +34,8 @@ const SessionFlag = "login"
 const SeenEvery = time.Minute
 
 // Logins keeps browsers logged in. The cookie (signed and encrypted,
-// HttpOnly, SameSite=Lax, Secure when the request came over TLS) holds a
+// HttpOnly, SameSite=Lax, Secure when the client came over HTTPS: TLS here,
+// or at a trusted proxy, see internal/realip) holds a
 // random secret and the user name; the login itself is a record in a
 // LoginStore, so a cookie whose login was ended (logout, an admin, a
 // password change, expiry) logs in nobody, however valid its signature.
@@ -126,7 +129,7 @@ func (l *Logins) Login(w http.ResponseWriter, r *http.Request, user, ip string) 
 	}
 	s, _ := l.cookies.New(r, LoginCookie)
 	s.Values = map[any]any{"secret": secret, "user": user}
-	s.Options.Secure = r.TLS != nil
+	s.Options.Secure = realip.FromRequest(r).Secure
 	if err := s.Save(r, w); err != nil {
 		_, _, _ = l.Store.Remove(context.WithoutCancel(r.Context()), user, rec.ID)
 		return Login{}, err
@@ -150,7 +153,7 @@ func (l *Logins) Logout(w http.ResponseWriter, r *http.Request) (Login, bool, er
 func ClearCookie(w http.ResponseWriter, r *http.Request) {
 	http.SetCookie(w, &http.Cookie{
 		Name: LoginCookie, Value: "", Path: "/", MaxAge: -1,
-		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: r.TLS != nil,
+		HttpOnly: true, SameSite: http.SameSiteLaxMode, Secure: realip.FromRequest(r).Secure,
 	})
 }
 

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bayeux-go/bayeux/internal/redistest"
+	"github.com/bayeux-go/bayeux/internal/testutil/redistest"
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/wasmclient"
 )
@@ -41,11 +41,7 @@ func startRedis(t *testing.T, kind string) *redisDeployment {
 	t.Helper()
 	switch kind {
 	case "redis":
-		r, err := redistest.Start(t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(r.Kill)
+		r := redistest.Start(t)
 		return &redisDeployment{URL: r.URL, kill: r.Kill, restart: r.Restart}
 	case "redis-cluster":
 		c, err := redistest.StartCluster(t.TempDir(), 3)

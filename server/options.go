@@ -122,8 +122,10 @@ type Options struct {
 	// HandshakeBurst is the token bucket's size for HandshakeRate.
 	// Default: HandshakeRate rounded up, at least 1.
 	HandshakeBurst int
-	// ClientMaxConnections bounds concurrent Bayeux requests from one IP
-	// address; 0 means unlimited. Beyond it requests get HTTP 429.
+	// ClientMaxConnections bounds concurrent requests from one client IP
+	// address (see TrustedProxies): Bayeux requests, held connects and
+	// WebSockets, and, for the handler of Site, every other route too;
+	// 0 means unlimited. Beyond it requests get HTTP 429.
 	ClientMaxConnections int
 	// MaxSessionsPerBrowser is how many connects one browser (identified by
 	// the BAYEUX_BROWSER cookie) may hold at once over HTTP/1.x; others are
@@ -138,9 +140,38 @@ type Options struct {
 	// to its cookie, so a leaked clientId alone cannot hijack it.
 	TrustClientSession bool
 	// AllowedOrigins lists the origins (scheme://host[:port]) that may use
-	// the Bayeux endpoint cross-origin; "*" allows all. Same-origin and
-	// non-browser requests are always allowed.
+	// the Bayeux endpoint cross-origin, with the browser's cookies; they
+	// match by scheme, host and port (a default port is the same as
+	// none). "*" allows every other origin too, but never with
+	// credentials: those get Access-Control-Allow-Origin: * without
+	// Access-Control-Allow-Credentials, and their requests reach
+	// Authorize without cookies (Client.Request). Same-origin and
+	// non-browser requests are always allowed. New fails on an entry
+	// that is not an origin.
 	AllowedOrigins []string
+
+	// TrustedProxies lists the reverse proxies (CIDR prefixes such as
+	// 10.0.0.0/8, or addresses) whose forwarding headers are believed:
+	// only for requests from those peers does the client's address (for
+	// every per-IP limit, Client.RemoteAddr and logs) and scheme (for
+	// Secure cookies and the same-origin test) come from the headers
+	// named by ForwardedHeader, taking the right-most address that is not
+	// itself a trusted proxy. Default: none, every request is its
+	// connection's.
+	TrustedProxies []string
+	// ForwardedHeader names the headers trusted proxies use:
+	// "x-forwarded" (X-Forwarded-For and X-Forwarded-Proto, the default)
+	// or "forwarded" (RFC 7239). The other family is ignored, so that a
+	// header the proxy passes through from the client cannot be used to
+	// spoof an address.
+	ForwardedHeader string
+	// MaxConnsPerIP bounds the connections one peer address may hold
+	// open on a listener served by Serve or ServeTLS, whatever the route
+	// (idle keep-alive, slow headers, held connects, WebSockets); excess
+	// connections are closed at once. Trusted proxies are exempt (their
+	// clients are limited per request by ClientMaxConnections). 0 means
+	// unlimited.
+	MaxConnsPerIP int
 }
 
 func (o *Options) setDefaults() {

@@ -25,6 +25,15 @@ const (
 	// The engine's drops (EngineHooks.Dropped) count under their reasons:
 	// DropQueueLength, DropQueueBytes, DropQueuedBytes (messages) and
 	// DropHistory (channel histories).
+	// RefusedIPConns: a connection beyond Options.MaxConnsPerIP, closed
+	// as soon as it was accepted.
+	RefusedIPConns = "ip_conns"
+	// RefusedBodyTimeout: a request body that did not arrive within the
+	// http.Server's ReadTimeout (BAYEUX_READ_TIMEOUT), cut with 408.
+	RefusedBodyTimeout = "body_timeout"
+	// RefusedJSONPSite: a callback-polling (JSONP) request that the
+	// browser says came from another site (Sec-Fetch-Site).
+	RefusedJSONPSite = "jsonp_cross_site"
 )
 
 // refuse counts an HTTP request refused by a limit.

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/json"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/bayeux-go/bayeux/internal/netpoll"
+	"github.com/bayeux-go/bayeux/internal/origin"
+	"github.com/bayeux-go/bayeux/internal/realip"
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -37,11 +40,15 @@ type Server struct {
 	conns [memShards]connShard // held connects on this node, by session id
 
 	browsers   [memShards]browserShard // held connects per browser cookie
-	ips        ipLimiter
+	ips        ipLimiter               // concurrent requests per client IP
+	tcp        ipLimiter               // open connections per peer IP (Serve)
 	ipSessions ipSessions
 	handshakes handshakeLimiter
-	origins    map[string]bool
-	anyOrig    bool
+	origins    *origin.List
+	proxies    *realip.Proxies
+	// warnedProxy is set once an untrusted peer's forwarding headers
+	// were ignored and logged.
+	warnedProxy atomic.Bool
 
 	types    []string // supported connection types, preferred first
 	locals   sync.Map // session id -> *LocalClient
@@ -87,31 +94,32 @@ type Stats struct {
 func New(opts Options) (*Server, error) {
 	opts.setDefaults()
 	s := &Server{
-		opts:    opts,
-		engine:  opts.Engine,
-		log:     opts.Logger,
-		seed:    maphash.MakeSeed(),
-		origins: make(map[string]bool),
+		opts:   opts,
+		engine: opts.Engine,
+		log:    opts.Logger,
+		seed:   maphash.MakeSeed(),
+	}
+	var err error
+	if s.origins, err = origin.ParseList(opts.AllowedOrigins); err != nil {
+		return nil, fmt.Errorf("bayeux: AllowedOrigins: %w", err)
+	}
+	if s.proxies, err = realip.New(opts.TrustedProxies, opts.ForwardedHeader); err != nil {
+		return nil, fmt.Errorf("bayeux: TrustedProxies: %w", err)
 	}
 	for i := range s.conns {
 		s.conns[i].m = make(map[string]*hold)
 		s.browsers[i].m = make(map[string][]browserSlot)
 	}
 	s.ips.init(opts.ClientMaxConnections)
+	s.tcp.init(opts.MaxConnsPerIP)
 	s.ipSessions.init(opts.MaxSessionsPerIP)
 	s.handshakes.init(opts.HandshakeRate, opts.HandshakeBurst)
-	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedPublishSize, RefusedSessionsPerIP,
-		RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory)
+	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedIPConns, RefusedBodyTimeout, RefusedJSONPSite,
+		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory)
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)
 	}
 	s.types = append(s.types, protocol.LongPolling, protocol.CallbackPolling)
-	for _, o := range opts.AllowedOrigins {
-		if o == "*" {
-			s.anyOrig = true
-		}
-		s.origins[o] = true
-	}
 	h, err := newHandlerTable(opts.Services, !opts.NoEcho)
 	if err != nil {
 		return nil, err
@@ -156,6 +164,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("undelivered messages discarded at shutdown", "messages", msgs, "sessions", sessions)
 		}
 	}
+	// Wait for a poller being started by a socket that is still being
+	// upgraded (and start none after this).
+	s.pollOnce.Do(func() {})
 	if s.netpoll != nil {
 		// Sockets still parked are closed by the http.Server or their peer.
 		_ = s.netpoll.Close()
@@ -350,7 +361,7 @@ func shortID(id string) string {
 func (s *Server) TryHandshake(r *http.Request, ext map[string]json.RawMessage) (*protocol.Message, *SessionInfo) {
 	m := &protocol.Message{Channel: protocol.MetaHandshake, Version: protocol.Version,
 		SupportedConnectionTypes: []string{protocol.LongPolling}, Ext: ext}
-	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: clientIP(r), req: r, trial: true}
+	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: s.client(r).IP, req: r, trial: true}
 	x.handle(m, true)
 	if x.hsReply == nil {
 		if len(x.replies) == 0 {

@@ -39,9 +39,12 @@ var (
 	ErrLoginRequired      = &protocol.Error{Code: 403, Message: "login_required"}
 	ErrInvalidCredentials = &protocol.Error{Code: 403, Message: "invalid_credentials"}
 	ErrRateLimited        = &protocol.Error{Code: 403, Message: "rate_limited"}
-	ErrBadAuth            = &protocol.Error{Code: 400, Message: "auth_invalid"}
-	ErrRoomInvalid        = &protocol.Error{Code: 400, Message: "room_invalid"}
-	ErrChatInvalid        = &protocol.Error{Code: 400, Message: "chat_invalid"}
+	// ErrLoginUnavailable: the failed-login counters (Redis) did not
+	// answer, so no password was checked.
+	ErrLoginUnavailable = &protocol.Error{Code: 503, Message: "login_unavailable"}
+	ErrBadAuth          = &protocol.Error{Code: 400, Message: "auth_invalid"}
+	ErrRoomInvalid      = &protocol.Error{Code: 400, Message: "room_invalid"}
+	ErrChatInvalid      = &protocol.Error{Code: 400, Message: "chat_invalid"}
 	// ErrRoomWildcard refuses a non-admin's wildcard subscription that
 	// covers rooms (/**, /chat/*, /chat/**): it would read every room
 	// without being in any member list.
@@ -94,11 +97,13 @@ func New(a *auth.Authenticator, l *auth.Logins, log *slog.Logger) *Chat {
 	return &Chat{Auth: a, Logins: l, HistorySize: 50, MaxText: 2000, Log: log, members: map[string]string{}}
 }
 
-// Attach gives the chat its server; call it right after server.New.
+// Attach gives the chat its server; call it right after server.New. The
+// chat's and the login limits' refusals are counted in the server's
+// Stats().Refused.
 func (c *Chat) Attach(s *server.Server) {
 	c.srv = s
 	c.rooms.init(c.RoomRate, c.RoomBurst)
-	s.Stats().Refused.Declare(RefusedRoomWildcard, RefusedRoomCreate)
+	s.Stats().Refused.Declare(RefusedRoomWildcard, RefusedRoomCreate, auth.RefusedLoginUserIP, auth.RefusedLoginUser, auth.RefusedLoginIP)
 }
 
 func (c *Chat) isAdmin(user string) bool { return user != "" && c.IsAdmin != nil && c.IsAdmin(user) }
@@ -134,7 +139,7 @@ func isChatChannel(ch string) bool {
 func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Message) error {
 	switch m.Channel {
 	case protocol.MetaHandshake:
-		return c.handshake(cl, m)
+		return c.handshake(ctx, cl, m)
 	case protocol.MetaSubscribe:
 		for _, ch := range m.Subscription.Channels {
 			// "/**" matches every room too.
@@ -179,7 +184,7 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 	return c.useRoom(ctx, cl.User(), room)
 }
 
-func (c *Chat) handshake(cl *server.Client, m *protocol.Message) error {
+func (c *Chat) handshake(ctx context.Context, cl *server.Client, m *protocol.Message) error {
 	if raw, ok := m.Ext["auth"]; ok {
 		var cred struct {
 			User     string `json:"user"`
@@ -188,22 +193,29 @@ func (c *Chat) handshake(cl *server.Client, m *protocol.Message) error {
 		if err := json.Unmarshal(raw, &cred); err != nil {
 			return ErrBadAuth
 		}
-		switch err := c.Auth.Authenticate(cred.User, cred.Password, cl.RemoteAddr()); {
-		case errors.Is(err, auth.ErrRateLimited):
-			c.Log.Warn("login rate-limited", "user", cred.User, "ip", cl.RemoteAddr())
+		err := c.Auth.Authenticate(ctx, cred.User, cred.Password, cl.RemoteAddr())
+		var limit *auth.LimitError
+		switch {
+		case errors.As(err, &limit):
+			c.srv.Stats().Refused.Add(limit.Reason)
+			c.Log.Warn("login rate-limited", "user", cred.User, "ip", cl.RemoteAddr(), "limit", limit.Reason)
 			return ErrRateLimited
-		case err != nil:
+		case errors.Is(err, auth.ErrInvalidCredentials):
 			c.Log.Info("login failed", "user", cred.User, "ip", cl.RemoteAddr())
 			return ErrInvalidCredentials
+		case err != nil:
+			c.Log.Error("login check failed", "user", cred.User, "ip", cl.RemoteAddr(), "err", err)
+			return ErrLoginUnavailable
 		}
 		cl.SetUser(cred.User)
 		cl.SetFlag("auth", "password")
 		return nil
 	}
 	if r := cl.Request(); r != nil && c.Logins != nil {
-		if u := c.Logins.User(r); u != "" && c.Auth.Users.Exists(u) {
-			cl.SetUser(u)
+		if l, ok := c.Logins.Current(r); ok && c.Auth.Users.Exists(l.User) {
+			cl.SetUser(l.User)
 			cl.SetFlag("auth", "cookie")
+			cl.SetFlag(auth.SessionFlag, l.ID)
 		}
 	}
 	return nil // anonymous sessions may use other channels

@@ -11,8 +11,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/bayeux-go/bayeux/internal/redistest"
 	"github.com/bayeux-go/bayeux/internal/testutil"
+	"github.com/bayeux-go/bayeux/internal/testutil/redistest"
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
 )

@@ -3,7 +3,6 @@ package redis
 import (
 	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -13,114 +12,71 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/bayeux-go/bayeux/internal/redistest"
+	"github.com/bayeux-go/bayeux/internal/testutil/redistest"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/enginetest"
 )
 
 // The tests run against real Redis deployments they start themselves on
-// free ports, with their data in temporary directories: one redis-server
-// and one Redis Cluster of three masters shared by the package (each test
-// uses its own key prefix), and private ones for the tests that kill them.
-// Without redis-server and redis-cli they fail (they never skip: CI must
-// not pass because a tool is missing).
+// free ports, with their data in temporary directories (package
+// internal/testutil/redistest, which the other packages' Redis tests use
+// too): one redis-server and one Redis Cluster of three masters shared by
+// the package (each test uses its own key prefix), and private ones for
+// the tests that kill them. Without redis-server and redis-cli they fail
+// (they never skip: CI must not pass because a tool is missing).
 
 // startRedis starts a private redis-server for t.
 func startRedis(t testing.TB, extra ...string) *redistest.Server {
 	t.Helper()
-	r, err := redistest.Start(t.TempDir(), extra...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(r.Kill)
-	return r
+	return redistest.Start(t, extra...)
 }
 
-// shared are the deployments shared by the tests that need no private one.
-var shared struct {
-	mu      sync.Mutex
-	dir     string
-	srv     *redistest.Server
-	cluster *redistest.Cluster
-	err     error
-}
-
-func sharedDir() (string, error) {
-	if shared.dir == "" {
-		d, err := os.MkdirTemp("", "bayeux-redis-test")
-		if err != nil {
-			return "", err
-		}
-		shared.dir = d
-	}
-	return shared.dir, nil
-}
-
-// sharedRedis is the package's redis-server.
+// sharedRedis returns the redis-server shared by the tests that need no
+// private one; each test uses its own key prefix.
 func sharedRedis(t testing.TB) *redistest.Server {
 	t.Helper()
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.srv == nil {
-		dir, err := sharedDir()
-		if err == nil {
-			shared.srv, err = redistest.Start(dir)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	return shared.srv
+	return redistest.Shared(t)
 }
 
-// sharedCluster is the package's Redis Cluster (three masters).
+// sharedCluster is the package's Redis Cluster (three masters), started on
+// first use.
+var cluster struct {
+	mu  sync.Mutex
+	c   *redistest.Cluster
+	dir string
+	err error
+}
+
 func sharedCluster(t testing.TB) *redistest.Cluster {
 	t.Helper()
-	shared.mu.Lock()
-	defer shared.mu.Unlock()
-	if shared.err != nil {
-		t.Fatal(shared.err)
-	}
-	if shared.cluster == nil {
-		dir, err := sharedDir()
-		if err == nil {
-			shared.cluster, err = redistest.StartCluster(dir+"/cluster", 3)
-		}
-		if err != nil {
-			shared.err = err
-			t.Fatal(err)
+	cluster.mu.Lock()
+	defer cluster.mu.Unlock()
+	if cluster.c == nil && cluster.err == nil {
+		cluster.dir, cluster.err = os.MkdirTemp("", "bayeux-redis-cluster-test")
+		if cluster.err == nil {
+			cluster.c, cluster.err = redistest.StartCluster(cluster.dir, 3)
 		}
 	}
-	return shared.cluster
+	if cluster.err != nil {
+		t.Fatal(cluster.err)
+	}
+	return cluster.c
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if shared.srv != nil {
-		shared.srv.Kill()
+	redistest.StopShared()
+	if cluster.c != nil {
+		cluster.c.Kill()
 	}
-	if shared.cluster != nil {
-		shared.cluster.Kill()
-	}
-	if shared.dir != "" {
-		_ = os.RemoveAll(shared.dir)
+	if cluster.dir != "" {
+		_ = os.RemoveAll(cluster.dir)
 	}
 	os.Exit(code)
 }
 
-var prefixSeq struct {
-	mu sync.Mutex
-	n  int
-}
-
 // testPrefix returns a key prefix no other test uses.
-func testPrefix(t testing.TB) string {
-	prefixSeq.mu.Lock()
-	prefixSeq.n++
-	n := prefixSeq.n
-	prefixSeq.mu.Unlock()
-	return fmt.Sprintf("test%d:%s:", n, t.Name())
-}
+func testPrefix(t testing.TB) string { return redistest.Prefix(t) }
 
 // testEngine is an engine under test with a Hub for its Ready calls, so
 // that tests can fetch (wait for messages) as the Server does.

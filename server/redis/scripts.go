@@ -72,9 +72,9 @@ func (k keys) notice(name string) string { return k.p + "t:" + name }
 // nodeChan is the prefix of the nodes' notice channels.
 func (k keys) nodeChan() string { return k.p + "n:" }
 
-// luaNow is Redis's clock in milliseconds: expiry never depends on the
+// luaClock is Redis's clock in milliseconds: expiry never depends on the
 // nodes' clocks.
-const luaNow = `
+const luaClock = `
 local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
@@ -172,7 +172,7 @@ end
 // patterns counts once per pattern), the total of all queues (-1: not
 // accounted here), then for each stream added to its index (from 0), the
 // entry's sequence number, id, time and the stream's bytes}.
-var publishScript = goredis.NewScript(luaNow + luaAccount + luaTrim + `
+var publishScript = goredis.NewScript(luaClock + luaAccount + luaTrim + `
 local ns, size, max, maxBytes = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local sl, sb = tonumber(ARGV[7]), tonumber(ARGV[8])
 local acct = #KEYS > 3 * ns
@@ -282,7 +282,7 @@ return 0
 
 // createScript: KEYS: session; ARGV: info, ttl ms. Returns 1, or 0 when
 // the id is taken.
-var createScript = goredis.NewScript(luaNow + `
+var createScript = goredis.NewScript(luaClock + `
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'info', ARGV[1], 'ep', 0, 'dh', 0, 'qb', 0, 'exp', nowms() + tonumber(ARGV[2]))
 return 1
@@ -292,7 +292,7 @@ return 1
 // "set" (only sessions in the index: one removed meanwhile is not added
 // back), then pairs of (delay ms or "inf" or "del", session id). Sets each
 // session's score to Redis's clock plus the delay.
-var indexScript = goredis.NewScript(luaNow + `
+var indexScript = goredis.NewScript(luaClock + `
 local now = nowms()
 local flag = 'XX'
 if ARGV[1] == 'add' then flag = 'NX' end
@@ -309,7 +309,7 @@ return 0
 // session's expiry to Redis's clock plus the delay. A node that does not
 // take for the session while another does only extends it (the taker
 // decides). Returns -1 for an unknown session, else 1.
-var touchScript = goredis.NewScript(luaNow + `
+var touchScript = goredis.NewScript(luaClock + `
 local h = redis.call('HMGET', KEYS[1], 'info', 'own', 'exp')
 if not h[1] then return -1 end
 local new = 'inf'
@@ -349,7 +349,7 @@ return destroy(h[1], h[2], h[3])
 // session's own Redis clock). Returns {0} for an unknown session, {1,
 // exp} for one that has not expired, {2, info, bytes, subscriptions...}
 // for one it removed: exactly one sweeper gets that.
-var expireScript = goredis.NewScript(luaNow + luaDestroy + `
+var expireScript = goredis.NewScript(luaClock + luaDestroy + `
 local h = redis.call('HMGET', KEYS[1], 'info', 'own', 'exp', 'qb')
 if not h[1] then return {0} end
 if not h[3] or h[3] == 'inf' or tonumber(h[3]) > nowms() then return {1, h[3] or 'inf'} end
@@ -360,7 +360,7 @@ return out
 
 // sweepScript: KEYS: the expiry index; ARGV: limit. Returns up to limit
 // ids whose score passed.
-var sweepScript = goredis.NewScript(luaNow + `
+var sweepScript = goredis.NewScript(luaClock + `
 return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. nowms(), 'LIMIT', 0, tonumber(ARGV[1]))
 `)
 
@@ -395,7 +395,7 @@ return {h[1], {h[2] or '0', h[3] or '0', h[4] or '0'}, redis.call('LRANGE', KEYS
 // (another node claimed it) is left alone. Returns {now, the total of all
 // queues (-1: not accounted here), then per session its result (1 stored,
 // 0 claimed away, -1 unknown) and its direct queue's bytes}.
-var commitScript = goredis.NewScript(luaNow + luaAccount + luaDirect + `
+var commitScript = goredis.NewScript(luaClock + luaAccount + luaDirect + `
 local now = nowms()
 local n = tonumber(ARGV[1])
 local acct = #KEYS > 2 * n
@@ -440,7 +440,7 @@ return out
 // (dropping the oldest, never the newest) and tells the session's taker.
 // Returns {1, the queue's bytes, the total of all queues (-1: not
 // accounted here)}, or {0} for an unknown session.
-var deliverScript = goredis.NewScript(luaNow + luaAccount + luaDirect + `
+var deliverScript = goredis.NewScript(luaClock + luaAccount + luaDirect + `
 local h = redis.call('HMGET', KEYS[1], 'info', 'own', 'dh', 'qb')
 if not h[1] then return {0} end
 local size = tonumber(ARGV[2])

@@ -1,13 +1,6 @@
-// Package redistest starts real Redis deployments for tests, on loopback
-// with free ports and their data in a given directory: one redis-server,
-// a Redis Cluster of three masters, or a primary with a replica and a
-// Sentinel. Without redis-server (and redis-cli for a cluster) it fails:
-// tests must not pass because a tool is missing, in CI least of all. It is
-// imported by _test.go files only.
 package redistest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -16,168 +9,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 )
-
-// lookPath finds a Redis tool or explains how to get it.
-func lookPath(tool string) (string, error) {
-	bin, err := exec.LookPath(tool)
-	if err != nil {
-		msg := tool + " not found in PATH: the Redis tests need a real Redis " +
-			"(Debian/Ubuntu: apt-get install -y redis-server)"
-		if os.Getenv("CI") != "" {
-			msg += "; CI must provide it"
-		}
-		return "", fmt.Errorf("%s", msg)
-	}
-	return bin, nil
-}
-
-// Server is a redis-server process.
-type Server struct {
-	Port int
-	// URL is redis://127.0.0.1:PORT/0.
-	URL string
-	dir string
-	// args are the configuration arguments besides the port.
-	args []string
-
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *bytes.Buffer
-}
-
-// Addr is the server's host:port.
-func (s *Server) Addr() string { return "127.0.0.1:" + strconv.Itoa(s.Port) }
-
-// FreePort returns a loopback port nobody listens on now.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-// Start starts redis-server with its data in dir; extra are more
-// configuration arguments ("--appendonly", "yes", ...). Persistence is off
-// unless extra turns it on. It retries with other ports when one is taken
-// meanwhile.
-func Start(dir string, extra ...string) (*Server, error) {
-	bin, err := lookPath("redis-server")
-	if err != nil {
-		return nil, err
-	}
-	var lastErr error
-	for range 5 {
-		port, err := FreePort()
-		if err != nil {
-			return nil, err
-		}
-		s := &Server{Port: port, dir: dir}
-		s.args = append([]string{"--bind", "127.0.0.1", "--dir", dir,
-			"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
-			"--maxmemory-policy", "noeviction", "--loglevel", "warning", "--logfile", ""}, extra...)
-		if lastErr = s.start(bin); lastErr == nil {
-			return s, nil
-		}
-	}
-	return nil, lastErr
-}
-
-// start runs redis-server on s.Port and waits until it answers.
-func (s *Server) start(bin string) error {
-	out := new(bytes.Buffer)
-	cmd := exec.Command(bin, append([]string{"--port", strconv.Itoa(s.Port)}, s.args...)...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.mu.Lock()
-	s.cmd, s.done, s.out = cmd, done, out
-	s.mu.Unlock()
-	s.URL = fmt.Sprintf("redis://%s/0", s.Addr())
-	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return fmt.Errorf("redis-server exited: %s", strings.TrimSpace(out.String()))
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
-		err := c.Ping(ctx).Err()
-		cancel()
-		if err == nil {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	s.Kill()
-	return fmt.Errorf("redis-server on port %d did not answer", s.Port)
-}
-
-// Kill stops the server at once (SIGKILL: nothing is saved on exit).
-func (s *Server) Kill() {
-	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
-	s.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
-}
-
-// Running reports whether the process runs.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cmd != nil
-}
-
-// PID is the process id (0 when it does not run).
-func (s *Server) PID() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.cmd == nil || s.cmd.Process == nil {
-		return 0
-	}
-	return s.cmd.Process.Pid
-}
-
-// Restart starts the server again on the same port with the same data
-// directory (the port may still be held for a moment).
-func (s *Server) Restart() error {
-	bin, err := lookPath("redis-server")
-	if err != nil {
-		return err
-	}
-	for range 50 {
-		if err = s.start(bin); err == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return err
-}
-
-// Client returns a go-redis client of the server.
-func (s *Server) Client() *goredis.Client {
-	return goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1})
-}
 
 // Cluster is a Redis Cluster of masters without replicas.
 type Cluster struct {
@@ -191,9 +26,9 @@ type Cluster struct {
 // in subdirectories of dir, joins them with redis-cli --cluster create and
 // waits until the cluster is ok on every node.
 func StartCluster(dir string, n int) (*Cluster, error) {
-	cli, err := lookPath("redis-cli")
+	cli, err := exec.LookPath("redis-cli")
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("redis-cli not found in PATH: a Redis Cluster test needs it (Debian/Ubuntu: apt-get install -y redis-tools)")
 	}
 	c := &Cluster{}
 	fail := func(err error) (*Cluster, error) {
@@ -209,7 +44,7 @@ func StartCluster(dir string, n int) (*Cluster, error) {
 		if err != nil {
 			return fail(err)
 		}
-		s, err := Start(d, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+		s, err := New(d, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
 			"--cluster-node-timeout", "2000", "--cluster-port", strconv.Itoa(bus))
 		if err != nil {
 			return fail(err)
@@ -315,13 +150,13 @@ func StartSentinel(dir string) (*Sentinel, error) {
 		return fail(err)
 	}
 	// The replica syncs at once (not after diskless sync's default 5 s).
-	if sn.Primary, err = Start(d, "--repl-diskless-sync-delay", "0"); err != nil {
+	if sn.Primary, err = New(d, "--repl-diskless-sync-delay", "0"); err != nil {
 		return fail(err)
 	}
 	if d, err = mk("replica"); err != nil {
 		return fail(err)
 	}
-	if sn.Replica, err = Start(d, "--replicaof", "127.0.0.1", strconv.Itoa(sn.Primary.Port),
+	if sn.Replica, err = New(d, "--replicaof", "127.0.0.1", strconv.Itoa(sn.Primary.Port()),
 		"--repl-diskless-sync-delay", "0"); err != nil {
 		return fail(err)
 	}
@@ -332,7 +167,7 @@ func StartSentinel(dir string) (*Sentinel, error) {
 	cfg := fmt.Sprintf("sentinel monitor %s 127.0.0.1 %d 1\n"+
 		"sentinel down-after-milliseconds %s 1000\n"+
 		"sentinel failover-timeout %s 5000\n"+
-		"sentinel parallel-syncs %s 1\n", sn.Name, sn.Primary.Port, sn.Name, sn.Name, sn.Name)
+		"sentinel parallel-syncs %s 1\n", sn.Name, sn.Primary.Port(), sn.Name, sn.Name, sn.Name)
 	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
 		return fail(err)
 	}
@@ -350,7 +185,7 @@ func StartSentinel(dir string) (*Sentinel, error) {
 // startSentinelProc runs redis-server in sentinel mode with conf (which
 // it rewrites as it learns the topology).
 func startSentinelProc(conf, dir string) (*Server, error) {
-	bin, err := lookPath("redis-server")
+	bin, err := binary()
 	if err != nil {
 		return nil, err
 	}
@@ -360,45 +195,12 @@ func startSentinelProc(conf, dir string) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
-		// The configuration file comes first; then sentinel mode.
-		s := &Server{Port: port, dir: dir}
-		s.args = []string{"--sentinel", "--bind", "127.0.0.1", "--dir", dir, "--protected-mode", "no",
-			"--loglevel", "warning", "--logfile", ""}
-		if lastErr = s.startWithConf(bin, conf); lastErr == nil {
+		s := &Server{bin: bin, dir: dir, port: port, conf: conf, extra: []string{"--sentinel"}}
+		if lastErr = s.start(); lastErr == nil {
 			return s, nil
 		}
 	}
 	return nil, lastErr
-}
-
-func (s *Server) startWithConf(bin, conf string) error {
-	out := new(bytes.Buffer)
-	cmd := exec.Command(bin, append([]string{conf, "--port", strconv.Itoa(s.Port)}, s.args...)...)
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	s.mu.Lock()
-	s.cmd, s.done, s.out = cmd, done, out
-	s.mu.Unlock()
-	c := goredis.NewClient(&goredis.Options{Addr: s.Addr(), MaxRetries: -1})
-	defer c.Close()
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return fmt.Errorf("redis sentinel exited: %s", strings.TrimSpace(out.String()))
-		default:
-		}
-		if c.Ping(context.Background()).Err() == nil {
-			return nil
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	s.Kill()
-	return fmt.Errorf("redis sentinel on port %d did not answer", s.Port)
 }
 
 // waitReplica waits until the replica is in sync with the primary and the
@@ -415,7 +217,7 @@ func (sn *Sentinel) waitReplica(d time.Duration) error {
 			reps, err := sc.Replicas(context.Background(), sn.Name).Result()
 			if err == nil {
 				for _, r := range reps {
-					if r["port"] == strconv.Itoa(sn.Replica.Port) && !strings.Contains(r["flags"], "disconnected") {
+					if r["port"] == strconv.Itoa(sn.Replica.Port()) && !strings.Contains(r["flags"], "disconnected") {
 						return nil
 					}
 				}

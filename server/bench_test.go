@@ -180,17 +180,19 @@ func BenchmarkQueue(b *testing.B) {
 func BenchmarkHoldWake(b *testing.B) {
 	s := quietServer(b, Options{})
 	ctx := context.Background()
-	if err := s.engine.CreateSession(ctx, &SessionInfo{ID: "w"}); err != nil {
+	info := &SessionInfo{ID: "w"}
+	if err := s.engine.CreateSession(ctx, info); err != nil {
 		b.Fatal(err)
 	}
+	c := &Client{info: info}
 	p := &Payload{Channel: "/w", JSON: []byte(`{"channel":"/w","data":1}`)}
 	woken := make(chan int, 1)
-	done := func(bt Batch, err error) { woken <- len(bt.Payloads) }
 	b.ReportAllocs()
 	for b.Loop() {
-		h := s.newHold("w", TakeOptions{}, done)
-		if _, err, waits := h.start(time.Minute); err != nil || !waits {
-			b.Fatalf("hold did not wait: %v", err)
+		x := &exchange{s: s, ctx: ctx, transport: protocol.LongPolling}
+		h := x.newHold(c, &protocol.Message{Channel: protocol.MetaConnect, ID: "1"}, true)
+		if !h.start(func() { woken <- len(x.events) }) {
+			b.Fatal("the connect did not wait")
 		}
 		if err := s.engine.Deliver(ctx, "w", p); err != nil {
 			b.Fatal(err)
@@ -198,6 +200,7 @@ func BenchmarkHoldWake(b *testing.B) {
 		if n := <-woken; n != 1 {
 			b.Fatalf("woken with %d messages", n)
 		}
+		x.done()
 	}
 }
 

@@ -81,7 +81,7 @@ start_bayeux() { # port engine
   local datadir
   datadir=$(mktemp -d "$OUT/bayeux-data.XXXX")
   # The load generator is one address: no per-address limits.
-  BAYEUX_ADDR=127.0.0.1:$1 BAYEUX_ENGINE=$2 BAYEUX_CLIENT_MAX_CONNECTIONS=0 BAYEUX_MAX_SESSIONS_PER_IP=0 BAYEUX_HANDSHAKE_RATE=0 BAYEUX_DATA_DIR=$datadir \
+  BAYEUX_ADDR=127.0.0.1:$1 BAYEUX_ENGINE=$2 BAYEUX_CLIENT_MAX_CONNECTIONS=0 BAYEUX_MAX_CONNS_PER_IP=0 BAYEUX_MAX_SESSIONS_PER_IP=0 BAYEUX_HANDSHAKE_RATE=0 BAYEUX_DATA_DIR=$datadir \
     taskset -c "$SERVER_CPU" "$ROOT/bin/bayeux" >>"$OUT/server.bayeux.log" 2>&1 &
 }
 wait_port() { # port

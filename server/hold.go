@@ -45,9 +45,10 @@ type hold struct {
 	dirty    bool // a Ready came while a take ran
 	final    bool // the wait passed: the next take is the last
 	canceled bool
-	// first is what the first take returned besides messages (drops, the
-	// batch number), added to the reply.
-	first Batch
+	// What the first take returned besides messages (drops, the batch
+	// number), added to the reply.
+	firstDropped int
+	firstLast    uint64
 
 	// How the reply leaves (see deliver).
 	then   func()        // the transport's, if it writes the reply itself
@@ -156,7 +157,7 @@ func (h *hold) wait(wait time.Duration) (b Batch, err error, waits bool) {
 		s.unregisterHeld(id, h)
 		return b, err, false
 	}
-	h.first = b
+	h.firstDropped, h.firstLast = b.Dropped, b.Last
 	if h.opts.Ack {
 		h.opts.Acked = max(h.opts.Acked, b.Last)
 	}
@@ -265,9 +266,9 @@ func (h *hold) take() {
 // (with the first take's drops and batch number) and delivers it.
 func (h *hold) finish(b Batch, err error) {
 	h.s.unregisterHeld(h.c.info.ID, h)
-	b.Dropped += h.first.Dropped
-	if len(b.Payloads) == 0 && b.Last < h.first.Last {
-		b.Last = h.first.Last
+	b.Dropped += h.firstDropped
+	if len(b.Payloads) == 0 && b.Last < h.firstLast {
+		b.Last = h.firstLast
 	}
 	h.reply(b, err)
 	h.deliver()
@@ -305,7 +306,11 @@ func (h *hold) Wait(gone <-chan struct{}) {
 // the reply was complete already; the caller then writes it through p.
 func (h *hold) park(p *parkedConn) bool {
 	h.parked = p
-	return h.out.CompareAndSwap(outWaiting, outParked)
+	if !h.out.CompareAndSwap(outWaiting, outParked) {
+		return false
+	}
+	h.woken = nil // nobody waits on it any more
+	return true
 }
 
 // reply adds the connect's events and reply to the response.

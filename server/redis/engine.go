@@ -10,12 +10,15 @@
 // Publishing costs Redis the same whatever the number of subscribers: one
 // script adds the message once to the stream of its channel and to the
 // stream of each wildcard pattern that matches it and has subscribers
-// (XADD, bounded with MAXLEN ~ MaxQueue) and publishes one notice per
-// stream, carrying the entry, to the nodes that read it. Each node keeps a
-// window of the newest entries of the streams its sessions read and serves
-// its sessions from memory; a session whose position is older than the
-// window reads the stream itself (XREVRANGE). Per-session messages
-// (Deliver) go to a short list per session.
+// (XADD; a stream is trimmed to MaxQueue entries and MaxQueueBytes once it
+// is 1/16 over either) and publishes one notice per stream, carrying the
+// entry, to the nodes that read it. The publishes of one request go in
+// one pipeline (PublishBatch). Each node keeps a window of the newest
+// entries of the streams its sessions read and serves its sessions from
+// memory; a session whose position is older than the window reads the
+// stream itself (XREVRANGE). Per-session messages (Deliver) go to a short
+// list per session. All streams and lists together are accounted (the
+// {q} slot) and shed biggest first beyond MaxQueuedBytes.
 //
 // # Sessions and nodes
 //
@@ -55,10 +58,10 @@
 // errors with retry advice. Sessions outlive a Redis restart only when
 // Redis persisted them; otherwise clients are told to handshake again.
 //
-// Configure Redis with maxmemory-policy noeviction (an evicted key loses
-// messages silently), and with appendonly yes if sessions should survive
-// a Redis restart. Redis keeps up to MaxQueue entries of every channel that
-// has subscribers.
+// Configure Redis (7 or later) with maxmemory-policy noeviction (an
+// evicted key loses messages silently), and with appendonly yes if
+// sessions should survive a Redis restart. Redis keeps up to MaxQueue
+// entries of every channel that has subscribers.
 package redis
 
 import (

@@ -38,18 +38,26 @@ type commitResult struct {
 // maxCommitBatch bounds the sessions of one script call on a single Redis.
 const maxCommitBatch = 256
 
+// commitGather is how long the flusher gathers commits before it writes
+// them: a fraction of a round trip.
+const commitGather = 200 * time.Microsecond
+
 func newFlusher(e *Engine) *flusher {
 	return &flusher{e: e, reqs: make(chan *commitReq, 4096)}
 }
 
 // commit stores s's new state (with the expiry the server asked for and
-// the direct queue trimmed up to trim) if s's claim is still this node's,
+// the direct queue trimmed up to trim, 0 for none) if s's claim is still
+// this node's,
 // and reports commitOK, commitClaimedAway or commitUnknown. Once queued the
 // commit is waited for whatever ctx says: its outcome decides what the
 // caller may send.
 func (f *flusher) commit(_ context.Context, s *osession, st string, trim uint64, drops [3]uint64) (int, error) {
 	r := &commitReq{s: s, epoch: strconv.FormatUint(s.epoch.Load(), 10), st: st, exp: s.takeExpiry(f.e.opts.SweepInterval),
-		trim: strconv.FormatUint(trim, 10), done: make(chan commitResult, 1)}
+		done: make(chan commitResult, 1)}
+	if trim > 0 {
+		r.trim = strconv.FormatUint(trim, 10)
+	}
 	if drops != [3]uint64{} {
 		r.drops = fmt.Sprintf("%d,%d,%d", drops[0], drops[1], drops[2])
 	}
@@ -75,6 +83,8 @@ func (f *flusher) run() {
 	tick := time.NewTicker(e.opts.SweepInterval)
 	defer tick.Stop()
 	batch := make([]*commitReq, 0, 64)
+	gather := time.NewTimer(time.Hour)
+	gather.Stop()
 	for {
 		select {
 		case <-e.ctx.Done():
@@ -87,16 +97,21 @@ func (f *flusher) run() {
 				}
 			}
 		case r := <-f.reqs:
+			// The sessions woken by one message commit within a moment
+			// of each other: gather them for commitGather, so that one
+			// round trip (and one script call) carries many.
 			batch = append(batch[:0], r)
+			gather.Reset(commitGather)
 		gather:
 			for len(batch) < 8*maxCommitBatch {
 				select {
 				case r := <-f.reqs:
 					batch = append(batch, r)
-				default:
+				case <-gather.C:
 					break gather
 				}
 			}
+			gather.Stop()
 			f.flush(batch)
 		case <-tick.C:
 			if touches := f.touches(); len(touches) > 0 {

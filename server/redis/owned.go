@@ -576,12 +576,13 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 	if o.Watch {
 		s.watch()
 	}
+	// The committed positions are never changed in place: a take that
+	// moves builds new ones.
 	st := s.st
-	st.sent, st.base = s.st.sent.clone(), s.st.base.clone()
 	from := st.sent
 	if o.Ack {
 		if o.Acked >= st.batch && st.batch > st.acked {
-			st.acked, st.base = st.batch, st.sent.clone()
+			st.acked, st.base = st.batch, st.sent
 		}
 		from = st.base
 	}
@@ -660,13 +661,22 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 		copy bool // taken through another subscription
 		drop bool // over the session's bounds
 	}
-	var all []item
+	total, nonEmpty := 0, 0
+	for _, src := range srcs {
+		total += len(src.entries)
+		if len(src.entries) > 0 {
+			nonEmpty++
+		}
+	}
+	all := make([]item, 0, total)
 	for _, src := range srcs {
 		for _, en := range src.entries {
 			all = append(all, item{src: src, e: en})
 		}
 	}
-	slices.SortStableFunc(all, func(a, b item) int { return cmp.Compare(a.e.us, b.e.us) })
+	if nonEmpty > 1 {
+		slices.SortStableFunc(all, func(a, b item) int { return cmp.Compare(a.e.us, b.e.us) })
+	}
 	overlap := len(s.subs) > 1
 	var seen map[string]bool
 	if overlap {
@@ -710,7 +720,7 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 	}
 	// One batch: the oldest of them within MaxFetchBytes (at least one);
 	// the rest stay for the next take.
-	var ret []item
+	ret := make([]item, 0, keep)
 	end := len(all) // all[:end] is consumed
 	size = 0
 	for i, it := range all {
@@ -727,19 +737,6 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 
 	// The new position: past everything consumed (returned, dropped or a
 	// copy of something returned).
-	sent := from.clone()
-	for _, it := range all[:end] {
-		if it.src.name == "" {
-			sent.direct = max(sent.direct, it.e.seq)
-		} else if c, ok := sent.streams[it.src.name]; !ok || it.e.seq > c.seq {
-			sent.streams[it.src.name] = cursor{seq: it.e.seq, id: it.e.id}
-		}
-	}
-	for p := range sent.streams {
-		if _, ok := s.subs[p]; !ok {
-			delete(sent.streams, p) // unsubscribed
-		}
-	}
 	if len(ret) == 0 && dropped.total() == 0 {
 		s.st = st // an acknowledgement needs no commit: the client repeats it
 		// The client goes on acknowledging what it did: this node may know
@@ -752,6 +749,26 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 	b := server.Batch{Dropped: dropped.total(), Payloads: make([]*server.Payload, len(ret))}
 	for i, it := range ret {
 		b.Payloads[i] = it.e.p
+	}
+	// Each source's newest entry consumed: one cursor each.
+	last := make(map[*source]*entry, len(srcs))
+	for _, it := range all[:end] {
+		if l := last[it.src]; l == nil || it.e.seq > l.seq {
+			last[it.src] = it.e
+		}
+	}
+	sent := position{direct: from.direct, streams: make(map[string]cursor, len(s.subs))}
+	for p := range s.subs { // unsubscribed streams are left out
+		if c, ok := from.streams[p]; ok {
+			sent.streams[p] = c
+		}
+	}
+	for src, en := range last {
+		if src.name == "" {
+			sent.direct = max(sent.direct, en.seq)
+		} else {
+			sent.streams[src.name] = cursor{seq: en.seq, id: en.id}
+		}
 	}
 	st.sent = sent
 	trim := sent.direct
@@ -791,6 +808,13 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 		trim = base.direct
 	} else {
 		st.base = st.sent
+	}
+	done := s.st.sent.direct // trimmed up to it already
+	if o.Ack {
+		done = s.st.base.direct
+	}
+	if trim <= done {
+		trim = 0 // nothing more to trim from the direct queue
 	}
 	res, err := e.flush.commit(ctx, s, encodeState(&st, o.Ack), trim, reported)
 	if err != nil || res != commitOK {

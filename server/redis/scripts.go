@@ -402,10 +402,12 @@ local acct = #KEYS > 2 * n
 local out = {now, -1}
 for i = 1, n do
   local sk, qk, a = KEYS[2 * i - 1], KEYS[2 * i], 1 + 5 * (i - 1)
-  local h = redis.call('HMGET', sk, 'ep', 'dh', 'qb')
-  if not h[1] then out[#out + 1] = -1; out[#out + 1] = 0
-  elseif h[1] ~= ARGV[a + 1] then out[#out + 1] = 0; out[#out + 1] = tonumber(h[3] or '0')
+  local ep = redis.call('HGET', sk, 'ep')
+  if not ep then out[#out + 1] = -1; out[#out + 1] = 0
+  elseif ep ~= ARGV[a + 1] then out[#out + 1] = 0; out[#out + 1] = 0
   else
+    local h = {ep, 0, 0}
+    if ARGV[a + 4] ~= '' then h = redis.call('HMGET', sk, 'ep', 'dh', 'qb') end
     if ARGV[a + 2] ~= '' then redis.call('HSET', sk, 'st', ARGV[a + 2]) end
     local d = ARGV[a + 3]
     if d == 'inf' then redis.call('HSET', sk, 'exp', 'inf')

@@ -154,7 +154,8 @@ func (lc *LocalClient) Unsubscribe(pattern string) error {
 
 // Publish publishes data (any JSON-encodable value, or json.RawMessage) on
 // channel. On a /service/ channel the service's replies are delivered to
-// this client's listeners.
+// this client's listeners. On a channel with history it returns once the
+// message is stored.
 func (lc *LocalClient) Publish(ctx context.Context, channel string, data any) error {
 	m, err := newDataMessage(channel, data)
 	if err != nil {
@@ -163,6 +164,7 @@ func (lc *LocalClient) Publish(ctx context.Context, channel string, data any) er
 	m.ClientID = lc.id
 	x := &exchange{s: lc.s, ctx: ctx, transport: transportLocal}
 	x.handle(m, true)
+	x.waitStored()
 	for _, r := range x.replies {
 		if !r.IsSuccessful() {
 			return errorFromReply(r)

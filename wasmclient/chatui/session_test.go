@@ -47,7 +47,7 @@ func newChatServer(t *testing.T) *chatServer {
 	c := chat.New(auth.NewAuthenticator(users), logins, log)
 	srv, err := server.New(server.Options{
 		Authorize:   c.Authorize,
-		OnEvent:     c.OnEvent,
+		Channels:    chat.DefaultRules(),
 		Services:    c.Services(),
 		Logger:      log,
 		PollTimeout: 2 * time.Second,

@@ -57,10 +57,10 @@ func (k keys) sess(id string) string  { return k.p + "{s:" + id + "}" }
 func (k keys) subs(id string) string  { return k.p + "{s:" + id + "}:subs" }
 func (k keys) queue(id string) string { return k.p + "{s:" + id + "}:q" }
 
-func (k keys) members(name string) string { return k.p + "{c:" + name + "}:m" }
-func (k keys) seq(name string) string     { return k.p + "{c:" + name + "}:n" }
-func (k keys) stream(name string) string  { return k.p + "{c:" + name + "}:x" }
-func (k keys) hist(name string) string    { return k.p + "{c:" + name + "}:hx" }
+func (k keys) members(name string) string  { return k.p + "{c:" + name + "}:m" }
+func (k keys) seq(name string) string      { return k.p + "{c:" + name + "}:n" }
+func (k keys) stream(name string) string   { return k.p + "{c:" + name + "}:x" }
+func (k keys) hist(name string) string     { return k.p + "{c:" + name + "}:hx" }
 func (k keys) histMeta(name string) string { return k.p + "{c:" + name + "}:hm" }
 
 func (k keys) index() string { return k.p + "{i}:sessions" }

@@ -338,31 +338,37 @@ return qb
 // joinScript: KEYS: members, meta, stream of a subscription's stream;
 // ARGV: session id. Adds the session to the members (so that publishes
 // from now on are added to the stream) and returns the stream's current
-// end as a cursor "SEQ:ID": the subscription starts after it.
-var joinScript = goredis.NewScript(`
-redis.call('SADD', KEYS[1], ARGV[1])
-local n = redis.call('HGET', KEYS[2], 'n') or '0'
-local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-local id = '0-0'
-if #last > 0 then id = last[1][1] end
-return n .. ':' .. id
+// end as a cursor "SEQ:ID": the subscription starts after it. For an
+// empty stream (a new one: the last subscriber's leaving deleted the
+// previous, whose sequence numbers start again) the cursor's id is just
+// before Redis's clock, so that a node's window of the previous stream is
+// not taken for this one (see stream.after).
+var joinScript = goredis.NewScript(luaClock + luaJoin + `
+return join()
 `)
+
+// luaJoin is the body of the join scripts.
+const luaJoin = `
+local function join()
+  redis.call('SADD', KEYS[1], ARGV[1])
+  local n = redis.call('HGET', KEYS[2], 'n') or '0'
+  local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  if #last > 0 then return n .. ':' .. last[1][1] end
+  return n .. ':' .. (nowms() - 1) .. '-18446744073709551615'
+end
+`
 
 // joinHistoryScript is joinScript for a channel with history (KEYS: the
 // same, then the history meta): it also returns the history's newest
 // position "EPOCH:OFFSET" ("" when it has none), as {cursor, position}.
 // Publishing adds to the history and the stream in one script, so every
 // message after that position is after the cursor.
-var joinHistoryScript = goredis.NewScript(`
-redis.call('SADD', KEYS[1], ARGV[1])
-local n = redis.call('HGET', KEYS[2], 'n') or '0'
-local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-local id = '0-0'
-if #last > 0 then id = last[1][1] end
+var joinHistoryScript = goredis.NewScript(luaClock + luaJoin + `
+local cur = join()
 local h = redis.call('HMGET', KEYS[4], 'e', 'o')
 local pos = ''
 if h[1] then pos = h[1] .. ':' .. (h[2] or '0') end
-return {n .. ':' .. id, pos}
+return {cur, pos}
 `)
 
 // historyReadScript: KEYS: history, history meta; ARGV: mode ("since",

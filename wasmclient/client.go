@@ -582,7 +582,7 @@ func (c *Client) established(r *runState, reply *protocol.Message, onWS bool) {
 		if cs.op != nil {
 			continue // its own subscribe is still queued or on its way
 		}
-		resub = append(resub, newRequest(subscribeMessage(protocol.MetaSubscribe, ch), false))
+		resub = append(resub, newRequest(resubscribeMessage(ch, cs), false))
 	}
 	if len(resub) > 0 {
 		for _, q := range resub {

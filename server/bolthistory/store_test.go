@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -323,4 +325,34 @@ func TestCrash(t *testing.T) {
 			t.Errorf("%s: the first position after the crash is %v, the last stored %v: a position given before the crash may come again", ch, next, last)
 		}
 	}
+}
+
+// TestServerHistory runs the server's history scenarios (recovery,
+// pages, presence) with the histories in a bbolt file: every publish
+// waits for its group commit.
+func TestServerHistory(t *testing.T) {
+	t.Parallel()
+	enginetest.RunServer(t, func(t *testing.T, opts server.Options) (*server.Server, string) {
+		st, err := bolthistory.Open(filepath.Join(t.TempDir(), "history.db"), bolthistory.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Engine = server.NewMemoryEngine(server.MemoryEngineOptions{History: st, SweepInterval: 50 * time.Millisecond})
+		opts.Logger = slog.New(slog.DiscardHandler)
+		srv, err := server.New(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv.Handler("/cometd"))
+		t.Cleanup(func() {
+			srv.BeginShutdown()
+			hs.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
+		return srv, hs.URL + "/cometd"
+	})
 }

@@ -125,7 +125,7 @@ func New(opts Options) (*Server, error) {
 		s.browsers[i].m = make(map[string][]browserSlot)
 	}
 	s.ips.init(opts.ClientMaxConnections)
-	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests)
+	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedDeadline)
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)
 	}
@@ -274,7 +274,7 @@ func (s *Server) Publish(ctx context.Context, channel string, data any) (int, er
 	if err := s.checkBroadcastChannel(channel); err != nil {
 		return 0, err
 	}
-	return s.broadcast(ctx, "", "", m)
+	return s.broadcast(ctx, "", "", m, false)
 }
 
 // Push delivers a message on channel to one client only (the seed's
@@ -318,11 +318,15 @@ func (s *Server) payload(from string, m *protocol.Message) (*Payload, error) {
 	return &Payload{Channel: m.Channel, From: from, JSON: b, Msg: d}, nil
 }
 
-// broadcast encodes m once and queues it for every subscriber.
-func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.Message) (int, error) {
+// broadcast encodes m once and queues it for every subscriber. With
+// keepID (a local client's publish) the delivery keeps m's id.
+func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.Message, keepID bool) (int, error) {
 	p, err := s.payload(from, m)
 	if err != nil {
 		return 0, err
+	}
+	if keepID && m.ID != "" {
+		p.addID(m.ID)
 	}
 	n, err := s.engine.Publish(ctx, p)
 	if err != nil {

@@ -63,6 +63,7 @@ func Run(t *testing.T, newEngine func(t *testing.T, opts Options) server.Engine)
 		{"Stress", testStress},
 		{"ConcurrentPublishOnce", testConcurrentPublishOnce},
 		{"ListingAndHistory", testListingAndHistory},
+		{"Deadline", testDeadline},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()

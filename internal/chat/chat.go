@@ -50,6 +50,8 @@ var (
 type Chat struct {
 	Auth   *auth.Authenticator
 	Logins *auth.Logins // may be nil: then only ext.auth logs in
+	// Tokens is the token login (ext.auth.token); nil: tokens are refused.
+	Tokens *Tokens
 	// HistorySize is how many messages a room keeps. Default 50.
 	HistorySize int
 	// MaxText is the longest chat text in characters. Default 2000.
@@ -71,8 +73,13 @@ func New(a *auth.Authenticator, l *auth.Logins, log *slog.Logger) *Chat {
 	return &Chat{Auth: a, Logins: l, HistorySize: 50, MaxText: 2000, Log: log, members: map[string]string{}}
 }
 
-// Attach gives the chat its server; call it right after server.New.
-func (c *Chat) Attach(s *server.Server) { c.srv = s }
+// Attach gives the chat its server; call it right after server.New. The
+// token login's refusals are counted in the server's Stats().Refused.
+func (c *Chat) Attach(s *server.Server) {
+	c.srv = s
+	s.Stats().Refused.Declare(auth.TokenReasons...)
+	s.Stats().Refused.Declare(RefusedTokenChannels, RefusedTokenDisabled)
+}
 
 // RoomOf returns the room of a room channel (/chat/<room>), or "".
 func RoomOf(channel string) string {
@@ -102,6 +109,9 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 	case protocol.MetaHandshake:
 		return c.handshake(cl, m)
 	case protocol.MetaSubscribe:
+		if err := c.checkTokenChannels(cl, m); err != nil {
+			return err
+		}
 		for _, ch := range m.Subscription.Channels {
 			// "/**" matches every room too.
 			if (isChatChannel(ch) || ch == "/**") && cl.User() == "" {
@@ -112,6 +122,9 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 	}
 	if protocol.IsMeta(m.Channel) || protocol.IsService(m.Channel) {
 		return nil
+	}
+	if err := c.checkTokenChannels(cl, m); err != nil {
+		return err
 	}
 	if strings.HasPrefix(m.Channel, MembersPrefix) {
 		return protocol.ErrPublishDenied // only the server publishes presence
@@ -133,9 +146,13 @@ func (c *Chat) handshake(cl *server.Client, m *protocol.Message) error {
 		var cred struct {
 			User     string `json:"user"`
 			Password string `json:"password"`
+			Token    string `json:"token"`
 		}
 		if err := json.Unmarshal(raw, &cred); err != nil {
 			return ErrBadAuth
+		}
+		if cred.Token != "" {
+			return c.tokenLogin(cl, cred.Token)
 		}
 		switch err := c.Auth.Authenticate(cred.User, cred.Password, cl.RemoteAddr()); {
 		case errors.Is(err, auth.ErrRateLimited):
@@ -255,10 +272,12 @@ func (c *Chat) presenceChanged(room string) {
 }
 
 // Services returns the chat's /service/ handlers: chat/history answers
-// {"room"} with {"room","messages":[...],"members":[...]}, and
-// chat/whoami answers {"user":NAME} ("" when not logged in).
+// {"room"} with {"room","messages":[...],"members":[...]},
+// chat/whoami answers {"user":NAME} ("" when not logged in), and
+// auth/refresh (RefreshService) takes a token session's fresh token.
 func (c *Chat) Services() map[string]server.ServiceFunc {
-	return map[string]server.ServiceFunc{"chat/history": c.history, "chat/whoami": whoami}
+	return map[string]server.ServiceFunc{"chat/history": c.history, "chat/whoami": whoami,
+		strings.TrimPrefix(RefreshService, "/service/"): c.refresh}
 }
 
 func whoami(_ context.Context, cl *server.Client, _ *protocol.Message) ([]*protocol.Message, error) {
@@ -278,6 +297,10 @@ func (c *Chat) history(ctx context.Context, cl *server.Client, m *protocol.Messa
 	}
 	if err := json.Unmarshal(m.Data, &in); err != nil || !ValidRoom(in.Room) {
 		return nil, ErrRoomInvalid
+	}
+	if patterns, limited := tokenChannels(cl); limited && !allowedByToken(patterns, RoomPrefix+in.Room) {
+		c.refuse(RefusedTokenChannels)
+		return nil, protocol.ErrSubscribeDenied
 	}
 	raw, err := c.srv.Engine().History(ctx, RoomPrefix+in.Room, c.HistorySize)
 	if err != nil {

@@ -46,13 +46,15 @@ type Config struct {
 	AllowedOrigins        []string      `env:"ALLOWED_ORIGINS" desc:"comma-separated origins allowed cross-origin (CORS); * = any"`
 	EmbedOrigins          []string      `env:"EMBED_ORIGINS" desc:"comma-separated origins allowed to frame the chat"`
 
-	DebugAddr   string   `env:"DEBUG_ADDR" desc:"listen address of a separate server for Go's /debug/pprof/ (keep it on loopback); empty = off"`
-	LogLevel    string   `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
-	LogFile     string   `env:"LOG_FILE" desc:"append logs to this file instead of stderr"`
-	DataDir     string   `env:"DATA_DIR" envDefault:"./data" desc:"directory for state (created when missing)"`
-	UsersFile   string   `env:"USERS_FILE" desc:"htpasswd file with bcrypt hashes; default <data dir>/users"`
-	Admins      []string `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
-	SessionKeys []string `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
+	DebugAddr       string        `env:"DEBUG_ADDR" desc:"listen address of a separate server for Go's /debug/pprof/ (keep it on loopback); empty = off"`
+	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
+	LogFile         string        `env:"LOG_FILE" desc:"append logs to this file instead of stderr"`
+	DataDir         string        `env:"DATA_DIR" envDefault:"./data" desc:"directory for state (created when missing)"`
+	UsersFile       string        `env:"USERS_FILE" desc:"htpasswd file with bcrypt hashes; default <data dir>/users"`
+	Admins          []string      `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
+	SessionKeys     []string      `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
+	Engine          string        `env:"ENGINE" envDefault:"memory" desc:"memory, or redis://host:port/db"`
+	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
 
 	TokenKeys        string        `env:"TOKEN_KEYS" desc:"keys that verify login tokens (ext.auth.token JWTs), comma-separated: hs256:[kid:]<base64 secret> or file:<PEM or JWKS of RS256/ES256/EdDSA public keys>; empty = token login off"`
 	TokenAudience    string        `env:"TOKEN_AUDIENCE" desc:"when set, a token's aud must name it"`
@@ -62,9 +64,6 @@ type Config struct {
 	TokenLeeway      time.Duration `env:"TOKEN_LEEWAY" envDefault:"30s" desc:"clock skew allowed when checking a token's exp, nbf and iat"`
 	TokenMaxBytes    int           `env:"TOKEN_MAX_BYTES" envDefault:"8192" desc:"longest token accepted, in bytes"`
 	TokenIPFailures  int           `env:"TOKEN_IP_FAILURES" envDefault:"20" desc:"invalid tokens one IP address may present within 5 minutes; beyond, its tokens are refused unverified; 0 = no limit"`
-
-	Engine          string        `env:"ENGINE" envDefault:"memory" desc:"memory, or redis://host:port/db"`
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
 }
 
 // Load parses the environment.

@@ -6,54 +6,32 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
-	"log/slog"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/internal/testutil"
+	"github.com/bayeux-go/bayeux/internal/testutil/tokentest"
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
-	"github.com/bayeux-go/bayeux/server/auth"
 )
 
-// tokenServer is a server with the chat's token login (no clock skew
-// allowance, so sessions end exactly at their tokens' expiry).
-type tokenServer struct {
-	*testServer
-	key auth.TokenKey
-}
+// tokenServer is a server with the chat's token login.
+type tokenServer struct{ *testServer }
 
 func newTokenServer(t *testing.T) *tokenServer {
 	t.Helper()
-	keys, err := auth.ParseTokenKeys("hs256:" + base64.StdEncoding.EncodeToString([]byte("a wasmclient test secret, 32+ b!")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := auth.NewTokenVerifier(auth.TokenOptions{Keys: keys, Leeway: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	users, err := auth.OpenUsers(testutil.WriteUsers(t, ""))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch := chat.New(auth.NewAuthenticator(users), nil, slog.New(slog.DiscardHandler))
-	if ch.Tokens, err = chat.NewTokens(v, "site:", nil); err != nil {
-		t.Fatal(err)
-	}
+	ch := tokentest.Chat(t)
 	ts := newTestServer(t, server.Options{Authorize: ch.Authorize, OnEvent: ch.OnEvent, Services: ch.Services()}, nil)
 	ch.Attach(ts.srv)
-	return &tokenServer{testServer: ts, key: keys[0]}
+	return &tokenServer{ts}
 }
 
 // host is the host site's token endpoint: it mints a token of ttl for
 // alice on each call, and counts the calls.
 type host struct {
 	t     *testing.T
-	key   auth.TokenKey
 	ttl   time.Duration
 	calls atomic.Int32
 	// bad makes the next calls return an expired token.
@@ -72,7 +50,7 @@ func (h *host) token(ctx context.Context) (string, error) {
 		h.bad.Add(-1)
 		now = now.Add(-time.Hour)
 	}
-	return auth.MintToken(h.key, auth.MintOptions{Subject: "alice", TTL: h.ttl, Now: now})
+	return tokentest.Mint(h.t, "alice", h.ttl, now), nil
 }
 
 func (ts *tokenServer) deadline(t *testing.T, id string) time.Time {
@@ -89,11 +67,11 @@ func (ts *tokenServer) deadline(t *testing.T, id string) time.Time {
 func TestTokenRefreshKeepsSession(t *testing.T) {
 	t.Parallel()
 	ts := newTokenServer(t)
-	h := &host{t: t, key: ts.key, ttl: 3 * time.Second}
+	h := &host{t: t, ttl: 3 * time.Second}
 	c := connected(t, ts.url, Options{Token: h.token})
 	id := c.ClientID()
 	first := ts.deadline(t, id)
-	if u := ts.events.all()[0].User; u != "site:alice" {
+	if u := ts.events.all()[0].User; u != tokentest.Prefix+"alice" {
 		t.Errorf("session user %q", u)
 	}
 	// Past the first token's expiry and well into the second's.
@@ -123,14 +101,14 @@ func TestTokenRefreshKeepsSession(t *testing.T) {
 func TestTokenRefusedHandshakeAsksAgain(t *testing.T) {
 	t.Parallel()
 	ts := newTokenServer(t)
-	h := &host{t: t, key: ts.key, ttl: time.Minute}
+	h := &host{t: t, ttl: time.Minute}
 	h.bad.Store(1)
 	connected(t, ts.url, Options{Token: h.token})
 	if n := h.calls.Load(); n != 2 {
 		t.Errorf("%d token calls, want 2 (an expired one, then a good one)", n)
 	}
 
-	h2 := &host{t: t, key: ts.key, ttl: time.Minute}
+	h2 := &host{t: t, ttl: time.Minute}
 	h2.bad.Store(10)
 	c := newTestClient(t, ts.url, Options{Token: h2.token})
 	err := c.Connect(ctxT(t))
@@ -149,7 +127,7 @@ func TestTokenRefusedHandshakeAsksAgain(t *testing.T) {
 func TestTokenSessionEndsWithoutRefresh(t *testing.T) {
 	t.Parallel()
 	ts := newTokenServer(t)
-	h := &host{t: t, key: ts.key, ttl: 2 * time.Second}
+	h := &host{t: t, ttl: 2 * time.Second}
 	c := connected(t, ts.url, Options{Token: h.token})
 	h.down.Store(true)
 	var mu sync.Mutex

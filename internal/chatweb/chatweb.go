@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"html"
 	"io/fs"
 	"net/http"
 	"strconv"
@@ -53,8 +54,10 @@ type Options struct {
 	Guard func(http.Handler) http.Handler
 
 	// EmbedOrigins lists the origins (scheme://host[:port]) allowed to
-	// show the chat in a frame, besides the chat's own origin. Empty:
-	// no framing at all (X-Frame-Options: DENY).
+	// show the chat in a frame, besides the chat's own origin, and to
+	// hand the framed chat a login token by postMessage (the page lists
+	// them in a meta tag, chatui.EmbedOriginsMetaName). Empty: no framing at
+	// all (X-Frame-Options: DENY).
 	EmbedOrigins []string
 }
 
@@ -82,6 +85,10 @@ func New(opts Options) (http.Handler, error) {
 		version = hex.EncodeToString(sum[:8])
 	}
 	goapp := chatui.NewHandler(version, resolver{})
+	if len(opts.EmbedOrigins) > 0 {
+		// A framed chat takes login tokens from these origins only.
+		goapp.RawHeaders = append(goapp.RawHeaders, embedOriginsMeta(opts.EmbedOrigins))
+	}
 	if built {
 		// The wasm is sent compressed, so its Content-Length is not the
 		// size go-app's loader counts for its progress.
@@ -179,6 +186,13 @@ func contentSecurityPolicy(embed []string) (string, error) {
 		"form-action 'self'",
 		"frame-ancestors " + frames,
 	}, "; "), nil
+}
+
+// embedOriginsMeta is the page's meta tag listing the embed origins,
+// which a framed chat takes login tokens from (see chatui's
+// embedtoken.go). The list is not secret: frame-ancestors says the same.
+func embedOriginsMeta(origins []string) string {
+	return `<meta name="` + chatui.EmbedOriginsMetaName + `" content="` + html.EscapeString(strings.Join(origins, " ")) + `">`
 }
 
 // notBuilt answers the page when app.wasm is missing.

@@ -23,10 +23,22 @@
   if (window.self === window.top) {
     return;
   }
-  var meta = document.querySelector('meta[name="bayeux-embed-origins"]');
-  var allowed = meta ? meta.getAttribute("content").split(/\s+/).filter(Boolean) : [];
-  if (allowed.length === 0) {
-    return;
+  // The allowed origins, read when first needed: go-app puts the meta
+  // tag after this script in the page's head.
+  var allowed = null;
+  var ok = [];
+  var any = false;
+  function origins() {
+    if (allowed === null) {
+      var meta = document.querySelector('meta[name="bayeux-embed-origins"]');
+      if (!meta) {
+        return [];
+      }
+      allowed = (meta.getAttribute("content") || "").split(/\s+/).filter(Boolean);
+      ok = allowed.map(norm);
+      any = allowed.indexOf("*") >= 0;
+    }
+    return allowed;
   }
   // Browsers serialise an event's origin in lower case without a default
   // port; the configured ones are brought to that form.
@@ -39,14 +51,12 @@
     }
     return o;
   }
-  var any = allowed.indexOf("*") >= 0;
-  var ok = allowed.map(norm);
   var next = 0;
   var waiting = {};
   var early = "";
 
   window.addEventListener("message", function (e) {
-    if (e.source !== window.parent || e.origin === "null" || !(any || ok.indexOf(norm(e.origin)) >= 0)) {
+    if (e.source !== window.parent || e.origin === "null" || origins().length === 0 || !(any || ok.indexOf(norm(e.origin)) >= 0)) {
       return; // not the page framing the chat, or not an allowed site
     }
     var d = e.data;
@@ -67,6 +77,10 @@
 
   window.__bayeuxFrameToken = function (ms) {
     return new Promise(function (resolve) {
+      if (origins().length === 0) {
+        resolve(""); // nobody may frame the chat: no token
+        return;
+      }
       if (early !== "") {
         var t = early;
         early = "";

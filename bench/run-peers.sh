@@ -73,7 +73,8 @@ start_server() { # name
   case $name in
   bayeux)
     datadir=$(mktemp -d "$OUT/bayeux-data.XXXX")
-    BAYEUX_ADDR=127.0.0.1:$PORT BAYEUX_CLIENT_MAX_CONNECTIONS=0 BAYEUX_DATA_DIR=$datadir \
+    # The load generator is one address: no per-address limits.
+    BAYEUX_ADDR=127.0.0.1:$PORT BAYEUX_CLIENT_MAX_CONNECTIONS=0 BAYEUX_MAX_SESSIONS_PER_IP=0 BAYEUX_HANDSHAKE_RATE=0 BAYEUX_DATA_DIR=$datadir \
       taskset -c "$SERVER_CPU" "$ROOT/bin/bayeux" >>"$OUT/server.$name.log" 2>&1 &
     ;;
   faye) PORT=$PORT taskset -c "$SERVER_CPU" node "$ROOT/bench/peers/faye.js" >>"$OUT/server.$name.log" 2>&1 & ;;

@@ -103,7 +103,10 @@ func (b *bayeux) start() {
 		"BAYEUX_ADDR=" + b.addr,
 		"BAYEUX_DATA_DIR=" + b.dataDir,
 		"BAYEUX_LOG_LEVEL=info",
+		// Every test client comes from 127.0.0.1: no per-address limits.
 		"BAYEUX_CLIENT_MAX_CONNECTIONS=0",
+		"BAYEUX_MAX_SESSIONS_PER_IP=0",
+		"BAYEUX_HANDSHAKE_RATE=0",
 	}, b.env...)
 	stderr, _ := cmd.StderrPipe()
 	cmd.Stdout = io.Discard

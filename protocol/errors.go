@@ -93,4 +93,13 @@ var (
 	ErrUnknownMeta           = &Error{Code: 404, Message: "meta_channel_unknown"}
 	ErrServerError           = &Error{Code: 500, Message: "server_error"}
 	ErrOverloaded            = &Error{Code: 503, Message: "overloaded"}
+	// ErrPublishTooLarge refuses a published message over the server's
+	// size limit (its argument).
+	ErrPublishTooLarge = &Error{Code: 413, Message: "publish_too_large"}
+	// ErrTooManySessions refuses a handshake from an address that holds
+	// as many sessions as allowed; its advice says when to try again.
+	ErrTooManySessions = &Error{Code: 429, Message: "too_many_sessions"}
+	// ErrTooManyHandshakes refuses a handshake from an address over its
+	// handshake rate; its advice says when to try again.
+	ErrTooManyHandshakes = &Error{Code: 429, Message: "too_many_handshakes"}
 )

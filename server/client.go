@@ -55,7 +55,9 @@ func (c *Client) SetFlag(key, value string) {
 	c.info.Flags[key] = value
 }
 
-// RemoteAddr returns the client's network address at handshake.
+// RemoteAddr returns the client's IP address at handshake: its
+// connection's, or the one a trusted proxy reported
+// (Options.TrustedProxies).
 func (c *Client) RemoteAddr() string { return c.info.RemoteAddr }
 
 // IsLocal reports whether the client is an in-process LocalClient.
@@ -75,6 +77,13 @@ func (c *Client) Transport() string { return c.transport }
 // and with only the headers that identify the client (Cookie,
 // Authorization, Origin, User-Agent, Forwarded and X-Forwarded-*,
 // X-Real-Ip).
+//
+// Security: a request the browser may have sent on behalf of another
+// site's page carries no Cookie and no Authorization header here, so
+// that no Authorize hook can log such a client in by its cookies: every
+// callback-polling (JSONP) request, and requests from an origin allowed
+// only by "*" in Options.AllowedOrigins. Such clients authenticate with
+// the handshake's ext.
 func (c *Client) Request() *http.Request { return c.req }
 
 // Info returns a copy of the stored session information.

@@ -56,20 +56,27 @@ type Engine interface {
 
 	// Publish queues p for every session with a subscription that matches
 	// p.Channel, once per session even when several subscriptions match,
-	// and returns the number of sessions it was queued for.
+	// and returns the number of sessions it was queued for. A queue over
+	// its bounds (messages or bytes) drops its oldest messages, and when
+	// the engine's budget for all queues together is over, the biggest
+	// queues drop their oldest (see Budgets); drops are counted in the
+	// session's next Batch.Dropped and reported to EngineHooks.Dropped.
 	Publish(ctx context.Context, p *Payload) (int, error)
 	// Deliver queues p for one session.
 	Deliver(ctx context.Context, id string, p *Payload) error
-	// Fetch removes and returns the messages queued for a session, in order.
-	// When none are queued it waits up to wait for one to arrive (or for ctx
-	// to end, or for the session to be destroyed). It returns
-	// protocol.ErrSessionUnknown when the session does not exist.
+	// Fetch removes and returns the messages queued for a session, in order:
+	// the oldest ones whose JSON adds up to at most the engine's fetch byte
+	// cap (Budgets.MaxFetchBytes; at least one message, however big), the
+	// rest staying queued for the next Fetch. When none are queued it waits
+	// up to wait for one to arrive (or for ctx to end, or for the session
+	// to be destroyed). It returns protocol.ErrSessionUnknown when the
+	// session does not exist.
 	Fetch(ctx context.Context, id string, wait time.Duration) (Batch, error)
 	// FetchAck is Fetch for a session using the ack extension: messages
 	// stay queued until acknowledged. It first removes the messages whose
-	// sequence number is at most ack, then returns all the others, oldest
-	// first, without removing them (waiting as Fetch does when there are
-	// none). Batch.Last is the sequence number of the newest message
+	// sequence number is at most ack, then returns the others, oldest
+	// first and within the fetch byte cap as Fetch, without removing them
+	// (waiting as Fetch does when there are none). Batch.Last is the sequence number of the newest message
 	// returned, or ack when none is. Sequence numbers are per session,
 	// start at 1 and increase by one per queued message.
 	FetchAck(ctx context.Context, id string, ack uint64, wait time.Duration) (Batch, error)
@@ -87,10 +94,13 @@ type Engine interface {
 	Poll(id string, ackMode bool, ack uint64, wait time.Duration, done func(Batch, error)) (b Batch, stop func() bool, err error)
 
 	// AppendHistory appends an encoded message to channel's history and
-	// keeps only the newest max entries.
+	// keeps only the newest max entries. The engine keeps the history of
+	// at most Budgets.MaxHistoryChannels channels: appending to one more
+	// forgets the history of the least recently used channel (appended
+	// to or read) and reports it to EngineHooks.Dropped.
 	AppendHistory(ctx context.Context, channel string, msg []byte, max int) error
 	// History returns up to n of the newest entries of channel's history,
-	// oldest first.
+	// oldest first. Reading a channel's history counts as using it.
 	History(ctx context.Context, channel string, n int) ([][]byte, error)
 }
 
@@ -106,6 +116,88 @@ type EngineHooks struct {
 	// Expired is called after the engine removed a session whose expiry
 	// time passed.
 	Expired func(*RemovedSession)
+	// Dropped is called when the engine discarded n stored messages for
+	// reason: DropQueueLength, DropQueueBytes or DropQueuedBytes (queued
+	// messages, also reported to their session in Batch.Dropped), or
+	// DropHistory (n channel histories forgotten). It may be nil; it is
+	// called on the goroutine that made the drop and must not block.
+	Dropped func(reason string, n int)
+}
+
+// Reasons an engine drops stored messages for (EngineHooks.Dropped). The
+// Server counts them in Stats.Refused under these names.
+const (
+	// DropQueueLength: a session's queue held Budgets.MaxQueue messages.
+	DropQueueLength = "queue_length"
+	// DropQueueBytes: a session's queue held more than
+	// Budgets.MaxQueueBytes.
+	DropQueueBytes = "queue_bytes"
+	// DropQueuedBytes: all queues together held more than
+	// Budgets.MaxQueuedBytes; the biggest queues dropped their oldest.
+	DropQueuedBytes = "queued_bytes"
+	// DropHistory: a channel's history was forgotten to keep at most
+	// Budgets.MaxHistoryChannels.
+	DropHistory = "history_channels"
+)
+
+// Budgets bound what an engine stores, in messages and in bytes (the
+// length of each message's JSON). Every engine takes them in its options;
+// a zero field takes the default named on it, a negative one means no
+// limit (MaxQueue excepted: it is always bounded).
+type Budgets struct {
+	// MaxQueue bounds each session's queue in messages; when it is full
+	// the oldest message is dropped. Default 1000.
+	MaxQueue int
+	// MaxQueueBytes bounds each session's queue in bytes; beyond it the
+	// oldest messages are dropped, but the newest is always kept.
+	// Default DefaultMaxQueueBytes.
+	MaxQueueBytes int64
+	// MaxFetchBytes bounds the messages one Fetch, FetchAck or Poll
+	// returns (one connect reply); the rest stay queued. A fetch returns
+	// at least one message. Default DefaultMaxFetchBytes.
+	MaxFetchBytes int64
+	// MaxQueuedBytes bounds all queues together. When a publish takes
+	// them over it, the engine drops the oldest messages of the biggest
+	// queues (levelling them down, biggest first) until they hold at most
+	// 7/8 of it: the sessions that let their queues grow pay, not those
+	// that keep up, and every drop is reported to its session in
+	// Batch.Dropped. Default DefaultMaxQueuedBytes.
+	MaxQueuedBytes int64
+	// MaxHistoryChannels bounds the channels with a history (see
+	// AppendHistory). Default DefaultMaxHistoryChannels.
+	MaxHistoryChannels int
+}
+
+// Default budgets (see Budgets).
+const (
+	DefaultMaxQueue           = 1000
+	DefaultMaxQueueBytes      = 4 << 20
+	DefaultMaxFetchBytes      = 1 << 20
+	DefaultMaxQueuedBytes     = 256 << 20
+	DefaultMaxHistoryChannels = 200
+)
+
+// WithDefaults returns b with every zero field set to its default and
+// every negative one (MaxQueue excepted) set to 0, meaning no limit.
+func (b Budgets) WithDefaults() Budgets {
+	if b.MaxQueue <= 0 {
+		b.MaxQueue = DefaultMaxQueue
+	}
+	b.MaxQueueBytes = orDefault(b.MaxQueueBytes, DefaultMaxQueueBytes)
+	b.MaxFetchBytes = orDefault(b.MaxFetchBytes, DefaultMaxFetchBytes)
+	b.MaxQueuedBytes = orDefault(b.MaxQueuedBytes, DefaultMaxQueuedBytes)
+	b.MaxHistoryChannels = int(orDefault(int64(b.MaxHistoryChannels), DefaultMaxHistoryChannels))
+	return b
+}
+
+func orDefault(v, def int64) int64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
 }
 
 // SessionInfo is what the engine stores about a session. It is written at
@@ -158,8 +250,9 @@ func (p *Payload) Message() (*protocol.Message, error) {
 // Batch is what Fetch returns.
 type Batch struct {
 	Payloads []*Payload
-	// Dropped counts messages discarded from this session's queue because
-	// it was full, since the previous Fetch.
+	// Dropped counts messages discarded from this session's queue since
+	// the previous Fetch, because it was full (in messages or bytes) or
+	// the engine's budget for all queues was (see Budgets).
 	Dropped int
 	// Last is the sequence number of the newest message in Payloads (see
 	// FetchAck); for FetchAck without messages it is the ack passed in.

@@ -15,7 +15,7 @@ func TestMemoryEngine(t *testing.T) {
 			// A memory engine is a cluster of one node.
 			return opts.Peer
 		}
-		e := server.NewMemoryEngine(server.MemoryEngineOptions{MaxQueue: opts.MaxQueue, SweepInterval: opts.SweepInterval})
+		e := server.NewMemoryEngine(server.MemoryEngineOptions{Budgets: opts.Budgets, SweepInterval: opts.SweepInterval})
 		if err := e.Start(opts.Hooks); err != nil {
 			t.Fatal(err)
 		}

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"cmp"
+	"container/list"
 	"context"
 	"hash/maphash"
 	"slices"
@@ -15,9 +17,10 @@ const memShards = 64
 
 // MemoryEngineOptions configures NewMemoryEngine.
 type MemoryEngineOptions struct {
-	// MaxQueue bounds each session's queue; when full the oldest message is
-	// dropped and counted in Batch.Dropped. Zero means 1000.
-	MaxQueue int
+	// Budgets bound the queues and histories (zero fields: defaults).
+	// MaxQueuedBytes counts each message once however many queues hold
+	// it: the queues share one copy.
+	Budgets
 	// SweepInterval is how often expired sessions are looked for. Zero
 	// means 997 ms (CometD's period).
 	SweepInterval time.Duration
@@ -32,12 +35,18 @@ type MemoryEngine struct {
 	seed     maphash.Seed
 	sessions [memShards]memSessionShard
 	channels [memShards]memChannelShard
-	history  [memShards]memHistoryShard
+	history  memHistory
 	count    atomic.Int64
 	hooks    EngineHooks
 	stop     chan struct{}
 	done     chan struct{}
 	closed   atomic.Bool
+
+	// queued is the bytes of the messages held by any queue, each counted
+	// once (see memPayload); shedding is set while one goroutine brings
+	// it back under Budgets.MaxQueuedBytes.
+	queued   atomic.Int64
+	shedding atomic.Bool
 }
 
 type memSessionShard struct {
@@ -45,9 +54,17 @@ type memSessionShard struct {
 	m  map[string]*memSession
 }
 
-type memHistoryShard struct {
-	mu sync.Mutex
-	m  map[string][][]byte
+// memHistory is every channel's history, with the channels in least
+// recently used order so that the oldest can be forgotten.
+type memHistory struct {
+	mu  sync.Mutex
+	m   map[string]*list.Element // of *memHistoryEntry
+	lru list.List                // most recently used first
+}
+
+type memHistoryEntry struct {
+	channel string
+	msgs    [][]byte
 }
 
 type memChannelShard struct {
@@ -86,11 +103,52 @@ func (c *memChannel) snapshot() []*memSession {
 	return nil
 }
 
+// memPayload is a published message as the queues hold it: one for all
+// the queues it went to, so that its bytes count once in the engine's
+// total while any queue holds it.
+type memPayload struct {
+	p    *Payload
+	refs atomic.Int32 // queues holding it
+}
+
+func (mp *memPayload) size() int64 { return int64(len(mp.p.JSON)) }
+
+// enqueueHold is the count a payload starts with while it is being
+// queued: no take can bring it to zero meanwhile, and the publisher
+// replaces it with the number of queues it went to once, instead of an
+// atomic add per queue.
+const enqueueHold = 1 << 30
+
+// hold starts queueing mp: its bytes count until release.
+func (e *MemoryEngine) hold(mp *memPayload) {
+	mp.refs.Store(enqueueHold)
+	e.queued.Add(mp.size())
+}
+
+// release ends queueing mp, which went to n queues.
+func (e *MemoryEngine) release(mp *memPayload, n int) {
+	if mp.refs.Add(int32(n)-enqueueHold) == 0 {
+		e.queued.Add(-mp.size())
+	}
+}
+
+// unref counts one queue less holding mp: the last takes its bytes off.
+func (e *MemoryEngine) unref(mp *memPayload) {
+	if mp.refs.Add(-1) == 0 {
+		e.queued.Add(-mp.size())
+	}
+}
+
 // queued is a message in a session queue with its sequence number.
 type queued struct {
 	seq uint64
-	p   *Payload
+	mp  *memPayload
 }
+
+// drops counts the messages one enqueue dropped, by reason.
+type drops struct{ length, bytes int }
+
+func (d *drops) add(o drops) { d.length += o.length; d.bytes += o.bytes }
 
 type memSession struct {
 	info    *SessionInfo
@@ -103,6 +161,7 @@ type memSession struct {
 	queue   []queued
 	head    int    // queue[head:] are pending
 	seq     uint64 // sequence number of the newest queued message
+	bytes   int64  // of the pending messages
 	dropped int
 	subs    []string // a slice: most sessions have a few, and a map costs 200+ bytes
 	closed  bool
@@ -113,9 +172,7 @@ type memSession struct {
 
 // NewMemoryEngine returns an in-memory Engine.
 func NewMemoryEngine(opts MemoryEngineOptions) *MemoryEngine {
-	if opts.MaxQueue <= 0 {
-		opts.MaxQueue = 1000
-	}
+	opts.Budgets = opts.Budgets.WithDefaults()
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = 997 * time.Millisecond
 	}
@@ -123,8 +180,8 @@ func NewMemoryEngine(opts MemoryEngineOptions) *MemoryEngine {
 	for i := range e.sessions {
 		e.sessions[i].m = make(map[string]*memSession)
 		e.channels[i].m = make(map[string]*memChannel)
-		e.history[i].m = make(map[string][][]byte)
 	}
+	e.history.m = make(map[string]*list.Element)
 	return e
 }
 
@@ -247,7 +304,10 @@ func (e *MemoryEngine) destroy(id string, onlyExpiredBefore int64) *RemovedSessi
 	s.closed = true
 	subs := s.subs
 	s.subs = nil
-	s.queue = nil
+	for _, q := range s.queue[s.head:] {
+		e.unref(q.mp)
+	}
+	s.queue, s.head, s.bytes = nil, 0, 0
 	s.mu.Unlock()
 	rs := &RemovedSession{Info: s.info, Subscriptions: make([]string, 0, len(subs))}
 	for _, pattern := range subs {
@@ -303,6 +363,22 @@ func (e *MemoryEngine) ListSessions(context.Context) ([]*SessionInfo, error) {
 		sh.mu.RUnlock()
 	}
 	return out, nil
+}
+
+// QueuedBytes returns the bytes of the messages waiting in all queues,
+// each message counted once however many queues hold it (for operators).
+func (e *MemoryEngine) QueuedBytes() int64 { return e.queued.Load() }
+
+// QueueBytes returns the bytes of the messages waiting in the session's
+// queue (for operators).
+func (e *MemoryEngine) QueueBytes(_ context.Context, id string) (int64, error) {
+	s := e.lookup(id)
+	if s == nil {
+		return 0, protocol.ErrSessionUnknown
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes, nil
 }
 
 // QueueLen returns how many messages wait in the session's queue (for
@@ -445,12 +521,18 @@ func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 	if len(found) == 0 {
 		return 0, nil
 	}
+	mp := &memPayload{p: p}
+	e.hold(mp)
+	var d drops
 	if len(found) == 1 {
 		for _, s := range found[0] {
-			if s.enqueue(p, e.opts.MaxQueue) {
+			if ok, sd := s.enqueue(e, mp); ok {
 				count++
+				d.add(sd)
 			}
 		}
+		e.release(mp, count)
+		e.afterEnqueue(d)
 		return count, nil
 	}
 	// Several lists may hold the same session (/a/*, /a/b): deliver once.
@@ -461,33 +543,64 @@ func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 				continue
 			}
 			seen[s] = struct{}{}
-			if s.enqueue(p, e.opts.MaxQueue) {
+			if ok, sd := s.enqueue(e, mp); ok {
 				count++
+				d.add(sd)
 			}
 		}
 	}
+	e.release(mp, count)
+	e.afterEnqueue(d)
 	return count, nil
 }
 
 // Deliver implements Engine.
 func (e *MemoryEngine) Deliver(_ context.Context, id string, p *Payload) error {
 	s := e.lookup(id)
-	if s == nil || !s.enqueue(p, e.opts.MaxQueue) {
+	if s == nil {
 		return protocol.ErrSessionUnknown
 	}
+	mp := &memPayload{p: p}
+	e.hold(mp)
+	ok, d := s.enqueue(e, mp)
+	if !ok {
+		e.release(mp, 0)
+		return protocol.ErrSessionUnknown
+	}
+	e.release(mp, 1)
+	e.afterEnqueue(d)
 	return nil
 }
 
-func (s *memSession) enqueue(p *Payload, max int) bool {
+// afterEnqueue reports an enqueue's drops and keeps all queues within
+// their budget.
+func (e *MemoryEngine) afterEnqueue(d drops) {
+	e.report(DropQueueLength, d.length)
+	e.report(DropQueueBytes, d.bytes)
+	if max := e.opts.MaxQueuedBytes; max > 0 && e.queued.Load() > max {
+		e.shed()
+	}
+}
+
+func (e *MemoryEngine) report(reason string, n int) {
+	if n > 0 && e.hooks.Dropped != nil {
+		e.hooks.Dropped(reason, n)
+	}
+}
+
+// enqueue appends mp to the session's queue and drops the oldest messages
+// beyond its bounds (the newest always stays). ok is false when the
+// session is closed. The caller holds mp (hold) and counts the queues
+// it went to (release).
+func (s *memSession) enqueue(e *MemoryEngine, mp *memPayload) (ok bool, d drops) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return false
+		return false, d
 	}
-	if len(s.queue)-s.head >= max {
-		s.queue[s.head] = queued{}
-		s.head++
-		s.dropped++
+	if len(s.queue)-s.head >= e.opts.MaxQueue {
+		s.dropHead(e)
+		d.length++
 	}
 	if s.head > 0 && s.head >= len(s.queue)/2 && len(s.queue) == cap(s.queue) {
 		n := copy(s.queue, s.queue[s.head:])
@@ -496,14 +609,94 @@ func (s *memSession) enqueue(p *Payload, max int) bool {
 		s.head = 0
 	}
 	s.seq++
-	s.queue = append(s.queue, queued{s.seq, p})
+	s.queue = append(s.queue, queued{s.seq, mp})
+	s.bytes += mp.size()
+	if max := e.opts.MaxQueueBytes; max > 0 {
+		for s.bytes > max && len(s.queue)-s.head > 1 {
+			s.dropHead(e)
+			d.bytes++
+		}
+	}
 	polls := s.polls
 	s.polls = nil
 	s.mu.Unlock()
 	for _, q := range polls {
 		q.fire(false)
 	}
-	return true
+	return true, d
+}
+
+// dropHead drops the oldest pending message and counts it for the next
+// take. s.mu is held and a message is pending.
+func (s *memSession) dropHead(e *MemoryEngine) {
+	s.removeHead(e)
+	s.dropped++
+}
+
+// removeHead removes the oldest pending message. s.mu is held and a
+// message is pending.
+func (s *memSession) removeHead(e *MemoryEngine) {
+	q := s.queue[s.head]
+	s.queue[s.head] = queued{}
+	s.head++
+	s.bytes -= q.mp.size()
+	e.unref(q.mp)
+}
+
+// shed brings all queues together back under 7/8 of MaxQueuedBytes by
+// dropping the oldest messages of the biggest queues: the biggest is
+// trimmed down to the size of the next, then both to the size of the
+// third, and so on (water-filling), so that small queues, those of the
+// clients that keep up, are the last to lose anything. One goroutine
+// sheds at a time; the others carry on meanwhile.
+func (e *MemoryEngine) shed() {
+	if !e.shedding.CompareAndSwap(false, true) {
+		return
+	}
+	defer e.shedding.Store(false)
+	max := e.opts.MaxQueuedBytes
+	if e.queued.Load() <= max {
+		return
+	}
+	target := max - max/8
+	type queueSize struct {
+		s     *memSession
+		bytes int64
+	}
+	var qs []queueSize
+	for i := range e.sessions {
+		sh := &e.sessions[i]
+		sh.mu.RLock()
+		for _, s := range sh.m {
+			s.mu.Lock()
+			if s.bytes > 0 {
+				qs = append(qs, queueSize{s, s.bytes})
+			}
+			s.mu.Unlock()
+		}
+		sh.mu.RUnlock()
+	}
+	slices.SortFunc(qs, func(a, b queueSize) int { return cmp.Compare(b.bytes, a.bytes) })
+	dropped := 0
+	for k := 1; k <= len(qs) && e.queued.Load() > target; k++ {
+		level := int64(0)
+		if k < len(qs) {
+			level = qs[k].bytes
+		}
+		for _, q := range qs[:k] {
+			if e.queued.Load() <= target {
+				break
+			}
+			s := q.s
+			s.mu.Lock()
+			for s.bytes > level && s.head < len(s.queue) && e.queued.Load() > target {
+				s.dropHead(e)
+				dropped++
+			}
+			s.mu.Unlock()
+		}
+	}
+	e.report(DropQueuedBytes, dropped)
 }
 
 // signal fires the session's waiting polls. It must be called without
@@ -518,38 +711,50 @@ func (s *memSession) signal() {
 	}
 }
 
-// take returns what is queued. Without ack mode it removes everything;
-// in ack mode it removes the messages with sequence <= ack and returns the
-// rest without removing them. ok is false when the session is closed.
-func (s *memSession) take(ackMode bool, ack uint64) (b Batch, ok bool) {
+// take returns what is queued, the oldest first, up to MaxFetchBytes (at
+// least one message). Without ack mode it removes what it returns; in
+// ack mode it removes the messages with sequence <= ack and returns the
+// next ones without removing them. ok is false when the session is
+// closed.
+func (s *memSession) take(e *MemoryEngine, ackMode bool, ack uint64) (b Batch, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.takeLocked(ackMode, ack)
+	return s.takeLocked(e, ackMode, ack)
 }
 
-func (s *memSession) takeLocked(ackMode bool, ack uint64) (b Batch, ok bool) {
+func (s *memSession) takeLocked(e *MemoryEngine, ackMode bool, ack uint64) (b Batch, ok bool) {
 	if s.closed {
 		return b, false
 	}
 	if ackMode {
 		for s.head < len(s.queue) && s.queue[s.head].seq <= ack {
-			s.queue[s.head] = queued{}
-			s.head++
+			s.removeHead(e)
 		}
 		b.Last = ack
 	}
-	if n := len(s.queue) - s.head; n > 0 {
+	pending := s.queue[s.head:]
+	n, size, max := 0, int64(0), e.opts.MaxFetchBytes
+	for n < len(pending) {
+		sz := pending[n].mp.size()
+		if n > 0 && max > 0 && size+sz > max {
+			break
+		}
+		size += sz
+		n++
+	}
+	if n > 0 {
 		b.Payloads = make([]*Payload, n)
-		for i, q := range s.queue[s.head:] {
-			b.Payloads[i] = q.p
+		for i, q := range pending[:n] {
+			b.Payloads[i] = q.mp.p
 		}
-		b.Last = s.queue[len(s.queue)-1].seq
+		b.Last = pending[n-1].seq
 		if !ackMode {
-			clear(s.queue)
-			s.queue = s.queue[:0]
-			s.head = 0
+			for range n {
+				s.removeHead(e)
+			}
 		}
-	} else if s.head > 0 {
+	}
+	if s.head == len(s.queue) && s.head > 0 {
 		s.queue = s.queue[:0]
 		s.head = 0
 	}
@@ -579,7 +784,7 @@ func (e *MemoryEngine) Poll(id string, ackMode bool, ack uint64, wait time.Durat
 		return Batch{}, nil, protocol.ErrSessionUnknown
 	}
 	s.mu.Lock()
-	b, ok := s.takeLocked(ackMode, ack)
+	b, ok := s.takeLocked(e, ackMode, ack)
 	if !ok {
 		s.mu.Unlock()
 		return b, nil, protocol.ErrSessionUnknown
@@ -589,7 +794,7 @@ func (e *MemoryEngine) Poll(id string, ackMode bool, ack uint64, wait time.Durat
 		return b, nil, nil
 	}
 	// Registered under the lock of the take: no enqueue slips between.
-	p := &memPoll{s: s, ackMode: ackMode, ack: ack, first: b, done: done}
+	p := &memPoll{e: e, s: s, ackMode: ackMode, ack: ack, first: b, done: done}
 	s.polls = append(s.polls, p)
 	p.timer = time.AfterFunc(wait, func() { p.fire(true) })
 	s.mu.Unlock()
@@ -598,6 +803,7 @@ func (e *MemoryEngine) Poll(id string, ackMode bool, ack uint64, wait time.Durat
 
 // memPoll is a Poll waiting for an enqueue, its timeout or its stop.
 type memPoll struct {
+	e       *MemoryEngine
 	s       *memSession
 	ackMode bool
 	ack     uint64
@@ -623,7 +829,7 @@ func (p *memPoll) fire(timedOut bool) {
 }
 
 func (p *memPoll) finish() {
-	b, ok := p.s.take(p.ackMode, p.ack)
+	b, ok := p.s.take(p.e, p.ackMode, p.ack)
 	if !ok {
 		p.done(Batch{}, protocol.ErrSessionUnknown)
 		return
@@ -663,26 +869,44 @@ func (e *MemoryEngine) AppendHistory(_ context.Context, channel string, msg []by
 	if max <= 0 {
 		return nil
 	}
-	sh := &e.history[e.shard(channel)]
-	sh.mu.Lock()
-	h := append(sh.m[channel], msg)
-	if len(h) > max {
-		// Copy rather than reslice so the dropped entries can be freed.
-		h = append([][]byte(nil), h[len(h)-max:]...)
+	h := &e.history
+	h.mu.Lock()
+	el := h.m[channel]
+	if el == nil {
+		el = h.lru.PushFront(&memHistoryEntry{channel: channel})
+		h.m[channel] = el
+	} else {
+		h.lru.MoveToFront(el)
 	}
-	sh.m[channel] = h
-	sh.mu.Unlock()
+	en := el.Value.(*memHistoryEntry)
+	en.msgs = append(en.msgs, msg)
+	if len(en.msgs) > max {
+		// Copy rather than reslice so the dropped entries can be freed.
+		en.msgs = append([][]byte(nil), en.msgs[len(en.msgs)-max:]...)
+	}
+	forgot := 0
+	for limit := e.opts.MaxHistoryChannels; limit > 0 && h.lru.Len() > limit; forgot++ {
+		old := h.lru.Remove(h.lru.Back()).(*memHistoryEntry)
+		delete(h.m, old.channel)
+	}
+	h.mu.Unlock()
+	e.report(DropHistory, forgot)
 	return nil
 }
 
 // History implements Engine.
 func (e *MemoryEngine) History(_ context.Context, channel string, n int) ([][]byte, error) {
-	sh := &e.history[e.shard(channel)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	h := sh.m[channel]
-	if n > 0 && len(h) > n {
-		h = h[len(h)-n:]
+	h := &e.history
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	el := h.m[channel]
+	if el == nil {
+		return nil, nil
 	}
-	return append([][]byte(nil), h...), nil
+	h.lru.MoveToFront(el)
+	msgs := el.Value.(*memHistoryEntry).msgs
+	if n > 0 && len(msgs) > n {
+		msgs = msgs[len(msgs)-n:]
+	}
+	return append([][]byte(nil), msgs...), nil
 }

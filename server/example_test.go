@@ -139,3 +139,25 @@ func ExampleOptions_onEvent() {
 	// publish /news
 	// client_disconnect
 }
+
+// Budgets bound what an engine keeps for clients that stop reading: here
+// a queue holds at most 64 bytes, so of three 40-byte messages only the
+// newest waits, and the next fetch says how many were dropped (a connect
+// reply tells the client in ext.dropped). The hook counts drops by reason,
+// as the Server does in Stats().Refused.
+func ExampleBudgets() {
+	e := server.NewMemoryEngine(server.MemoryEngineOptions{Budgets: server.Budgets{MaxQueueBytes: 64}})
+	e.Start(server.EngineHooks{Dropped: func(reason string, n int) { fmt.Println("dropped", n, reason) }})
+	defer e.Close()
+	ctx := context.Background()
+	e.CreateSession(ctx, &server.SessionInfo{ID: "slow"})
+	for i := range 3 {
+		e.Deliver(ctx, "slow", &server.Payload{Channel: "/news", JSON: fmt.Appendf(nil, `{"channel":"/news","data":"item %d.."}`, i)})
+	}
+	b, _ := e.Fetch(ctx, "slow", 0)
+	fmt.Println(len(b.Payloads), "queued,", b.Dropped, "dropped")
+	// Output:
+	// dropped 1 queue_bytes
+	// dropped 1 queue_bytes
+	// 1 queued, 2 dropped
+}

@@ -7,6 +7,7 @@ import (
 	mathrand "math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -31,6 +32,9 @@ type exchange struct {
 	bound string
 	// superseded is set by finish when a newer connect took over.
 	superseded bool
+	// trial is set for TryHandshake: its session is removed at once, so
+	// the per-address session and handshake limits do not apply.
+	trial bool
 
 	clients map[string]*Client
 
@@ -263,13 +267,33 @@ func (x *exchange) handshake(m *protocol.Message) {
 		x.fail(m, protocol.ErrNoTransport.WithArgs(s.types...), noneAdvice())
 		return
 	}
+	// The address's limits count the attempt before any work for it
+	// (Authorize may check a password).
+	id := newID()
+	if limited := !x.trial && x.transport != transportLocal; limited {
+		if ok, wait := s.handshakes.allow(x.remoteAddr, time.Now()); !ok {
+			s.stats.Refused.Add(RefusedHandshakeRate)
+			x.fail(m, protocol.ErrTooManyHandshakes, backoffAdvice(max(wait, time.Second)))
+			return
+		}
+		if !s.ipSessions.add(x.remoteAddr, id, s.sessionExists) {
+			s.stats.Refused.Add(RefusedSessionsPerIP)
+			x.fail(m, protocol.ErrTooManySessions, backoffAdvice(sessionsRetry))
+			return
+		}
+		defer func() {
+			if x.hsReply == nil {
+				s.ipSessions.remove(x.remoteAddr, id) // refused: not a session
+			}
+		}()
+	}
 	info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: x.browser, Ack: m.ExtBool("ack")}
 	c := &Client{info: info, transport: x.transport, req: x.req, handshaking: true}
 	if !x.authorize(c, m, noneAdvice()) {
 		return
 	}
 	c.handshaking = false
-	info.ID = newID()
+	info.ID = id
 	if err := s.engine.CreateSession(x.ctx, info); err != nil {
 		x.engineError("create session failed", err)
 		x.fail(m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Ms(1000)})
@@ -288,6 +312,27 @@ func (x *exchange) handshake(m *protocol.Message) {
 	}
 	x.hsReply = r
 	s.emit(Event{Kind: EventClientConnect, ClientID: info.ID, User: info.User, RemoteAddr: info.RemoteAddr})
+}
+
+// sessionsRetry is how long an address at Options.MaxSessionsPerIP is
+// told to wait before it handshakes again: long enough for abandoned
+// sessions to expire meanwhile, short enough for a user to wait.
+const sessionsRetry = 10 * time.Second
+
+// backoffAdvice tells a refused handshake to try again after wait plus up
+// to half of it at random, so that refused clients do not come back
+// together (CometD and Faye handshake again after interval, plus their
+// own backoff).
+func backoffAdvice(wait time.Duration) *protocol.Advice {
+	ms := wait.Milliseconds()
+	return &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Ms(ms + mathrand.Int64N(ms/2+1))}
+}
+
+// sessionExists reports whether the engine still has session id (an
+// engine error counts as yes: the limit errs on the side of refusing).
+func (s *Server) sessionExists(id string) bool {
+	_, ok, err := s.engine.Session(context.Background(), id)
+	return ok || err != nil
 }
 
 func (s *Server) sharesType(types []string) bool {
@@ -659,6 +704,12 @@ func (x *exchange) publish(m *protocol.Message) {
 		x.fail(m, protocol.ErrDataMissing, nil)
 		return
 	}
+	if limit := s.opts.MaxPublishSize; limit > 0 && publishSize(m) > limit {
+		// Refused before Authorize, which may decode the data.
+		s.stats.Refused.Add(RefusedPublishSize)
+		x.fail(m, protocol.ErrPublishTooLarge.WithArgs(strconv.FormatInt(limit, 10)), nil)
+		return
+	}
 	if !x.authorize(c, m, nil) {
 		return
 	}
@@ -672,6 +723,16 @@ func (x *exchange) publish(m *protocol.Message) {
 		return
 	}
 	x.reply(m.Reply(true))
+}
+
+// publishSize is the size of what publishing m stores and sends: its
+// channel, data and ext, as encoded.
+func publishSize(m *protocol.Message) int64 {
+	n := len(m.Channel) + len(m.Data)
+	for k, v := range m.Ext {
+		n += len(k) + len(v)
+	}
+	return int64(n)
 }
 
 func (x *exchange) service(c *Client, m *protocol.Message) {

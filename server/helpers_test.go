@@ -43,8 +43,9 @@ type harness struct {
 }
 
 // newHarness starts a server with opts; zero timing fields get the short
-// test defaults and the engine sweeps every 50 ms.
-func newHarness(t *testing.T, opts Options) *harness {
+// test defaults and the engine sweeps every 50 ms. setup may change the
+// http.Server (timeouts) before it starts.
+func newHarness(t *testing.T, opts Options, setup ...func(*http.Server)) *harness {
 	t.Helper()
 	if opts.PollTimeout == 0 {
 		opts.PollTimeout = hPollTimeout
@@ -56,7 +57,7 @@ func newHarness(t *testing.T, opts Options) *harness {
 		opts.ParkAfter = 10 * time.Millisecond
 	}
 	if opts.Engine == nil {
-		opts.Engine = NewMemoryEngine(MemoryEngineOptions{SweepInterval: hSweep, MaxQueue: opts.MaxQueue})
+		opts.Engine = NewMemoryEngine(MemoryEngineOptions{SweepInterval: hSweep, Budgets: opts.budgets()})
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
@@ -74,9 +75,13 @@ func newHarness(t *testing.T, opts Options) *harness {
 		t.Fatalf("New: %v", err)
 	}
 	// Served as Serve does, so that connects held longer than ParkAfter
-	// (10ms unless set) are parked: most tests exercise both ways.
+	// (10ms unless set) are parked: most tests exercise both ways; and
+	// connections are capped per IP when MaxConnsPerIP is set.
 	hs := httptest.NewUnstartedServer(srv.Handler("/cometd"))
-	hs.Listener = parkOn(hs.Config, hs.Listener)
+	hs.Listener = parkOn(hs.Config, srv.limitConns(hs.Listener))
+	for _, f := range setup {
+		f(hs.Config)
+	}
 	hs.Start()
 	h := &harness{t: t, srv: srv, hs: hs, url: hs.URL + "/cometd", events: log}
 	t.Cleanup(func() {

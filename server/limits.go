@@ -2,7 +2,11 @@ package server
 
 import (
 	"hash/maphash"
+	"slices"
 	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // ipLimiter counts concurrent requests per IP address.
@@ -49,4 +53,153 @@ func (l *ipLimiter) release(ip string) {
 		sh.m[ip]--
 	}
 	sh.mu.Unlock()
+}
+
+// ipSessions holds the ids of the sessions created on this server from
+// each IP address, for Options.MaxSessionsPerIP. A session leaves when
+// the server learns it was removed (Server.removed). With an engine
+// shared by several nodes another node may remove it (its disconnect or
+// its expiry arrived there): an address at its limit therefore has its
+// sessions looked up in the engine, at most once a second, and those gone
+// are forgotten. The count is per node. Safe for concurrent use.
+type ipSessions struct {
+	max    int
+	seed   maphash.Seed
+	shards [memShards]struct {
+		mu sync.Mutex
+		m  map[string]*ipSessionList
+	}
+}
+
+type ipSessionList struct {
+	ids     []string // at most max: a slice is smaller than a map
+	checked time.Time
+}
+
+// ipRecheck is how often the sessions of an address at its limit are
+// looked up in the engine.
+const ipRecheck = time.Second
+
+func (l *ipSessions) init(max int) {
+	l.max = max
+	l.seed = maphash.MakeSeed()
+	for i := range l.shards {
+		l.shards[i].m = make(map[string]*ipSessionList)
+	}
+}
+
+// add counts session id for ip and reports whether ip was under its
+// limit. exists tells whether a counted session still lives in the
+// engine (called without locks held).
+func (l *ipSessions) add(ip, id string, exists func(id string) bool) bool {
+	if l.max <= 0 {
+		return true
+	}
+	sh := &l.shards[maphash.String(l.seed, ip)%memShards]
+	sh.mu.Lock()
+	list := sh.m[ip]
+	if list == nil {
+		list = &ipSessionList{}
+		sh.m[ip] = list
+	}
+	if len(list.ids) < l.max {
+		list.ids = append(list.ids, id)
+		sh.mu.Unlock()
+		return true
+	}
+	if time.Since(list.checked) < ipRecheck {
+		sh.mu.Unlock()
+		return false
+	}
+	list.checked = time.Now()
+	ids := slices.Clone(list.ids)
+	sh.mu.Unlock()
+	var gone []string
+	for _, id := range ids {
+		if !exists(id) {
+			gone = append(gone, id)
+		}
+	}
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	list.ids = slices.DeleteFunc(list.ids, func(id string) bool { return slices.Contains(gone, id) })
+	if len(list.ids) >= l.max {
+		return false
+	}
+	list.ids = append(list.ids, id)
+	return true
+}
+
+// remove forgets session id of ip, if counted here.
+func (l *ipSessions) remove(ip, id string) {
+	if l.max <= 0 {
+		return
+	}
+	sh := &l.shards[maphash.String(l.seed, ip)%memShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	list := sh.m[ip]
+	if list == nil {
+		return
+	}
+	if i := slices.Index(list.ids, id); i >= 0 {
+		list.ids = slices.Delete(list.ids, i, i+1)
+	}
+	if len(list.ids) == 0 {
+		delete(sh.m, ip)
+	}
+}
+
+// handshakeLimiter is a token bucket per IP address for
+// Options.HandshakeRate, on this node. Full buckets are forgotten now and
+// then, so that it keeps only the addresses that handshook recently. Safe
+// for concurrent use.
+type handshakeLimiter struct {
+	limit  rate.Limit
+	burst  int
+	seed   maphash.Seed
+	shards [memShards]struct {
+		mu   sync.Mutex
+		m    map[string]*rate.Limiter
+		next int // sweep full buckets when m grows past this
+	}
+}
+
+func (l *handshakeLimiter) init(perSecond float64, burst int) {
+	l.limit, l.burst = rate.Limit(perSecond), burst
+	l.seed = maphash.MakeSeed()
+	for i := range l.shards {
+		l.shards[i].m = make(map[string]*rate.Limiter)
+		l.shards[i].next = 64
+	}
+}
+
+// allow takes a token of ip's bucket. When there is none it returns false
+// and how long until there is one.
+func (l *handshakeLimiter) allow(ip string, now time.Time) (bool, time.Duration) {
+	if l.limit <= 0 {
+		return true, 0
+	}
+	sh := &l.shards[maphash.String(l.seed, ip)%memShards]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	lim := sh.m[ip]
+	if lim == nil {
+		if len(sh.m) >= sh.next {
+			for k, v := range sh.m {
+				if v.TokensAt(now) >= float64(l.burst) {
+					delete(sh.m, k)
+				}
+			}
+			sh.next = max(64, 2*len(sh.m))
+		}
+		lim = rate.NewLimiter(l.limit, l.burst)
+		sh.m[ip] = lim
+	}
+	r := lim.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return false, d
+	}
+	return true, 0
 }

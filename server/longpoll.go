@@ -5,14 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/origin"
+	"github.com/bayeux-go/bayeux/internal/realip"
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -22,7 +24,10 @@ const (
 	BrowserCookie = "BAYEUX_BROWSER"
 )
 
-var jsonpName = regexp.MustCompile(`^[a-zA-Z0-9._\-]{1,64}$`)
+// jsonpName is what a callback-polling callback may be called: a plain
+// JavaScript identifier, so that the response can only call a global
+// function (no member access such as opener.x, no expression).
+var jsonpName = regexp.MustCompile(`^[a-zA-Z_$][a-zA-Z0-9_$]{0,63}$`)
 
 // ServeHTTP implements the long-polling (POST, JSON body or form-encoded
 // message= parameters), callback-polling (GET with message= and jsonp=)
@@ -30,13 +35,20 @@ var jsonpName = regexp.MustCompile(`^[a-zA-Z0-9._\-]{1,64}$`)
 // (/handshake, /connect ...) is ignored.
 //
 // Security: cross-origin browser requests are allowed only from
-// Options.AllowedOrigins; sessions are bound to the BAYEUX_BROWSER cookie
-// unless Options.TrustClientSession is set; bodies are limited to
-// Options.MaxMessageSize and concurrent requests per IP to
+// Options.AllowedOrigins, and with cookies only from those listed by name;
+// callback-polling (JSONP, which browsers load as a script with the
+// user's cookies and no Origin) is refused when the browser says it came
+// from another site, and its requests reach Authorize without cookies
+// (Client.Request), so that a JSONP client authenticates with ext only;
+// sessions are bound to the BAYEUX_BROWSER cookie unless
+// Options.TrustClientSession is set; bodies are limited to
+// Options.MaxMessageSize and concurrent requests per client IP to
 // Options.ClientMaxConnections.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	if !s.cors(w, r) {
+	cl := s.client(r)
+	allowed, credentials := s.cors(w, r, cl)
+	if !allowed {
 		s.refuse(RefusedOrigin)
 		http.Error(w, "bayeux: origin not allowed", http.StatusForbidden)
 		return
@@ -51,11 +63,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "bayeux: method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	ip := clientIP(r)
+	ws := !s.opts.NoWebSocket && isWebSocket(r)
+	if r.Method == http.MethodGet && !ws {
+		// Callback-polling: a script any page can load, with the
+		// user's cookies and without Origin.
+		switch site := r.Header.Get("Sec-Fetch-Site"); site {
+		case "", "same-origin", "none":
+		default:
+			s.refuse(RefusedJSONPSite)
+			http.Error(w, "bayeux: callback-polling from another site ("+site+") is refused; use long-polling with CORS or WebSocket", http.StatusForbidden)
+			return
+		}
+		credentials = false
+	}
+	ip := cl.IP
 	if !s.ips.acquire(ip) {
 		s.refuse(RefusedIPRequests)
-		h.Set("Retry-After", "1")
-		http.Error(w, "bayeux: too many concurrent requests from your address", http.StatusTooManyRequests)
+		tooMany(w, r)
 		return
 	}
 	parked := false
@@ -64,12 +88,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			s.ips.release(ip)
 		}
 	}()
-	if !s.opts.NoWebSocket && isWebSocket(r) {
-		parked = s.serveWebSocket(w, r, ip) // the socket owns the IP slot
+	if ws {
+		parked = s.serveWebSocket(w, r, cl, credentials) // the socket owns the IP slot
 		return
 	}
 
 	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: ip, req: r, http2: r.ProtoMajor >= 2}
+	if !credentials {
+		x.req = withoutCredentials(r)
+	}
 	var callback string
 	var msgs []*protocol.Message
 	var err error
@@ -81,11 +108,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
+		switch {
+		case errors.As(err, &mbe):
 			http.Error(w, fmt.Sprintf("bayeux: request body larger than %d bytes", s.opts.MaxMessageSize), http.StatusRequestEntityTooLarge)
-			return
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			s.refuse(RefusedBodyTimeout)
+			http.Error(w, "bayeux: request body too slow", http.StatusRequestTimeout)
+		default:
+			http.Error(w, err.Error(), http.StatusBadRequest)
 		}
-		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	if len(msgs) > s.opts.MaxBatch {
@@ -118,7 +149,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Value:    x.browser,
 			Path:     "/",
 			HttpOnly: true,
-			Secure:   r.TLS != nil,
+			Secure:   cl.Secure,
 			SameSite: http.SameSiteLaxMode,
 		})
 	}
@@ -268,19 +299,28 @@ func (s *Server) decodeJSONP(r *http.Request) (string, []*protocol.Message, erro
 	return callback, msgs, err
 }
 
-// cors applies the cross-origin policy and reports whether the request may
-// proceed. Requests without Origin, and same-origin requests, always may.
-func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" || sameOrigin(r, origin) {
-		return true
+// cors applies the cross-origin policy to r from cl. It reports whether
+// the request may proceed, and whether it may use the browser's
+// credentials (its cookies): requests without Origin, same-origin ones
+// (scheme, host and port; see internal/realip for the scheme behind a
+// proxy) and origins listed by name may; an origin allowed only by "*"
+// may not, and its response says so (no Access-Control-Allow-Credentials).
+func (s *Server) cors(w http.ResponseWriter, r *http.Request, cl realip.Client) (allowed, credentials bool) {
+	o := r.Header.Get("Origin")
+	if o == "" || origin.Same(o, r.Host, cl.Secure) {
+		return true, true
 	}
-	if !s.anyOrig && !s.origins[origin] {
-		return false
+	allowed, listed := s.origins.Match(o)
+	if !allowed {
+		return false, false
 	}
 	h := w.Header()
-	h.Set("Access-Control-Allow-Origin", origin)
-	h.Set("Access-Control-Allow-Credentials", "true")
+	if listed {
+		h.Set("Access-Control-Allow-Origin", o)
+		h.Set("Access-Control-Allow-Credentials", "true")
+	} else {
+		h.Set("Access-Control-Allow-Origin", "*")
+	}
 	h.Add("Vary", "Origin")
 	if r.Method == http.MethodOptions {
 		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
@@ -291,24 +331,48 @@ func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
 		}
 		h.Set("Access-Control-Max-Age", "600")
 	}
-	return true
+	return true, listed
 }
 
-func sameOrigin(r *http.Request, origin string) bool {
-	u, err := url.Parse(origin)
-	if err != nil {
-		return false
-	}
-	return strings.EqualFold(u.Host, r.Host)
+// client returns r's client address and scheme: decided once per request
+// by internal/realip with Options.TrustedProxies (by Site's handler, or
+// here for a Server mounted elsewhere). The first time an untrusted peer
+// sends forwarding headers, it says so in the log: a proxy missing from
+// TrustedProxies makes every client look like the proxy.
+func (s *Server) client(r *http.Request) realip.Client {
+	c := s.proxies.Client(r)
+	s.noteIgnored(c)
+	return c
 }
 
-// clientIP is the request's remote IP address without the port.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+func (s *Server) noteIgnored(c realip.Client) {
+	if c.Ignored && !s.warnedProxy.Load() && s.warnedProxy.CompareAndSwap(false, true) {
+		s.log.Warn("forwarding headers from a peer that is not a trusted proxy are ignored (Options.TrustedProxies, BAYEUX_TRUSTED_PROXIES); logged once",
+			"peer", c.IP)
 	}
-	return host
+}
+
+// withoutCredentials is r as a request without the browser's ambient
+// credentials (cookies, HTTP authentication) shows it to Authorize and
+// services: for callback-polling and for origins allowed only by "*".
+func withoutCredentials(r *http.Request) *http.Request {
+	r2 := r.WithContext(r.Context())
+	r2.Header = r.Header.Clone()
+	r2.Header.Del("Cookie")
+	r2.Header.Del("Authorization")
+	return r2
+}
+
+// tooMany answers a request refused by ClientMaxConnections. A request
+// whose body is still coming closes its connection, so that the body is
+// not waited for.
+func tooMany(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Retry-After", "1")
+	if r.ContentLength != 0 {
+		h.Set("Connection", "close")
+	}
+	http.Error(w, "bayeux: too many concurrent requests from your address", http.StatusTooManyRequests)
 }
 
 // Handler returns s wrapped so that it answers only under prefix (for

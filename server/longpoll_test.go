@@ -3,10 +3,12 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -136,7 +138,7 @@ func TestJSONP(t *testing.T) {
 	c := h.client()
 	hs := handshakeMsg()
 	hs.SupportedConnectionTypes = []string{protocol.CallbackPolling}
-	_, msgs := c.jsonp("cb_1.x-y", hs)
+	_, msgs := c.jsonp("$cb_1", hs)
 	m := only(t, msgs, protocol.MetaHandshake)
 	if !m.IsSuccessful() {
 		t.Fatalf("JSONP handshake: %s", dump(msgs))
@@ -165,7 +167,10 @@ func TestJSONP(t *testing.T) {
 
 	// Invalid callbacks are refused.
 	q := url.Values{"message": {mustJSON(t, []*protocol.Message{handshakeMsg()})}}
-	for _, cb := range [][]string{{"a(b)"}, {"alert(1);x"}, {"a b"}, {strings.Repeat("a", 65)}, {"a", "b"}, {""}} {
+	// Only plain identifiers: no member access (opener.x), no dashes, no
+	// leading digit.
+	for _, cb := range [][]string{{"a(b)"}, {"alert(1);x"}, {"a b"}, {strings.Repeat("a", 65)}, {"a", "b"}, {""},
+		{"opener.x"}, {"cb.x"}, {"a-b"}, {"1a"}, {"a[0]"}} {
 		q["jsonp"] = cb
 		r := c.do(http.MethodGet, c.url+"?"+q.Encode(), "", nil, nil)
 		if r.status != http.StatusBadRequest {
@@ -174,6 +179,72 @@ func TestJSONP(t *testing.T) {
 		if strings.Contains(string(r.body), cb[0]+"(") && cb[0] != "" {
 			t.Errorf("invalid callback reflected: %s", r.body)
 		}
+	}
+}
+
+// Callback-polling is a script any page may load with the user's
+// cookies: the server refuses it when the browser says another site asked
+// for it, and never shows Authorize its cookies, so no hook can log a
+// JSONP client in by cookie.
+func TestJSONPCrossSiteAndCookies(t *testing.T) {
+	t.Parallel()
+	var seen sync.Map // transport -> Cookie header Authorize saw at handshake
+	h := newHarness(t, Options{Authorize: func(_ context.Context, c *Client, m *protocol.Message) error {
+		if m.Channel == protocol.MetaHandshake {
+			seen.Store(c.Transport(), c.Request().Header.Get("Cookie")+"|"+c.Request().Header.Get("Authorization"))
+		}
+		return nil
+	}})
+	c := h.noCookies()
+	hs := handshakeMsg()
+	hs.SupportedConnectionTypes = []string{protocol.CallbackPolling}
+	q := url.Values{"jsonp": {"cb"}, "message": {mustJSON(t, []*protocol.Message{hs})}}
+	type testCase struct {
+		site   string
+		status int
+	}
+	refused := 0
+	for _, tc := range []testCase{
+		{"cross-site", http.StatusForbidden},
+		{"same-site", http.StatusForbidden},
+		{"something-new", http.StatusForbidden},
+		{"", http.StatusOK},
+		{"same-origin", http.StatusOK},
+		{"none", http.StatusOK},
+	} {
+		hdr := http.Header{"Cookie": {"bayeux_login=secret"}, "Authorization": {"Basic YTpi"}}
+		if tc.site != "" {
+			hdr.Set("Sec-Fetch-Site", tc.site)
+		}
+		seen.Delete(protocol.CallbackPolling)
+		r := c.do(http.MethodGet, c.url+"?"+q.Encode(), "", nil, hdr)
+		if r.status != tc.status {
+			t.Errorf("Sec-Fetch-Site %q: %v, want HTTP %d", tc.site, r, tc.status)
+			continue
+		}
+		if tc.status != http.StatusOK {
+			refused++
+			if _, ran := seen.Load(protocol.CallbackPolling); ran {
+				t.Errorf("Sec-Fetch-Site %q: refused, but the handshake ran", tc.site)
+			}
+			continue
+		}
+		if got, _ := seen.Load(protocol.CallbackPolling); got != "|" {
+			t.Errorf("Sec-Fetch-Site %q: Authorize saw credentials %q over callback-polling", tc.site, got)
+		}
+	}
+	if n := h.srv.Stats().Refused.Load(RefusedJSONPSite); n != int64(refused) {
+		t.Errorf("refused %s: %d, want %d", RefusedJSONPSite, n, refused)
+	}
+	// Long-polling (which browsers send with Origin, checked by CORS)
+	// still shows the cookies.
+	r := c.do(http.MethodPost, c.url, "application/json", []byte(mustJSON(t, []*protocol.Message{handshakeMsg()})),
+		http.Header{"Cookie": {"bayeux_login=secret"}})
+	if r.status != http.StatusOK {
+		t.Fatalf("long-polling handshake: %v", r)
+	}
+	if got, _ := seen.Load(protocol.LongPolling); got != "bayeux_login=secret|" {
+		t.Errorf("long-polling: Authorize saw %q, want the cookie", got)
 	}
 }
 
@@ -423,12 +494,74 @@ func TestCORS(t *testing.T) {
 		t.Errorf("refused for origin: %d, want 5", n)
 	}
 
-	// "*" allows every origin, still echoing it (credentials need that).
-	star := newHarness(t, Options{AllowedOrigins: []string{"*"}})
-	sc := star.client()
-	r := sc.do(http.MethodPost, sc.url, "application/json", hs, http.Header{"Origin": {"https://any.example"}})
-	if r.status != 200 || r.header.Get("Access-Control-Allow-Origin") != "https://any.example" {
-		t.Errorf("AllowedOrigins *: %v, ACAO %q", r, r.header.Get("Access-Control-Allow-Origin"))
+}
+
+// "*" in AllowedOrigins allows any origin, but never with credentials:
+// only origins listed by name get Access-Control-Allow-Credentials, and
+// the others' requests reach Authorize without cookies.
+func TestCORSStarWithoutCredentials(t *testing.T) {
+	t.Parallel()
+	var cookies sync.Map // Origin header -> Cookie header Authorize saw
+	h := newHarness(t, Options{AllowedOrigins: []string{"*", "https://app.example:443"},
+		Authorize: func(_ context.Context, c *Client, m *protocol.Message) error {
+			if m.Channel == protocol.MetaHandshake {
+				cookies.Store(c.Request().Header.Get("Origin"), c.Request().Header.Get("Cookie"))
+			}
+			return nil
+		}})
+	c := h.client()
+	hs := []byte(mustJSON(t, []*protocol.Message{handshakeMsg()}))
+	type testCase struct {
+		name      string
+		method    string
+		origin    string
+		allowOrig string
+		creds     bool
+	}
+	for _, tc := range []testCase{
+		{"any origin", http.MethodPost, "https://any.example", "*", false},
+		{"any origin, preflight", http.MethodOptions, "https://any.example", "*", false},
+		{"listed origin", http.MethodPost, "https://app.example", "https://app.example", true},
+		{"listed origin with default port", http.MethodPost, "https://app.example:443", "https://app.example:443", true},
+		{"listed origin, preflight", http.MethodOptions, "https://app.example", "https://app.example", true},
+		{"listed host, other scheme", http.MethodPost, "http://app.example", "*", false},
+		{"listed host, other port", http.MethodPost, "https://app.example:8443", "*", false},
+	} {
+		hdr := http.Header{"Origin": {tc.origin}, "Cookie": {"bayeux_login=secret"}}
+		var body []byte
+		if tc.method == http.MethodPost {
+			body = hs
+		} else {
+			hdr.Set("Access-Control-Request-Method", "POST")
+		}
+		r := c.do(tc.method, c.url, "application/json", body, hdr)
+		if r.err != nil || r.status >= 300 {
+			t.Errorf("%s: %v", tc.name, r)
+			continue
+		}
+		if got := r.header.Get("Access-Control-Allow-Origin"); got != tc.allowOrig {
+			t.Errorf("%s: Access-Control-Allow-Origin = %q, want %q", tc.name, got, tc.allowOrig)
+		}
+		if got := r.header.Get("Access-Control-Allow-Credentials"); (got == "true") != tc.creds {
+			t.Errorf("%s: Access-Control-Allow-Credentials = %q, want credentials %v", tc.name, got, tc.creds)
+		}
+		if tc.method != http.MethodPost {
+			continue
+		}
+		seen, _ := cookies.Load(tc.origin)
+		if hasLogin := strings.Contains(fmt.Sprint(seen), "bayeux_login"); hasLogin != tc.creds {
+			t.Errorf("%s: Authorize saw Cookie %q, want cookies %v", tc.name, seen, tc.creds)
+		}
+	}
+}
+
+// An AllowedOrigins entry that is not an origin is a configuration error.
+func TestAllowedOriginsInvalid(t *testing.T) {
+	t.Parallel()
+	for _, o := range []string{"app.example", "https://app.example/path", "null"} {
+		if _, err := New(Options{AllowedOrigins: []string{o}}); err == nil {
+			t.Errorf("New with AllowedOrigins %q: no error", o)
+		}
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"log/slog"
+	"math"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -83,8 +84,48 @@ type Options struct {
 	// MaxQueue bounds one session's queue; the oldest message is dropped
 	// when it is full. Default 1000. Ignored when Engine is set.
 	MaxQueue int
-	// ClientMaxConnections bounds concurrent Bayeux requests from one IP
-	// address; 0 means unlimited. Beyond it requests get HTTP 429.
+	// MaxQueueBytes bounds one session's queue in bytes; beyond it the
+	// oldest messages are dropped (the newest stays) and reported in the
+	// next connect reply's ext.dropped. Default DefaultMaxQueueBytes.
+	// Ignored when Engine is set (see Budgets).
+	MaxQueueBytes int64
+	// MaxQueuedBytes bounds all sessions' queues together; beyond it the
+	// biggest queues drop their oldest messages (see
+	// Budgets.MaxQueuedBytes). Default DefaultMaxQueuedBytes. Ignored when
+	// Engine is set.
+	MaxQueuedBytes int64
+	// MaxReplySize bounds the queued messages one connect reply (or
+	// WebSocket frame) carries, in bytes; the rest stay queued for the
+	// next connect. A reply carries at least one message. Default
+	// DefaultMaxFetchBytes. Ignored when Engine is set (its
+	// Budgets.MaxFetchBytes).
+	MaxReplySize int64
+	// MaxHistoryChannels bounds the channels the engine keeps a history
+	// for (least recently used forgotten). Default
+	// DefaultMaxHistoryChannels. Ignored when Engine is set.
+	MaxHistoryChannels int
+	// MaxPublishSize bounds one message a client publishes: its channel,
+	// data and ext in bytes. A bigger one is refused with
+	// 413::publish_too_large (counted as RefusedPublishSize); the others
+	// of its batch go on. Default 64 KiB; negative: no limit.
+	MaxPublishSize int64
+	// MaxSessionsPerIP bounds the sessions created from one IP address
+	// that live at once on this server (a node, with a shared engine). A
+	// handshake beyond it is refused with 429::too_many_sessions and
+	// advice to handshake again later. 0 means unlimited.
+	MaxSessionsPerIP int
+	// HandshakeRate bounds handshakes per IP address and second on this
+	// server, with bursts of HandshakeBurst (a token bucket). A handshake
+	// beyond it is refused with 429::too_many_handshakes and advice to
+	// handshake again once the bucket has a token. 0 means unlimited.
+	HandshakeRate float64
+	// HandshakeBurst is the token bucket's size for HandshakeRate.
+	// Default: HandshakeRate rounded up, at least 1.
+	HandshakeBurst int
+	// ClientMaxConnections bounds concurrent requests from one client IP
+	// address (see TrustedProxies): Bayeux requests, held connects and
+	// WebSockets, and, for the handler of Site, every other route too;
+	// 0 means unlimited. Beyond it requests get HTTP 429.
 	ClientMaxConnections int
 	// MaxSessionsPerBrowser is how many connects one browser (identified by
 	// the BAYEUX_BROWSER cookie) may hold at once over HTTP/1.x; others are
@@ -99,9 +140,38 @@ type Options struct {
 	// to its cookie, so a leaked clientId alone cannot hijack it.
 	TrustClientSession bool
 	// AllowedOrigins lists the origins (scheme://host[:port]) that may use
-	// the Bayeux endpoint cross-origin; "*" allows all. Same-origin and
-	// non-browser requests are always allowed.
+	// the Bayeux endpoint cross-origin, with the browser's cookies; they
+	// match by scheme, host and port (a default port is the same as
+	// none). "*" allows every other origin too, but never with
+	// credentials: those get Access-Control-Allow-Origin: * without
+	// Access-Control-Allow-Credentials, and their requests reach
+	// Authorize without cookies (Client.Request). Same-origin and
+	// non-browser requests are always allowed. New fails on an entry
+	// that is not an origin.
 	AllowedOrigins []string
+
+	// TrustedProxies lists the reverse proxies (CIDR prefixes such as
+	// 10.0.0.0/8, or addresses) whose forwarding headers are believed:
+	// only for requests from those peers does the client's address (for
+	// every per-IP limit, Client.RemoteAddr and logs) and scheme (for
+	// Secure cookies and the same-origin test) come from the headers
+	// named by ForwardedHeader, taking the right-most address that is not
+	// itself a trusted proxy. Default: none, every request is its
+	// connection's.
+	TrustedProxies []string
+	// ForwardedHeader names the headers trusted proxies use:
+	// "x-forwarded" (X-Forwarded-For and X-Forwarded-Proto, the default)
+	// or "forwarded" (RFC 7239). The other family is ignored, so that a
+	// header the proxy passes through from the client cannot be used to
+	// spoof an address.
+	ForwardedHeader string
+	// MaxConnsPerIP bounds the connections one peer address may hold
+	// open on a listener served by Serve or ServeTLS, whatever the route
+	// (idle keep-alive, slow headers, held connects, WebSockets); excess
+	// connections are closed at once. Trusted proxies are exempt (their
+	// clients are limited per request by ClientMaxConnections). 0 means
+	// unlimited.
+	MaxConnsPerIP int
 }
 
 func (o *Options) setDefaults() {
@@ -130,7 +200,13 @@ func (o *Options) setDefaults() {
 		o.MaxSubscriptions = 1024
 	}
 	if o.MaxQueue <= 0 {
-		o.MaxQueue = 1000
+		o.MaxQueue = DefaultMaxQueue
+	}
+	if o.MaxPublishSize == 0 {
+		o.MaxPublishSize = DefaultMaxPublishSize
+	}
+	if o.HandshakeRate > 0 && o.HandshakeBurst <= 0 {
+		o.HandshakeBurst = max(1, int(math.Ceil(o.HandshakeRate)))
 	}
 	if o.MaxSessionsPerBrowser == 0 {
 		o.MaxSessionsPerBrowser = 1
@@ -145,7 +221,22 @@ func (o *Options) setDefaults() {
 		o.MultiSessionInterval = 2 * time.Second
 	}
 	if o.Engine == nil {
-		o.Engine = NewMemoryEngine(MemoryEngineOptions{MaxQueue: o.MaxQueue})
+		o.Engine = NewMemoryEngine(MemoryEngineOptions{Budgets: o.budgets()})
+	}
+}
+
+// DefaultMaxPublishSize is Options.MaxPublishSize's default.
+const DefaultMaxPublishSize = 64 << 10
+
+// budgets returns the budgets of the engine the server makes when
+// Options.Engine is nil.
+func (o *Options) budgets() Budgets {
+	return Budgets{
+		MaxQueue:           o.MaxQueue,
+		MaxQueueBytes:      o.MaxQueueBytes,
+		MaxFetchBytes:      o.MaxReplySize,
+		MaxQueuedBytes:     o.MaxQueuedBytes,
+		MaxHistoryChannels: o.MaxHistoryChannels,
 	}
 }
 

@@ -3,6 +3,7 @@ package server
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"net/http"
@@ -24,13 +25,54 @@ type parkKey struct{}
 // newly accepted, so keep-alive goes on. Without Serve (s mounted on any
 // other http.Server), connects are held on their request's goroutine.
 //
-// Serve sets hs.ConnContext (calling the one already set first). For TLS,
-// pass a listener that returns *tls.Conn (tls.NewListener) rather than
-// using ServeTLS. HTTP/2 requests are never parked. Serve returns when hs
-// does; parked connections are answered by BeginShutdown like every held
-// connect and then closed.
+// Serve sets hs.ConnContext (calling the one already set first), and caps
+// the connections of one peer at Options.MaxConnsPerIP. For TLS use
+// ServeTLS. Serve returns when hs does; parked connections are answered
+// by BeginShutdown like every held connect and then closed.
+//
+// Slow clients: set hs.ReadHeaderTimeout, and hs.ReadTimeout to bound how
+// long one request's headers and body may take (a request cut by it is
+// answered 408 and counted as RefusedBodyTimeout). It does not cut held
+// connects: net/http lifts the read deadline once it has read a request's
+// body (when it starts watching the connection for the client going away),
+// and parking and WebSockets take the connection without a deadline.
 func (s *Server) Serve(hs *http.Server, ln net.Listener) error {
-	return hs.Serve(parkOn(hs, ln))
+	return hs.Serve(parkOn(hs, s.limitConns(ln)))
+}
+
+// ServeTLS is Serve over TLS: ln is the plain TCP listener and
+// hs.TLSConfig gives the certificates (Certificates, GetCertificate or
+// GetConfigForClient). Unless hs.TLSConfig.NextProtos or hs.Protocols say
+// otherwise, HTTP/2 is offered next to HTTP/1.1 (ALPN): ServeTLS sets
+// hs.TLSConfig to a copy that says so. The TLS handshake is bounded by
+// hs.ReadHeaderTimeout, as in net/http.
+//
+// Over HTTP/2 a held connect is one stream of the browser's one
+// connection: nothing is parked (each held connect keeps its goroutine),
+// and connects are not limited per browser (MaxSessionsPerBrowser), since
+// they block nothing; hs's HTTP/2 settings bound the streams of one
+// connection (250 by default). Over TLS with HTTP/1.1, long-polls are
+// parked as over plain TCP (the *tls.Conn is what waits), but idle
+// WebSockets keep a goroutine each: the poller can only watch plain TCP
+// (the TLS layer may hold decrypted bytes epoll cannot see). WebSockets
+// always use HTTP/1.1 (Go's HTTP/2 server does not offer RFC 8441).
+func (s *Server) ServeTLS(hs *http.Server, ln net.Listener) error {
+	cfg := hs.TLSConfig
+	if cfg == nil || len(cfg.Certificates) == 0 && cfg.GetCertificate == nil && cfg.GetConfigForClient == nil {
+		return errors.New("bayeux: ServeTLS needs hs.TLSConfig with a certificate")
+	}
+	cfg = cfg.Clone()
+	if len(cfg.NextProtos) == 0 {
+		if hs.Protocols == nil || hs.Protocols.HTTP2() {
+			cfg.NextProtos = []string{"h2", "http/1.1"}
+		} else {
+			cfg.NextProtos = []string{"http/1.1"}
+		}
+	}
+	// net/http sets up HTTP/2 for a TLS listener when hs.TLSConfig
+	// offers "h2".
+	hs.TLSConfig = cfg
+	return hs.Serve(parkOn(hs, tls.NewListener(s.limitConns(ln), cfg)))
 }
 
 // parkOn returns ln wrapped to take parked connections back, and makes hs
@@ -288,7 +330,10 @@ func (p *parkedConn) respond() {
 	_ = p.conn.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 	_, err = p.conn.Write(buf)
 	x.done()
-	if err != nil || s.closing.Load() {
+	if _, isTLS := p.conn.(*tls.Conn); err != nil || s.closing.Load() || len(p.pre) > 0 && isTLS {
+		// Pipelined bytes cannot be put back under a *tls.Conn (a
+		// wrapper would hide it from net/http): the client retries
+		// them on a new connection, as after any keep-alive close.
 		p.conn.Close()
 		return
 	}

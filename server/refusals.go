@@ -13,6 +13,27 @@ const (
 	// RefusedIPRequests: more concurrent requests from one IP address
 	// than Options.ClientMaxConnections.
 	RefusedIPRequests = "ip_requests"
+	// RefusedPublishSize: a published message over
+	// Options.MaxPublishSize.
+	RefusedPublishSize = "publish_size"
+	// RefusedSessionsPerIP: a handshake from an address holding
+	// Options.MaxSessionsPerIP sessions.
+	RefusedSessionsPerIP = "sessions_per_ip"
+	// RefusedHandshakeRate: a handshake from an address over
+	// Options.HandshakeRate.
+	RefusedHandshakeRate = "handshake_rate"
+	// The engine's drops (EngineHooks.Dropped) count under their reasons:
+	// DropQueueLength, DropQueueBytes, DropQueuedBytes (messages) and
+	// DropHistory (channel histories).
+	// RefusedIPConns: a connection beyond Options.MaxConnsPerIP, closed
+	// as soon as it was accepted.
+	RefusedIPConns = "ip_conns"
+	// RefusedBodyTimeout: a request body that did not arrive within the
+	// http.Server's ReadTimeout (BAYEUX_READ_TIMEOUT), cut with 408.
+	RefusedBodyTimeout = "body_timeout"
+	// RefusedJSONPSite: a callback-polling (JSONP) request that the
+	// browser says came from another site (Sec-Fetch-Site).
+	RefusedJSONPSite = "jsonp_cross_site"
 )
 
 // refuse counts an HTTP request refused by a limit.
@@ -41,6 +62,9 @@ func (r *Refusals) Declare(reasons ...string) {
 
 // Add counts one refusal for reason.
 func (r *Refusals) Add(reason string) { r.counter(reason).Add(1) }
+
+// AddN counts n refusals for reason.
+func (r *Refusals) AddN(reason string, n int64) { r.counter(reason).Add(n) }
 
 // Load returns how many refusals reason counted.
 func (r *Refusals) Load(reason string) int64 {

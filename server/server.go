@@ -1,10 +1,12 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/json"
+	"fmt"
 	"hash/maphash"
 	"log/slog"
 	"net/http"
@@ -15,6 +17,8 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/bayeux-go/bayeux/internal/netpoll"
+	"github.com/bayeux-go/bayeux/internal/origin"
+	"github.com/bayeux-go/bayeux/internal/realip"
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -35,10 +39,16 @@ type Server struct {
 	seed  maphash.Seed
 	conns [memShards]connShard // held connects on this node, by session id
 
-	browsers [memShards]browserShard // held connects per browser cookie
-	ips      ipLimiter
-	origins  map[string]bool
-	anyOrig  bool
+	browsers   [memShards]browserShard // held connects per browser cookie
+	ips        ipLimiter               // concurrent requests per client IP
+	tcp        ipLimiter               // open connections per peer IP (Serve)
+	ipSessions ipSessions
+	handshakes handshakeLimiter
+	origins    *origin.List
+	proxies    *realip.Proxies
+	// warnedProxy is set once an untrusted peer's forwarding headers
+	// were ignored and logged.
+	warnedProxy atomic.Bool
 
 	types    []string // supported connection types, preferred first
 	locals   sync.Map // session id -> *LocalClient
@@ -114,34 +124,38 @@ type Stats struct {
 func New(opts Options) (*Server, error) {
 	opts.setDefaults()
 	s := &Server{
-		opts:    opts,
-		engine:  opts.Engine,
-		log:     opts.Logger,
-		seed:    maphash.MakeSeed(),
-		origins: make(map[string]bool),
+		opts:   opts,
+		engine: opts.Engine,
+		log:    opts.Logger,
+		seed:   maphash.MakeSeed(),
+	}
+	var err error
+	if s.origins, err = origin.ParseList(opts.AllowedOrigins); err != nil {
+		return nil, fmt.Errorf("bayeux: AllowedOrigins: %w", err)
+	}
+	if s.proxies, err = realip.New(opts.TrustedProxies, opts.ForwardedHeader); err != nil {
+		return nil, fmt.Errorf("bayeux: TrustedProxies: %w", err)
 	}
 	for i := range s.conns {
 		s.conns[i].m = make(map[string]*heldConnect)
 		s.browsers[i].m = make(map[string][]browserSlot)
 	}
 	s.ips.init(opts.ClientMaxConnections)
-	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedDeadline)
+	s.tcp.init(opts.MaxConnsPerIP)
+	s.ipSessions.init(opts.MaxSessionsPerIP)
+	s.handshakes.init(opts.HandshakeRate, opts.HandshakeBurst)
+	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedIPConns, RefusedBodyTimeout, RefusedJSONPSite,
+		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory, RefusedDeadline)
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)
 	}
 	s.types = append(s.types, protocol.LongPolling, protocol.CallbackPolling)
-	for _, o := range opts.AllowedOrigins {
-		if o == "*" {
-			s.anyOrig = true
-		}
-		s.origins[o] = true
-	}
 	h, err := newHandlerTable(opts.Services, !opts.NoEcho)
 	if err != nil {
 		return nil, err
 	}
 	s.handlers = h
-	if err := s.engine.Start(EngineHooks{Expired: s.expired}); err != nil {
+	if err := s.engine.Start(EngineHooks{Expired: s.expired, Dropped: s.dropped}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -180,6 +194,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.log.Warn("undelivered messages discarded at shutdown", "messages", msgs, "sessions", sessions)
 		}
 	}
+	// Wait for a poller being started by a socket that is still being
+	// upgraded (and start none after this).
+	s.pollOnce.Do(func() {})
 	if s.netpoll != nil {
 		// Sockets still parked are closed by the http.Server or their peer.
 		_ = s.netpoll.Close()
@@ -241,11 +258,18 @@ func (s *Server) expired(rs *RemovedSession) {
 	s.removed(rs, "expired")
 }
 
+// dropped counts what the engine dropped (EngineHooks.Dropped).
+func (s *Server) dropped(reason string, n int) { s.stats.Refused.AddN(reason, int64(n)) }
+
 // removed emits client_disconnect for a session the engine removed (rs
-// may be nil when there was none).
+// may be nil when there was none) and frees its place among its
+// address's sessions.
 func (s *Server) removed(rs *RemovedSession, reason string) {
 	if rs == nil {
 		return
+	}
+	if !rs.Info.Local {
+		s.ipSessions.remove(rs.Info.RemoteAddr, rs.Info.ID)
 	}
 	s.emit(Event{Kind: EventClientDisconnect, ClientID: rs.Info.ID, User: rs.Info.User, Local: rs.Info.Local,
 		Reason: reason, Channels: rs.Subscriptions})
@@ -308,15 +332,25 @@ func (s *Server) checkBroadcastChannel(channel string) error {
 	return nil
 }
 
-// payload encodes m once for all recipients.
+// payload encodes m once for all recipients. The decoded delivery shares
+// its data with the encoding: a queued message holds its bytes once.
 func (s *Server) payload(from string, m *protocol.Message) (*Payload, error) {
 	b, err := protocol.EncodeDelivery(make([]byte, 0, 48+len(m.Channel)+len(m.Data)), m.Channel, m.Data, m.Ext)
 	if err != nil {
 		return nil, err
 	}
-	d := &protocol.Message{Channel: m.Channel, Data: m.Data, Ext: m.Ext}
+	data := m.Data
+	// The channel's JSON string cannot contain `,"data":` unescaped, so
+	// the first one starts the data.
+	if i := bytes.Index(b, dataKey); len(data) > 0 && i >= 0 && bytes.Equal(b[i+len(dataKey):i+len(dataKey)+len(data)], data) {
+		j := i + len(dataKey)
+		data = b[j : j+len(data) : j+len(data)]
+	}
+	d := &protocol.Message{Channel: m.Channel, Data: data, Ext: m.Ext}
 	return &Payload{Channel: m.Channel, From: from, JSON: b, Msg: d}, nil
 }
+
+var dataKey = []byte(`,"data":`)
 
 // broadcast encodes m once and queues it for every subscriber. With
 // keepID (a local client's publish) the delivery keeps m's id.
@@ -349,11 +383,13 @@ func shortID(id string) string {
 // real handshake path (validation and Options.Authorize) as if r had sent
 // it, and returns the reply with the stored session. The session is
 // removed again at once: the login page uses this so that one authority
-// decides who someone is.
+// decides who someone is. Options.MaxSessionsPerIP and HandshakeRate do
+// not apply (the session does not outlive the call; the caller limits its
+// own requests).
 func (s *Server) TryHandshake(r *http.Request, ext map[string]json.RawMessage) (*protocol.Message, *SessionInfo) {
 	m := &protocol.Message{Channel: protocol.MetaHandshake, Version: protocol.Version,
 		SupportedConnectionTypes: []string{protocol.LongPolling}, Ext: ext}
-	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: clientIP(r), req: r}
+	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: s.client(r).IP, req: r, trial: true}
 	x.handle(m, true)
 	if x.hsReply == nil {
 		if len(x.replies) == 0 {

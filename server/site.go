@@ -1,7 +1,10 @@
 package server
 
 import (
+	"errors"
+	"io"
 	"net/http"
+	"os"
 	"strings"
 )
 
@@ -23,6 +26,12 @@ type SiteOptions struct {
 // endpoint, the extra content handlers, and the document root. It panics
 // if a ContentHandlers pattern is invalid or conflicts, as
 // http.ServeMux.Handle does.
+//
+// Every route gets what the Bayeux endpoint does for itself: the client's
+// address and scheme are decided once (Options.TrustedProxies; handlers
+// read them with internal/realip), concurrent requests per client IP are
+// capped by Options.ClientMaxConnections (429 beyond), and a request body
+// cut by the http.Server's ReadTimeout is counted as RefusedBodyTimeout.
 func (s *Server) Site(opts SiteOptions) http.Handler {
 	ep := strings.TrimSuffix(opts.Endpoint, "/")
 	if ep == "" {
@@ -39,5 +48,46 @@ func (s *Server) Site(opts SiteOptions) http.Handler {
 	} else {
 		mux.Handle("/", http.NotFoundHandler())
 	}
-	return mux
+	return s.guard(ep, mux)
+}
+
+// guard is the front of every route but the Bayeux endpoint under ep
+// (which does the same itself, holding its IP slot as long as a held
+// connect or a WebSocket lives).
+func (s *Server) guard(ep string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if p := r.URL.Path; p == ep || strings.HasPrefix(p, ep+"/") {
+			next.ServeHTTP(w, r)
+			return
+		}
+		r, cl := s.proxies.Attach(r)
+		s.noteIgnored(cl)
+		if !s.ips.acquire(cl.IP) {
+			s.refuse(RefusedIPRequests)
+			tooMany(w, r)
+			return
+		}
+		defer s.ips.release(cl.IP)
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			r.Body = &timedBody{ReadCloser: r.Body, s: s}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// timedBody is a request body that counts the request as RefusedBodyTimeout
+// when the server's read deadline cuts it.
+type timedBody struct {
+	io.ReadCloser
+	s       *Server
+	counted bool
+}
+
+func (b *timedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if err != nil && err != io.EOF && !b.counted && errors.Is(err, os.ErrDeadlineExceeded) {
+		b.counted = true
+		b.s.refuse(RefusedBodyTimeout)
+	}
+	return n, err
 }

@@ -10,11 +10,13 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/bayeux-go/bayeux/internal/netpoll"
+	"github.com/bayeux-go/bayeux/internal/realip"
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -65,6 +67,7 @@ type wsConn struct {
 	held     *heldConnect // the socket's held connect, while it waits
 	writeMu  sync.Mutex   // one frame at a time through out
 	pollable bool
+	pollConn syscall.Conn // the TCP connection under raw, when pollable
 }
 
 // socketSet is the server's open WebSockets, for shutdown and for closing
@@ -163,18 +166,19 @@ const (
 	wsWriteBuffer = 16
 )
 
-// serveWebSocket upgrades r and serves Bayeux over the socket until it
-// closes. The origin was checked by ServeHTTP (Options.AllowedOrigins).
-// It reports whether the socket took over the IP slot (it releases it
-// when it closes).
-func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, ip string) bool {
+// serveWebSocket upgrades r from cl and serves Bayeux over the socket
+// until it closes. The origin was checked by ServeHTTP
+// (Options.AllowedOrigins); without credentials (an origin allowed only
+// by "*") the socket's Client.Request has no cookies. It reports whether
+// the socket took over the IP slot (it releases it when it closes).
+func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, cl realip.Client, credentials bool) bool {
 	browser := ""
 	if ck, err := r.Cookie(BrowserCookie); err == nil && validBrowserID(ck.Value) {
 		browser = ck.Value
 	} else {
 		browser = newID()
 		http.SetCookie(w, &http.Cookie{Name: BrowserCookie, Value: browser, Path: "/", HttpOnly: true,
-			Secure: r.TLS != nil, SameSite: http.SameSiteLaxMode})
+			Secure: cl.Secure, SameSite: http.SameSiteLaxMode})
 	}
 	hj := &wsHijacker{ResponseWriter: w}
 	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
@@ -182,10 +186,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, ip strin
 		return false // Accept wrote the error response
 	}
 	c.SetReadLimit(s.opts.MaxMessageSize)
-	ws := &wsConn{s: s, c: c, raw: hj.conn, br: hj.br, out: hj.out, r: detachRequest(r),
-		browser: browser, remoteAddr: ip, ip: ip}
+	ws := &wsConn{s: s, c: c, raw: hj.conn, br: hj.br, out: hj.out, r: detachRequest(r, cl, credentials),
+		browser: browser, remoteAddr: cl.IP, ip: cl.IP}
 	ws.last.Store(time.Now().UnixNano())
-	_, ws.pollable = hj.conn.(*net.TCPConn) // not TLS: its buffered plaintext is invisible to epoll
+	// Not TLS: its buffered plaintext is invisible to epoll.
+	ws.pollConn, ws.pollable = plainTCP(hj.conn)
 	if !s.sockets.add(s, ws) {
 		ws.close(websocket.StatusGoingAway, "server shutting down")
 		return true
@@ -202,8 +207,10 @@ var keptHeaders = []string{"Authorization", "Cookie", "Forwarded", "Origin", "Us
 	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
 
 // detachRequest is r as a WebSocket keeps it for Client.Request as long as
-// the socket lives: without context or body, with only keptHeaders.
-func detachRequest(r *http.Request) *http.Request {
+// the socket lives: without body, with only keptHeaders (and without
+// Cookie and Authorization when !credentials), and with a context that
+// holds only cl (realip.FromRequest).
+func detachRequest(r *http.Request, cl realip.Client, credentials bool) *http.Request {
 	n := 0
 	for _, k := range keptHeaders {
 		if len(r.Header[k]) > 0 {
@@ -212,12 +219,16 @@ func detachRequest(r *http.Request) *http.Request {
 	}
 	h := make(http.Header, n)
 	for _, k := range keptHeaders {
+		if !credentials && (k == "Cookie" || k == "Authorization") {
+			continue
+		}
 		if v := r.Header[k]; len(v) > 0 {
 			h[k] = slices.Clone(v)
 		}
 	}
-	return &http.Request{Method: r.Method, URL: r.URL, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
+	d := &http.Request{Method: r.Method, URL: r.URL, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
 		Header: h, Host: r.Host, RemoteAddr: r.RemoteAddr, RequestURI: r.RequestURI, TLS: r.TLS}
+	return d.WithContext(realip.NewContext(context.Background(), cl))
 }
 
 // next arranges for the socket's next message to be read: now when bytes
@@ -232,7 +243,7 @@ func (ws *wsConn) next() {
 			return
 		}
 		s.stats.Parked.Add(1)
-		stop, err := p.Wait(ws.raw.(*net.TCPConn), func() {
+		stop, err := p.Wait(ws.pollConn, func() {
 			s.stats.Parked.Add(-1)
 			go ws.read()
 		})

@@ -45,7 +45,8 @@ type AdminOptions struct {
 
 // FormTokenKey derives the admin form-token key from the login cookie
 // keys (newest first), so that every node with the same keys accepts the
-// same tokens.
+// same tokens. The tokens themselves are bound to the server-side login
+// (see formToken).
 func FormTokenKey(sessionKeys [][]byte) []byte {
 	if len(sessionKeys) == 0 {
 		return nil
@@ -116,17 +117,28 @@ const adminCSP = "default-src 'self'; script-src 'self'; style-src 'self'; img-s
 // adminFunc handles an admin request for the logged-in admin user.
 type adminFunc func(w http.ResponseWriter, r *http.Request, user string)
 
+// loginKey is the context key of the admin's current login (auth.Login).
+type loginKey struct{}
+
+// currentLogin returns the login guard let through.
+func currentLogin(r *http.Request) auth.Login {
+	l, _ := r.Context().Value(loginKey{}).(auth.Login)
+	return l
+}
+
 // guard lets admins through to next. Without a login a GET is redirected
 // to the login page and anything else is refused; a user who is not an
 // admin gets the 403 page. A POST must also carry a valid form token.
+// Both the login and the admin right are checked on every request, so an
+// ended login or a revoked right stops at the next one.
 func (h *adminHandler) guard(next adminFunc) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
-		user := h.p.User(r)
-		if user != "" && !h.o.Users.Exists(user) {
-			user = "" // deleted meanwhile
+		l, ok := h.p.CurrentLogin(r)
+		if ok && !h.o.Users.Exists(l.User) {
+			ok = false // deleted meanwhile
 		}
-		if user == "" {
+		if !ok {
 			if r.Method == http.MethodGet || r.Method == http.MethodHead {
 				http.Redirect(w, r, "/login?next="+url.QueryEscape(r.URL.RequestURI()), http.StatusSeeOther)
 				return
@@ -134,6 +146,7 @@ func (h *adminHandler) guard(next adminFunc) http.Handler {
 			http.Error(w, "login required", http.StatusForbidden)
 			return
 		}
+		user := l.User
 		if !h.o.Admins.IsAdmin(user) {
 			h.p.Log.Warn("admin: refused a user who is not an admin", "user", user, "path", r.URL.Path)
 			render(w, r, http.StatusForbidden, adminForbiddenPage(user, "You are logged in as "+user+", who is not an admin."))
@@ -145,40 +158,40 @@ func (h *adminHandler) guard(next adminFunc) http.Handler {
 				http.Error(w, "bad form", http.StatusBadRequest)
 				return
 			}
-			if !h.validToken(r, user, r.PostForm.Get("token")) {
+			if !h.validToken(l, r.PostForm.Get("token")) {
 				h.p.Log.Warn("admin: POST without a valid form token", "user", user, "path", r.URL.Path)
 				render(w, r, http.StatusForbidden, adminForbiddenPage(user,
 					"This form has expired (its token does not match your login). Reload the page and try again."))
 				return
 			}
 		}
-		next(w, r, user)
+		next(w, r.WithContext(context.WithValue(r.Context(), loginKey{}, l)), user)
 	})
 }
 
 // formToken is the per-login form token: HMAC-SHA256, keyed with the
-// admin key, of the user name and the login cookie's value. The cookie is
-// HttpOnly and changes with every login, so the token is unknown to other
-// sites and to other logins, and it stops working at logout; it needs no
-// server-side state, so it works on every node that shares the key.
-func (h *adminHandler) formToken(r *http.Request, user string) string {
-	ck, err := r.Cookie(auth.LoginCookie)
-	if err != nil {
+// admin key, of the user name and the server-side login's ID. It is
+// unknown to other sites (they can neither read the page nor compute the
+// HMAC) and to other logins, and it dies with the login: a token of an
+// ended login is refused because the login is. It needs no state of its
+// own, so it works on every node that shares the key and the logins.
+func (h *adminHandler) formToken(l auth.Login) string {
+	if l.ID == "" {
 		return ""
 	}
 	mac := hmac.New(sha256.New, h.key)
-	mac.Write([]byte("admin-form\x00" + user + "\x00" + ck.Value))
+	mac.Write([]byte("admin-form\x00" + l.User + "\x00" + l.ID))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
-func (h *adminHandler) validToken(r *http.Request, user, token string) bool {
-	want := h.formToken(r, user)
+func (h *adminHandler) validToken(l auth.Login, token string) bool {
+	want := h.formToken(l)
 	return want != "" && token != "" && hmac.Equal([]byte(token), []byte(want))
 }
 
 // frame returns the parts every admin page shows.
 func (h *adminHandler) frame(r *http.Request, user, title, active string) adminFrame {
-	f := adminFrame{Title: title, Active: active, User: user, Token: h.formToken(r, user)}
+	f := adminFrame{Title: title, Active: active, User: user, Token: h.formToken(currentLogin(r))}
 	if fl, ok := flashes[r.URL.Query().Get("msg")]; ok {
 		f.Flash = fl
 	}
@@ -198,8 +211,11 @@ var flashes = map[string]flash{
 	"gone":          {Text: "That session had already ended.", Error: true},
 	"published":     {Text: "Announcement published."},
 	"user-added":    {Text: "User added."},
-	"password-set":  {Text: "Password changed."},
-	"user-deleted":  {Text: "User deleted and their sessions ended."},
+	"password-set":  {Text: "Password changed; the user's other logins and sessions were ended."},
+	"user-deleted":  {Text: "User deleted and their logins and sessions ended."},
+	"login-ended":   {Text: "Login ended; its sessions were told not to reconnect."},
+	"logins-ended":  {Text: "All of the user's logins and sessions were ended."},
+	"login-gone":    {Text: "That login had already ended.", Error: true},
 	"admin-granted": {Text: "Admin rights granted."},
 	"admin-revoked": {Text: "Admin rights revoked."},
 }

@@ -53,7 +53,7 @@ func newAdminSite(t *testing.T) *adminSite {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{5}, 32)})
+	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{5}, 32)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func newAdminSite(t *testing.T) *adminSite {
 		rec.Close()
 	})
 	return &adminSite{
-		site:  &site{t: t, srv: srv, logins: logins, hs: hs},
+		site:  &site{t: t, srv: srv, auth: authn, logins: logins, hs: hs},
 		users: users, admins: admins, rec: rec, ready: ready, dir: dir,
 	}
 }
@@ -716,6 +716,28 @@ func TestAdminUsers(t *testing.T) {
 	}
 	if !strings.Contains(d.Find(`[data-testid="admin-orphans"]`).Text(), "root") {
 		t.Error("root (BAYEUX_ADMINS, no account) not shown")
+	}
+	// The logins: alice's own (this page's) and carol's, each with an
+	// end button; carol's row offers to end all her logins.
+	mine := d.Find(`tr[data-testid="admin-login-row"][data-user="alice"]`)
+	if mine.Length() != 1 || !strings.Contains(mine.Text(), "(this login)") || mine.Find(`[data-testid="admin-login-end"]`).Length() != 1 {
+		t.Errorf("alice's login row: %d rows %q", mine.Length(), mine.Text())
+	}
+	if ip := strings.TrimSpace(mine.Find(`td[data-label="IP"]`).Text()); ip != "127.0.0.1" {
+		t.Errorf("alice's login IP %q", ip)
+	}
+	if d.Find(`tr[data-testid="admin-login-row"][data-user="carol"]`).Length() != 1 ||
+		d.Find(`tr[data-user="carol"] [data-testid="admin-user-logout-all"]`).Length() != 1 {
+		t.Error("carol's login or her End all logins button is missing")
+	}
+	if d.Find(`tr[data-user="dave"] [data-testid="admin-user-logout-all"]`).Length() != 0 {
+		t.Error("dave, never logged in, has an End all logins button")
+	}
+	for _, id := range []string{"", "no-such-login"} {
+		wantRedirect(t, a.adminPost("/admin/users/logout", url.Values{"name": {"carol"}, "id": {id}}), "/admin/users?msg=login-gone")
+	}
+	if r := carol.get("/admin/"); r.StatusCode != http.StatusOK {
+		t.Errorf("ending no login ended carol's: HTTP %d", r.StatusCode)
 	}
 
 	// Revoke carol: she is out at once.

@@ -1,12 +1,13 @@
 package ui
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
+	"time"
 
 	"github.com/bayeux-go/bayeux/internal/admin"
-	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/auth"
 )
 
@@ -27,11 +28,23 @@ func (h *adminHandler) renderUsers(w http.ResponseWriter, r *http.Request, user 
 	names := h.o.Users.Names()
 	admins := h.o.Admins.Names()
 	v := usersView{AddName: addName}
+	now := time.Now()
+	current := currentLogin(r).ID
 	for _, n := range names {
 		_, isAdmin := slices.BinarySearch(admins, n)
+		logins, err := h.p.Logins.Store.List(r.Context(), n)
+		if err != nil {
+			h.p.Log.Error("admin: listing logins", "user", n, "err", err)
+		}
 		v.Rows = append(v.Rows, userRow{
-			Name: n, Admin: isAdmin, Fixed: h.o.Admins.Fixed(n), Self: n == user, Sessions: sessions[n],
+			Name: n, Admin: isAdmin, Fixed: h.o.Admins.Fixed(n), Self: n == user, Sessions: sessions[n], Logins: len(logins),
 		})
+		for _, l := range logins {
+			row := loginRow{ID: l.ID, User: n, IP: l.IP, UserAgent: l.UserAgent, Current: l.ID == current}
+			row.Created, row.CreatedTitle = fmtAgo(l.Created, now)
+			row.LastSeen, row.LastSeenTitle = fmtAgo(l.LastSeen, now)
+			v.Logins = append(v.Logins, row)
+		}
 	}
 	for _, n := range admins {
 		if _, found := slices.BinarySearch(names, n); !found {
@@ -45,9 +58,13 @@ func (h *adminHandler) renderUsers(w http.ResponseWriter, r *http.Request, user 
 	render(w, r, status, adminUsersPage(f, v))
 }
 
-// userAction serves POST /admin/users/{add,password,delete,grant,revoke}.
+// userAction serves POST
+// /admin/users/{add,password,delete,grant,revoke,logout,logout-all}.
 // Changes are written to the users file and the admins file at once and
-// apply without a restart.
+// apply without a restart. A new password or a deletion ends every login
+// and Bayeux session of the user (but the admin's own current login when
+// they change their own password); logout ends one login (name, id) and
+// logout-all every login of a user, with their sessions.
 func (h *adminHandler) userAction(w http.ResponseWriter, r *http.Request, user string) {
 	name := r.PostForm.Get("name")
 	fail := func(status int, msg string) {
@@ -89,7 +106,17 @@ func (h *adminHandler) userAction(w http.ResponseWriter, r *http.Request, user s
 		if !h.setPassword(name, r.PostForm.Get("password"), fail) {
 			return
 		}
-		log.Info("admin: password changed")
+		except := ""
+		if name == user {
+			except = currentLogin(r).ID // stay logged in here
+		}
+		logins, sessions, err := h.p.EndLogins(context.WithoutCancel(r.Context()), name, except)
+		if err != nil {
+			log.Error("admin: ending the user's logins after a password change", "err", err)
+			fail(http.StatusInternalServerError, "The password was changed, but the user's logins could not all be ended: "+err.Error())
+			return
+		}
+		log.Info("admin: password changed", "logins", logins, "sessions", sessions)
 		redirectMsg(w, r, "/admin/users", nil, "password-set")
 	case "delete":
 		if name == user {
@@ -108,11 +135,12 @@ func (h *adminHandler) userAction(w http.ResponseWriter, r *http.Request, user s
 		if err := h.o.Admins.Revoke(name); err != nil && !errors.Is(err, admin.ErrNotAdmin) && !errors.Is(err, admin.ErrFixedAdmin) {
 			log.Error("admin: revoke after delete", "err", err)
 		}
-		n, err := h.p.Bayeux.DisconnectWhere(r.Context(), func(in *server.SessionInfo) bool { return in.User == name })
+		logins, sessions, err := h.p.EndLogins(context.WithoutCancel(r.Context()), name, "")
 		if err != nil {
-			log.Error("admin: ending the deleted user's sessions", "err", err)
+			// The user is gone, so their logins no longer count anyway.
+			log.Error("admin: ending the deleted user's logins and sessions", "err", err)
 		}
-		log.Info("admin: user deleted", "sessions", n)
+		log.Info("admin: user deleted", "logins", logins, "sessions", sessions)
 		redirectMsg(w, r, "/admin/users", nil, "user-deleted")
 	case "grant":
 		if !h.o.Users.Exists(name) {
@@ -145,6 +173,29 @@ func (h *adminHandler) userAction(w http.ResponseWriter, r *http.Request, user s
 		}
 		log.Info("admin: admin rights revoked")
 		redirectMsg(w, r, "/admin/users", nil, "admin-revoked")
+	case "logout":
+		id := r.PostForm.Get("id")
+		ok, sessions, err := h.p.EndLogin(context.WithoutCancel(r.Context()), name, id)
+		if err != nil {
+			log.Error("admin: end login", "err", err)
+			fail(http.StatusInternalServerError, "Could not end the login: "+err.Error())
+			return
+		}
+		if !ok {
+			redirectMsg(w, r, "/admin/users", nil, "login-gone")
+			return
+		}
+		log.Info("admin: login ended", "login", id, "sessions", sessions)
+		redirectMsg(w, r, "/admin/users", nil, "login-ended")
+	case "logout-all":
+		logins, sessions, err := h.p.EndLogins(context.WithoutCancel(r.Context()), name, "")
+		if err != nil {
+			log.Error("admin: end logins", "err", err)
+			fail(http.StatusInternalServerError, "Could not end the logins: "+err.Error())
+			return
+		}
+		log.Info("admin: all logins ended", "logins", logins, "sessions", sessions)
+		redirectMsg(w, r, "/admin/users", nil, "logins-ended")
 	default:
 		http.NotFound(w, r)
 	}

@@ -120,6 +120,8 @@ type channelRow struct {
 
 type usersView struct {
 	Rows []userRow
+	// Logins lists every user's logins, by user, newest first.
+	Logins []loginRow
 	// Orphans are admins without a user account.
 	Orphans []string
 	// Add refills the add form after an error.
@@ -132,6 +134,16 @@ type userRow struct {
 	Fixed    bool // admin through BAYEUX_ADMINS
 	Self     bool
 	Sessions int
+	Logins   int
+}
+
+// loginRow is one login on the Users page.
+type loginRow struct {
+	ID, User                string
+	Created, CreatedTitle   string
+	LastSeen, LastSeenTitle string
+	IP, UserAgent           string
+	Current                 bool // the admin's own login of this page
 }
 
 func clientsURL(channel string) templ.SafeURL {

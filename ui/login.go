@@ -4,6 +4,7 @@
 package ui
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
@@ -33,11 +34,51 @@ type Pages struct {
 
 // User returns the user logged in by r's cookie, or "".
 func (p *Pages) User(r *http.Request) string {
-	u := p.Logins.User(r)
-	if u != "" && p.UserExists != nil && !p.UserExists(u) {
-		return ""
+	l, _ := p.CurrentLogin(r)
+	return l.User
+}
+
+// CurrentLogin returns the login of r's cookie, if it stands: its record
+// exists (auth.Logins.Current) and so does its user.
+func (p *Pages) CurrentLogin(r *http.Request) (auth.Login, bool) {
+	l, ok := p.Logins.Current(r)
+	if !ok || (p.UserExists != nil && !p.UserExists(l.User)) {
+		return auth.Login{}, false
 	}
-	return u
+	return l, true
+}
+
+// EndLogin ends login id of user and the Bayeux sessions it
+// authenticated (their clients are told not to reconnect). It reports
+// whether the login existed and how many sessions ended.
+func (p *Pages) EndLogin(ctx context.Context, user, id string) (bool, int, error) {
+	if id == "" {
+		return false, 0, nil // no login; "" would match sessions without one
+	}
+	_, ok, err := p.Logins.Store.Remove(ctx, user, id)
+	if err != nil {
+		return ok, 0, err
+	}
+	n, err := p.Bayeux.DisconnectWhere(ctx, func(in *server.SessionInfo) bool {
+		return in.User == user && in.Flags[auth.SessionFlag] == id
+	})
+	return ok, n, err
+}
+
+// EndLogins ends every login of user but except ("" for none), and every
+// Bayeux session of user not authenticated by except, whether by a login
+// cookie or by ext.auth: after a password change or a deletion nothing
+// the user started before goes on. It returns how many logins and
+// sessions ended.
+func (p *Pages) EndLogins(ctx context.Context, user, except string) (int, int, error) {
+	gone, err := p.Logins.Store.RemoveUser(ctx, user, except)
+	if err != nil {
+		return 0, 0, err
+	}
+	n, err := p.Bayeux.DisconnectWhere(ctx, func(in *server.SessionInfo) bool {
+		return in.User == user && (except == "" || in.Flags[auth.SessionFlag] != except)
+	})
+	return len(gone), n, err
 }
 
 // NewPages returns the page handlers.
@@ -91,7 +132,7 @@ func (p *Pages) login(w http.ResponseWriter, r *http.Request) {
 			render(w, r, http.StatusUnauthorized, LoginPage(next, user, loginError(reply.Error)))
 			return
 		}
-		if err := p.Logins.Login(w, r, info.User); err != nil {
+		if _, err := p.Logins.Login(w, r, info.User, info.RemoteAddr); err != nil {
 			p.Log.Error("login cookie", "err", err)
 			http.Error(w, "cannot log in now", http.StatusInternalServerError)
 			return
@@ -118,9 +159,12 @@ func loginError(bayeuxError string) string {
 	return "Login failed (" + e.Message + ")."
 }
 
-// Logout ends the browser's login and its Bayeux sessions, then leads to
-// /login. GET is accepted for links but refused when the browser says the
-// request came from another site.
+// Logout ends the browser's login for good (its record is removed, so a
+// replayed cookie logs in nobody) and the Bayeux sessions it
+// authenticated, or that this browser opened as its user, then leads to
+// /login. The response clears the cookie with an empty value. GET is
+// accepted for links but refused when the browser says the request came
+// from another site.
 func (p *Pages) Logout() http.Handler {
 	return p.csrf.Handler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		noStore(w)
@@ -133,16 +177,23 @@ func (p *Pages) Logout() http.Handler {
 			http.Error(w, "cross-site logout refused", http.StatusForbidden)
 			return
 		}
-		user := p.Logins.User(r)
-		p.Logins.Logout(w, r)
-		if ck, err := r.Cookie(server.BrowserCookie); err == nil && user != "" {
-			n, err := p.Bayeux.DisconnectWhere(r.Context(), func(in *server.SessionInfo) bool {
-				return in.Browser == ck.Value && in.User == user
+		l, ok, err := p.Logins.Logout(w, r)
+		if err != nil {
+			p.Log.Error("logout: ending the login", "err", err)
+		}
+		if ok {
+			browser := ""
+			if ck, err := r.Cookie(server.BrowserCookie); err == nil {
+				browser = ck.Value
+			}
+			ctx := context.WithoutCancel(r.Context())
+			n, err := p.Bayeux.DisconnectWhere(ctx, func(in *server.SessionInfo) bool {
+				return in.User == l.User && (in.Flags[auth.SessionFlag] == l.ID || (browser != "" && in.Browser == browser))
 			})
 			if err != nil {
 				p.Log.Error("logout: ending sessions", "err", err)
 			}
-			p.Log.Info("logged out", "user", user, "sessions", n)
+			p.Log.Info("logged out", "user", l.User, "sessions", n)
 		}
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
 	}))

@@ -33,6 +33,7 @@ const wait = 5 * time.Second
 type site struct {
 	t      *testing.T
 	srv    *server.Server
+	auth   *auth.Authenticator
 	logins *auth.Logins
 	hs     *httptest.Server
 }
@@ -41,17 +42,23 @@ func newSite(t *testing.T) *site {
 	t.Helper()
 	// Users alice and bob, password NAME-pw, hashed cheaply: a login
 	// checks with the hash's own cost (cost 10 takes ~650 ms under -race).
-	path := testutil.WriteUsers(t, "", "alice", "bob")
+	return newSiteUsers(t, testutil.WriteUsers(t, "", "alice", "bob"))
+}
+
+// newSiteUsers is newSite with the users file at path.
+func newSiteUsers(t *testing.T, path string) *site {
+	t.Helper()
 	users, err := auth.OpenUsers(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{3}, 32)})
+	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{3}, 32)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
-	c := chat.New(auth.NewAuthenticator(users), logins, log)
+	authn := auth.NewAuthenticator(users)
+	c := chat.New(authn, logins, log)
 	srv, err := server.New(server.Options{
 		Authorize: c.Authorize, OnEvent: c.OnEvent, Services: c.Services(), Logger: log,
 		PollTimeout: 2 * time.Second, ConnectTimeout: 10 * time.Second,
@@ -76,7 +83,7 @@ func newSite(t *testing.T) *site {
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
-	return &site{t: t, srv: srv, logins: logins, hs: hs}
+	return &site{t: t, srv: srv, auth: authn, logins: logins, hs: hs}
 }
 
 // browser is an HTTP client with its own cookie jar that does not follow
@@ -97,6 +104,16 @@ func (s *site) browser() *browser {
 		Timeout:       wait,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}}
+}
+
+// browserFrom is a browser whose requests come from the loopback address
+// ip (127.x.y.z), another client for the per-address limits.
+func (s *site) browserFrom(ip string) *browser {
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	return &browser{s: s, jar: jar, hc: testutil.ClientFrom(ip, jar)}
 }
 
 // response is a finished HTTP exchange.

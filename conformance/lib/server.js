@@ -179,7 +179,10 @@ export class BayeuxServer {
             BAYEUX_ADDR: `127.0.0.1:${this.port}`,
             BAYEUX_DATA_DIR: this.dataDir,
             BAYEUX_LOG_LEVEL: "warn",
+            // Every test client comes from 127.0.0.1: no per-address limits.
             BAYEUX_CLIENT_MAX_CONNECTIONS: "0",
+            BAYEUX_MAX_SESSIONS_PER_IP: "0",
+            BAYEUX_HANDSHAKE_RATE: "0",
         }, this.extraEnv);
 
         this.stdout = "";

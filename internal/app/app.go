@@ -5,6 +5,7 @@ package app
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"io/fs"
@@ -47,6 +48,7 @@ type App struct {
 	Ready    *admin.Ready
 	Handler  http.Handler
 
+	certs   *certFiles // nil: plain HTTP
 	closers []io.Closer
 }
 
@@ -65,28 +67,57 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		logOut = f
 	}
 	a.Log = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: parseLevel(cfg.LogLevel)}))
+	if cfg.TLSCert != "" {
+		var err error
+		if a.certs, err = loadCertFiles(cfg.TLSCert, cfg.TLSKey, a.Log); err != nil {
+			a.Close()
+			return nil, err
+		}
+	}
 
-	var eng server.Engine // nil: the memory engine
+	guessLimits := auth.GuessLimits{
+		Window: cfg.LoginLimitWindow, PerUserIP: cfg.LoginLimitUserIP, PerIP: cfg.LoginLimitIP, PerUser: cfg.LoginLimitUser,
+	}
+	loginLimits := auth.LoginLimits{MaxAge: cfg.LoginMaxAge, Idle: cfg.LoginIdle, PerUser: cfg.LoginsPerUser}
+	var (
+		eng        server.Engine // nil: the memory engine
+		guesses    auth.Guesses
+		loginStore auth.LoginStore
+	)
 	if strings.HasPrefix(cfg.Engine, "redis://") {
-		re, err := redis.New(redis.Options{URL: cfg.Engine, MaxQueue: cfg.MaxQueue, Logger: a.Log})
+		re, err := redis.New(redis.Options{URL: cfg.Engine, Budgets: budgets(cfg), Logger: a.Log})
 		if err != nil {
 			a.Close()
 			return nil, fmt.Errorf("BAYEUX_ENGINE: %w", err)
 		}
 		eng = re
+		// Logins and failed-login counts live where the sessions do, so
+		// that every node sees the same logins and the limits hold for
+		// the cluster, not per node.
+		guesses = redis.NewGuesses(re.Client(), "", guessLimits)
+		loginStore = redis.NewLoginStore(re.Client(), "", loginLimits)
+	} else {
+		fl, err := auth.OpenFileLogins(filepath.Join(cfg.DataDir, "logins"), loginLimits)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("logins file: %w", err)
+		}
+		a.closers = append(a.closers, a.flushEvery(fl, time.Minute), fl)
+		guesses = auth.NewMemoryGuesses(guessLimits)
+		loginStore = fl
 	}
 	users, created, err := openUsers(cfg.UsersFile, a.Log)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
-	a.Auth = auth.NewAuthenticator(users)
+	a.Auth = &auth.Authenticator{Users: users, Guesses: guesses}
 	keys, err := auth.LoadKeys(cfg.SessionKeys, cfg.DataDir)
 	if err != nil {
 		a.Close()
 		return nil, err
 	}
-	if a.Logins, err = auth.NewLogins(keys); err != nil {
+	if a.Logins, err = auth.NewLogins(keys, loginStore, cfg.LoginMaxAge); err != nil {
 		a.Close()
 		return nil, err
 	}
@@ -95,11 +126,13 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		a.Close()
 		return nil, err
 	}
+	a.Chat.RoomRate, a.Chat.RoomBurst = cfg.RoomRate, cfg.RoomBurst
 	admins, err := admin.OpenAdmins(filepath.Join(cfg.DataDir, "admins"), cfg.Admins)
 	if err != nil {
 		a.Close()
 		return nil, fmt.Errorf("admins file: %w", err)
 	}
+	a.Chat.IsAdmin = admins.IsAdmin
 	if created && len(cfg.Admins) == 0 {
 		// The first-start user admin administers the server.
 		if err := admins.Grant("admin"); err != nil {
@@ -128,6 +161,14 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		MaxChannelLength:      cfg.MaxChannelLength,
 		MaxSubscriptions:      cfg.MaxSubscriptions,
 		MaxQueue:              cfg.MaxQueue,
+		MaxQueueBytes:         cfg.MaxQueueBytes,
+		MaxQueuedBytes:        cfg.MaxQueuedBytes,
+		MaxReplySize:          cfg.MaxReplySize,
+		MaxHistoryChannels:    cfg.MaxHistoryRooms,
+		MaxPublishSize:        cfg.MaxPublishSize,
+		MaxSessionsPerIP:      cfg.MaxSessionsPerIP,
+		HandshakeRate:         cfg.HandshakeRate,
+		HandshakeBurst:        cfg.HandshakeBurst,
 		ClientMaxConnections:  cfg.ClientMaxConnections,
 		MaxSessionsPerBrowser: cfg.MaxSessionsPerBrowser,
 		MultiSessionInterval:  cfg.MultiSessionInterval,
@@ -136,6 +177,9 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		WriteTimeout:          cfg.WriteTimeout,
 		ParkAfter:             cfg.ParkAfter,
 		AllowedOrigins:        cfg.AllowedOrigins,
+		TrustedProxies:        cfg.TrustedProxies,
+		ForwardedHeader:       cfg.ForwardedHeaders,
+		MaxConnsPerIP:         cfg.MaxConnsPerIP,
 	})
 	if err != nil {
 		a.Close()
@@ -215,12 +259,55 @@ func (a *App) documentRoot() (fs.FS, error) {
 	return r.FS(), nil
 }
 
+// flushEvery writes the logins' LastSeen changes every d until the
+// returned Closer is closed.
+func (a *App) flushEvery(fl *auth.FileLoginStore, d time.Duration) io.Closer {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				if err := fl.Flush(); err != nil {
+					a.Log.Error("logins file", "err", err)
+				}
+			}
+		}
+	}()
+	return closerFunc(func() error {
+		close(stop)
+		<-done
+		return nil
+	})
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
 // Close releases files the App opened.
 func (a *App) Close() {
 	for _, c := range a.closers {
 		c.Close()
 	}
 	a.closers = nil
+}
+
+// budgets are the engine's budgets from cfg (the server gives the same
+// to the memory engine it makes).
+func budgets(cfg *config.Config) server.Budgets {
+	return server.Budgets{
+		MaxQueue:           cfg.MaxQueue,
+		MaxQueueBytes:      cfg.MaxQueueBytes,
+		MaxFetchBytes:      cfg.MaxReplySize,
+		MaxQueuedBytes:     cfg.MaxQueuedBytes,
+		MaxHistoryChannels: cfg.MaxHistoryRooms,
+	}
 }
 
 func parseLevel(s string) slog.Level {
@@ -235,9 +322,16 @@ func parseLevel(s string) slog.Level {
 	return slog.LevelInfo
 }
 
-// Serve listens on cfg.Addr (or uses ln when not nil) and serves until ctx
-// ends, then shuts down gracefully: held connects are answered with retry
-// advice, in-flight requests finish, and the engine closes.
+// Serve listens on cfg.Addr (or uses ln, a plain TCP listener, when not
+// nil) and serves until ctx ends, then shuts down gracefully: held
+// connects are answered with retry advice, in-flight requests finish, and
+// the engine closes. With BAYEUX_TLS_CERT it serves HTTPS (HTTP/2 offered
+// unless BAYEUX_HTTP2=false).
+//
+// Slow clients: headers must arrive within BAYEUX_HEADER_TIMEOUT, and
+// headers and body within BAYEUX_READ_TIMEOUT (http.Server.ReadTimeout;
+// net/http lifts it once a body is read, so held connects, parked or
+// not, and WebSockets are not cut: see server.Server.Serve).
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	if ln == nil {
 		var err error
@@ -248,12 +342,17 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	hs := &http.Server{
 		Handler:           a.Handler,
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: a.Config.HeaderTimeout,
+		ReadTimeout:       a.Config.ReadTimeout,
 		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
+		MaxHeaderBytes:    a.Config.MaxHeaderBytes,
 		ErrorLog:          slog.NewLogLogger(a.Log.Handler(), slog.LevelWarn),
 	}
-	a.Log.Info("bayeux listening", "addr", ln.Addr().String(), "engine", a.Config.Engine, "document_root", a.Config.DocumentRoot)
+	if !a.Config.HTTP2 {
+		hs.Protocols = new(http.Protocols)
+		hs.Protocols.SetHTTP1(true)
+	}
+	a.Log.Info("bayeux listening", "addr", ln.Addr().String(), "tls", a.certs != nil, "engine", a.Config.Engine, "document_root", a.Config.DocumentRoot)
 	if a.Config.DebugAddr != "" {
 		stop, err := a.serveDebug(a.Config.DebugAddr)
 		if err != nil {
@@ -262,7 +361,12 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		defer stop()
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- a.Bayeux.Serve(hs, ln) }()
+	if a.certs != nil {
+		hs.TLSConfig = &tls.Config{GetCertificate: a.certs.get, MinVersion: tls.VersionTLS12}
+		go func() { errc <- a.Bayeux.ServeTLS(hs, ln) }()
+	} else {
+		go func() { errc <- a.Bayeux.Serve(hs, ln) }()
+	}
 	select {
 	case err := <-errc:
 		return err

@@ -19,6 +19,7 @@ import (
 )
 
 type running struct {
+	app    *App
 	url    string
 	cancel context.CancelFunc
 	done   chan struct{} // closed when Serve returned; err holds its result
@@ -49,7 +50,11 @@ func start(t *testing.T, vars map[string]string) *running {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{url: "http://" + ln.Addr().String(), cancel: cancel, done: make(chan struct{}), logs: logs}
+	scheme := "http://"
+	if vars["BAYEUX_TLS_CERT"] != "" {
+		scheme = "https://"
+	}
+	r := &running{app: a, url: scheme + ln.Addr().String(), cancel: cancel, done: make(chan struct{}), logs: logs}
 	go func() { r.err = a.Serve(ctx, ln); close(r.done) }()
 	t.Cleanup(func() {
 		cancel()
@@ -60,6 +65,19 @@ func start(t *testing.T, vars map[string]string) *running {
 		}
 	})
 	return r
+}
+
+// stop shuts the server down and closes the App, as the binary does on
+// SIGTERM.
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	select {
+	case <-r.done:
+	case <-time.After(15 * time.Second):
+		t.Fatal("server did not stop")
+	}
+	r.app.Close()
 }
 
 func post(t *testing.T, c *http.Client, url, body string) []protocol.Message {

@@ -39,9 +39,24 @@ var (
 	ErrLoginRequired      = &protocol.Error{Code: 403, Message: "login_required"}
 	ErrInvalidCredentials = &protocol.Error{Code: 403, Message: "invalid_credentials"}
 	ErrRateLimited        = &protocol.Error{Code: 403, Message: "rate_limited"}
-	ErrBadAuth            = &protocol.Error{Code: 400, Message: "auth_invalid"}
-	ErrRoomInvalid        = &protocol.Error{Code: 400, Message: "room_invalid"}
-	ErrChatInvalid        = &protocol.Error{Code: 400, Message: "chat_invalid"}
+	// ErrLoginUnavailable: the failed-login counters (Redis) did not
+	// answer, so no password was checked.
+	ErrLoginUnavailable = &protocol.Error{Code: 503, Message: "login_unavailable"}
+	ErrBadAuth          = &protocol.Error{Code: 400, Message: "auth_invalid"}
+	ErrRoomInvalid      = &protocol.Error{Code: 400, Message: "room_invalid"}
+	ErrChatInvalid      = &protocol.Error{Code: 400, Message: "chat_invalid"}
+	// ErrRoomWildcard refuses a non-admin's wildcard subscription that
+	// covers rooms (/**, /chat/*, /chat/**): it would read every room
+	// without being in any member list.
+	ErrRoomWildcard = &protocol.Error{Code: 403, Message: "room_wildcard_denied"}
+	// ErrRoomRate refuses a user creating rooms faster than Chat.RoomRate.
+	ErrRoomRate = &protocol.Error{Code: 429, Message: "room_rate_limited"}
+)
+
+// Reasons the chat refuses for, counted in server.Stats().Refused.
+const (
+	RefusedRoomWildcard = "room_wildcard"
+	RefusedRoomCreate   = "room_create"
 )
 
 // Chat implements the chat policy. Create it with New, pass its
@@ -57,8 +72,19 @@ type Chat struct {
 	// MaxText is the longest chat text in characters. Default 2000.
 	MaxText int
 	Log     *slog.Logger
+	// IsAdmin tells whether a user administers the server (nil: nobody
+	// does). Administrators may subscribe to wildcards over rooms and
+	// create rooms without limit.
+	IsAdmin func(user string) bool
+	// RoomRate bounds the rooms one user may create per minute, with
+	// bursts of RoomBurst (a token bucket per user); 0 means unlimited. A
+	// room is created when it is written to or subscribed to while it has
+	// neither members nor history. Set both before Attach.
+	RoomRate  float64
+	RoomBurst int
 
-	srv *server.Server
+	srv   *server.Server
+	rooms rooms
 	// presenceMu orders presence updates: lookup, compare and publish
 	// happen as one step, so a late lookup cannot publish a stale list.
 	presenceMu sync.Mutex
@@ -74,11 +100,21 @@ func New(a *auth.Authenticator, l *auth.Logins, log *slog.Logger) *Chat {
 }
 
 // Attach gives the chat its server; call it right after server.New. The
-// token login's refusals are counted in the server's Stats().Refused.
+// chat's, the login limits' and the token login's refusals are counted in
+// the server's Stats().Refused.
 func (c *Chat) Attach(s *server.Server) {
 	c.srv = s
+	c.rooms.init(c.RoomRate, c.RoomBurst)
+	s.Stats().Refused.Declare(RefusedRoomWildcard, RefusedRoomCreate, auth.RefusedLoginUserIP, auth.RefusedLoginUser, auth.RefusedLoginIP)
 	s.Stats().Refused.Declare(auth.TokenReasons...)
 	s.Stats().Refused.Declare(RefusedTokenChannels, RefusedTokenDisabled)
+}
+
+func (c *Chat) isAdmin(user string) bool { return user != "" && c.IsAdmin != nil && c.IsAdmin(user) }
+
+// coversRooms reports whether pattern is a wildcard that matches rooms.
+func coversRooms(pattern string) bool {
+	return protocol.IsWild(pattern) && protocol.Match(pattern, RoomPrefix+DefaultRoom)
 }
 
 // RoomOf returns the room of a room channel (/chat/<room>), or "".
@@ -107,7 +143,7 @@ func isChatChannel(ch string) bool {
 func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Message) error {
 	switch m.Channel {
 	case protocol.MetaHandshake:
-		return c.handshake(cl, m)
+		return c.handshake(ctx, cl, m)
 	case protocol.MetaSubscribe:
 		if err := c.checkTokenChannels(cl, m); err != nil {
 			return err
@@ -116,6 +152,19 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 			// "/**" matches every room too.
 			if (isChatChannel(ch) || ch == "/**") && cl.User() == "" {
 				return ErrLoginRequired
+			}
+			// A wildcard over rooms reads them all while the reader is in
+			// no member list: refused (a member list could not show it).
+			if coversRooms(ch) && !c.isAdmin(cl.User()) {
+				c.srv.Stats().Refused.Add(RefusedRoomWildcard)
+				return ErrRoomWildcard
+			}
+		}
+		for _, ch := range m.Subscription.Channels {
+			if room := RoomOf(ch); room != "" {
+				if err := c.useRoom(ctx, cl.User(), room); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -135,13 +184,17 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 	if cl.User() == "" {
 		return ErrLoginRequired
 	}
-	if RoomOf(m.Channel) == "" {
+	room := RoomOf(m.Channel)
+	if room == "" {
 		return ErrRoomInvalid
 	}
-	return c.stamp(cl, m)
+	if err := c.stamp(cl, m); err != nil {
+		return err
+	}
+	return c.useRoom(ctx, cl.User(), room)
 }
 
-func (c *Chat) handshake(cl *server.Client, m *protocol.Message) error {
+func (c *Chat) handshake(ctx context.Context, cl *server.Client, m *protocol.Message) error {
 	if raw, ok := m.Ext["auth"]; ok {
 		var cred struct {
 			User     string `json:"user"`
@@ -154,28 +207,37 @@ func (c *Chat) handshake(cl *server.Client, m *protocol.Message) error {
 		if cred.Token != "" {
 			return c.tokenLogin(cl, cred.Token)
 		}
-		switch err := c.Auth.Authenticate(cred.User, cred.Password, cl.RemoteAddr()); {
-		case errors.Is(err, auth.ErrRateLimited):
-			c.Log.Warn("login rate-limited", "user", cred.User, "ip", cl.RemoteAddr())
+		err := c.Auth.Authenticate(ctx, cred.User, cred.Password, cl.RemoteAddr())
+		var limit *auth.LimitError
+		switch {
+		case errors.As(err, &limit):
+			c.srv.Stats().Refused.Add(limit.Reason)
+			c.Log.Warn("login rate-limited", "user", cred.User, "ip", cl.RemoteAddr(), "limit", limit.Reason)
 			return ErrRateLimited
-		case err != nil:
+		case errors.Is(err, auth.ErrInvalidCredentials):
 			c.Log.Info("login failed", "user", cred.User, "ip", cl.RemoteAddr())
 			return ErrInvalidCredentials
+		case err != nil:
+			c.Log.Error("login check failed", "user", cred.User, "ip", cl.RemoteAddr(), "err", err)
+			return ErrLoginUnavailable
 		}
 		cl.SetUser(cred.User)
 		cl.SetFlag("auth", "password")
 		return nil
 	}
 	if r := cl.Request(); r != nil && c.Logins != nil {
-		if u := c.Logins.User(r); u != "" && c.Auth.Users.Exists(u) {
-			cl.SetUser(u)
+		if l, ok := c.Logins.Current(r); ok && c.Auth.Users.Exists(l.User) {
+			cl.SetUser(l.User)
 			cl.SetFlag("auth", "cookie")
+			cl.SetFlag(auth.SessionFlag, l.ID)
 		}
 	}
 	return nil // anonymous sessions may use other channels
 }
 
-// stamp replaces a chat message's data with the server's version.
+// stamp replaces a chat message with the server's version: data is
+// rebuilt from the text alone and the client's ext is neither stored nor
+// forwarded.
 func (c *Chat) stamp(cl *server.Client, m *protocol.Message) error {
 	var in struct {
 		Chat *string `json:"chat"`
@@ -199,6 +261,7 @@ func (c *Chat) stamp(cl *server.Client, m *protocol.Message) error {
 		return err
 	}
 	m.Data = out
+	m.Ext = nil
 	return nil
 }
 

@@ -11,6 +11,8 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -53,26 +55,43 @@ func newChatServer(t *testing.T, connectTimeout time.Duration) *chatServer {
 
 func newChatServerEngine(t *testing.T, connectTimeout time.Duration, engine server.Engine) *chatServer {
 	t.Helper()
-	users, err := auth.OpenUsers(testutil.WriteUsers(t, "", testUsers...))
+	return newChatServerWith(t, server.Options{ConnectTimeout: connectTimeout, Engine: engine}, nil)
+}
+
+// newChatServerWith starts a chat server with opts (the chat's hooks, a
+// quiet log and a 2 s poll timeout are set here); setup, when not nil,
+// configures the chat before it is attached.
+func newChatServerWith(t *testing.T, opts server.Options, setup func(*chat.Chat)) *chatServer {
+	t.Helper()
+	return startChatServer(t, testutil.WriteUsers(t, "", testUsers...), opts, setup)
+}
+
+// newChatServerUsers is newChatServerEngine with the users file at path.
+func newChatServerUsers(t *testing.T, connectTimeout time.Duration, engine server.Engine, path string) *chatServer {
+	t.Helper()
+	return startChatServer(t, path, server.Options{ConnectTimeout: connectTimeout, Engine: engine}, nil)
+}
+
+// startChatServer is newChatServerWith with the users file at path.
+func startChatServer(t *testing.T, path string, opts server.Options, setup func(*chat.Chat)) *chatServer {
+	t.Helper()
+	users, err := auth.OpenUsers(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	a := auth.NewAuthenticator(users)
-	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{7}, 32)})
+	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{7}, 32)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	log := slog.New(slog.DiscardHandler)
 	c := chat.New(a, logins, log)
-	srv, err := server.New(server.Options{
-		Authorize:      c.Authorize,
-		OnEvent:        c.OnEvent,
-		Services:       c.Services(),
-		Logger:         log,
-		PollTimeout:    2 * time.Second,
-		ConnectTimeout: connectTimeout,
-		Engine:         engine,
-	})
+	if setup != nil {
+		setup(c)
+	}
+	opts.Authorize, opts.OnEvent, opts.Services = c.Authorize, c.OnEvent, c.Services()
+	opts.Logger, opts.PollTimeout = log, 2*time.Second
+	srv, err := server.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +434,61 @@ func TestHandshakeRateLimited(t *testing.T) {
 	if r.Advice == nil || r.Advice.Reconnect != protocol.ReconnectNone {
 		t.Errorf("advice %+v, want reconnect none", r.Advice)
 	}
+	if n := cs.srv.Stats().Refused.Load(auth.RefusedLoginUserIP); n != 1 {
+		t.Errorf("refusals counted as %s: %d, want 1", auth.RefusedLoginUserIP, n)
+	}
 	cs.client().login("bob") // another user is not affected
+}
+
+// TestHandshakeConcurrentGuessesAreCounted is finding 1 of issue 13
+// through /cometd: 89 handshakes with a wrong password for alice from one
+// address, at once, then one with the right password while they are
+// being checked. No more than the limit (5) are checked, and the right
+// password, coming after them, is refused like the rest: on the old code
+// about half were checked and the right one got in.
+func TestHandshakeConcurrentGuessesAreCounted(t *testing.T) {
+	// Real-cost hashes (for -race), so that the checks overlap.
+	path := filepath.Join(t.TempDir(), "users")
+	if err := os.WriteFile(path, []byte("alice:"+testutil.HashCost(t, "alice-pw", 8)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cs := newChatServerUsers(t, 10*time.Second, server.NewMemoryEngine(server.MemoryEngineOptions{}), path)
+	hs := func(password string) string {
+		c := cs.client()
+		m := &protocol.Message{Channel: protocol.MetaHandshake, Version: "1.0",
+			SupportedConnectionTypes: []string{protocol.LongPolling}, Ext: authExt("alice", password)}
+		out, err := c.post(m)
+		if err != nil || len(out) == 0 {
+			return fmt.Sprint(err)
+		}
+		if out[0].IsSuccessful() {
+			return "ok"
+		}
+		return out[0].Error
+	}
+	results := make(chan string, 89)
+	var wg sync.WaitGroup
+	for range 89 {
+		wg.Go(func() { results <- hs("wrong") })
+	}
+	// The wrong ones are being checked: the right one comes last.
+	testutil.Eventually(t, wait, func() bool { return cs.auth.Checked.Load() >= 5 }, "5 passwords being checked")
+	last := hs("alice-pw")
+	wg.Wait()
+	close(results)
+	counts := map[string]int{}
+	for r := range results {
+		counts[r]++
+	}
+	if last != "403::rate_limited" {
+		t.Errorf("the right password sent last in the burst: %s, want 403::rate_limited", last)
+	}
+	if counts["403::invalid_credentials"] > 5 || counts["403::invalid_credentials"]+counts["403::rate_limited"] != 89 {
+		t.Errorf("89 concurrent wrong passwords: %v; want at most 5 checked, the rest rate-limited", counts)
+	}
+	if n := cs.auth.Checked.Load(); n > 5 {
+		t.Errorf("%d passwords checked, want at most 5", n)
+	}
 }
 
 func TestChatMessageIsStamped(t *testing.T) {
@@ -468,7 +541,9 @@ func TestChatMessageIsStamped(t *testing.T) {
 }
 
 func TestChatPublishRefused(t *testing.T) {
-	cs := newChatServer(t, 10*time.Second)
+	// bob, an admin, may read every room through a wildcard.
+	cs := newChatServerWith(t, server.Options{ConnectTimeout: 10 * time.Second},
+		func(c *chat.Chat) { c.IsAdmin = func(u string) bool { return u == "bob" } })
 	alice := cs.client().login("alice")
 	bob := cs.client().login("bob")
 	bob.mustSubscribe("/chat/**", "/members/**")
@@ -521,12 +596,19 @@ func TestLoginCookieHandshake(t *testing.T) {
 	cs := newChatServer(t, 10*time.Second)
 	cookieFor := func(l *auth.Logins, user string) *http.Cookie {
 		w := httptest.NewRecorder()
-		if err := l.Login(w, httptest.NewRequest(http.MethodPost, "/login", nil), user); err != nil {
+		if _, err := l.Login(w, httptest.NewRequest(http.MethodPost, "/login", nil), user, "192.0.2.1"); err != nil {
 			t.Fatal(err)
 		}
 		return w.Result().Cookies()[0]
 	}
-	otherLogins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{8}, 32)})
+	// A login that was ended (logged out): its cookie is still signed.
+	ended := cookieFor(cs.logins, "alice")
+	logout := httptest.NewRequest(http.MethodGet, "/logout", nil)
+	logout.AddCookie(ended)
+	if _, ok, err := cs.logins.Logout(httptest.NewRecorder(), logout); !ok || err != nil {
+		t.Fatalf("Logout: %v %v", ok, err)
+	}
+	otherLogins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{8}, 32)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,6 +628,7 @@ func TestLoginCookieHandshake(t *testing.T) {
 		{name: "cookie of a user not in the users file", cookie: cookieFor(cs.logins, "ghost"), wantUser: ""},
 		{name: "tampered cookie", cookie: &tampered, wantUser: ""},
 		{name: "cookie of another key", cookie: cookieFor(otherLogins, "alice"), wantUser: ""},
+		{name: "cookie of an ended login", cookie: ended, wantUser: ""},
 		{name: "ext.auth wins over the cookie", cookie: good, ext: authExt("bob", "bob-pw"), wantUser: "bob"},
 		{name: "wrong ext.auth with a cookie fails", cookie: good, ext: authExt("bob", "wrong"), wantErr: "403::invalid_credentials"},
 	} {

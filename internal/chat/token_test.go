@@ -160,7 +160,7 @@ func (cs *chatServer) sessionOf(id string) *server.SessionInfo {
 func TestTokenChannels(t *testing.T) {
 	cs := newChatServer(t, 10*time.Second).withTokens(auth.TokenOptions{}, 0)
 	support := cs.client().tokenLogin(mint(t, auth.MintOptions{Subject: "alice", Channels: []string{"/chat/support"}}))
-	rooms := cs.client().tokenLogin(mint(t, auth.MintOptions{Subject: "bob", Channels: []string{"/chat/*"}}))
+	rooms := cs.client().tokenLogin(mint(t, auth.MintOptions{Subject: "bob", Channels: []string{"/chat/*", "/news/*"}}))
 	none := cs.client().tokenLogin(mint(t, auth.MintOptions{Subject: "carol", Channels: []string{}}))
 	type testCase struct {
 		name    string
@@ -184,8 +184,9 @@ func TestTokenChannels(t *testing.T) {
 		{"history of the room", support, "history", "support", true},
 		{"history of another room", support, "history", "other", false},
 		{"*: a room", rooms, "subscribe", "/chat/x", true},
-		{"*: the same wildcard", rooms, "subscribe", "/chat/*", true},
-		{"*: a deeper wildcard", rooms, "subscribe", "/chat/**", false},
+		{"*: the same wildcard", rooms, "subscribe", "/news/*", true},
+		{"*: a deeper wildcard", rooms, "subscribe", "/news/**", false},
+		{"*: a deeper channel", rooms, "subscribe", "/news/a/b", false},
 		{"*: members of a room", rooms, "subscribe", "/members/x", true},
 		{"*: members wildcard", rooms, "subscribe", "/members/*", true},
 		{"*: publish", rooms, "publish", "/chat/y", true},

@@ -22,6 +22,7 @@ import (
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 
+	"github.com/bayeux-go/bayeux/internal/origin"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/wasmclient/chatui"
 )
@@ -53,11 +54,12 @@ type Options struct {
 	// page. Wrapping New's whole handler instead works, except for that.
 	Guard func(http.Handler) http.Handler
 
-	// EmbedOrigins lists the origins (scheme://host[:port]) allowed to
-	// show the chat in a frame, besides the chat's own origin, and to
-	// hand the framed chat a login token by postMessage (the page lists
-	// them in a meta tag, chatui.EmbedOriginsMetaName). Empty: no framing at
-	// all (X-Frame-Options: DENY).
+	// EmbedOrigins lists the origins (scheme://host[:port], "*" for any)
+	// allowed to show the chat in a frame, besides the chat's own origin,
+	// and to hand the framed chat a login token by postMessage (the page
+	// lists them in a meta tag, chatui.EmbedOriginsMetaName); they match
+	// by scheme, host and port (a default port is the same as none).
+	// Empty: no framing at all (X-Frame-Options: DENY).
 	EmbedOrigins []string
 }
 
@@ -85,9 +87,10 @@ func New(opts Options) (http.Handler, error) {
 		version = hex.EncodeToString(sum[:8])
 	}
 	goapp := chatui.NewHandler(version, resolver{})
-	if len(opts.EmbedOrigins) > 0 {
-		// A framed chat takes login tokens from these origins only.
-		goapp.RawHeaders = append(goapp.RawHeaders, embedOriginsMeta(opts.EmbedOrigins))
+	if list, _ := origin.ParseList(opts.EmbedOrigins); !list.Empty() {
+		// A framed chat takes login tokens from these origins only
+		// (normalised, as frame-ancestors lists them).
+		goapp.RawHeaders = append(goapp.RawHeaders, embedOriginsMeta(list.Sources()))
 	}
 	if built {
 		// The wasm is sent compressed, so its Content-Length is not the
@@ -163,14 +166,14 @@ func framedUnguarded(open, guarded http.Handler) http.Handler {
 // origin.
 func contentSecurityPolicy(embed []string) (string, error) {
 	frames := "'none'"
-	if len(embed) > 0 {
-		frames = "'self'"
-		for _, o := range embed {
-			if o == "" || strings.ContainsAny(o, " ;,'\"\t\r\n") {
-				return "", fmt.Errorf("chatweb: invalid embed origin %q", o)
-			}
-			frames += " " + o
-		}
+	list, err := origin.ParseList(embed)
+	if err != nil {
+		return "", fmt.Errorf("chatweb: EmbedOrigins: %w", err)
+	}
+	if !list.Empty() {
+		// Normalised origins (a default port is the same as none, as
+		// browsers match frame-ancestors).
+		frames = "'self' " + strings.Join(list.Sources(), " ")
 	}
 	return strings.Join([]string{
 		"default-src 'self'",

@@ -212,22 +212,24 @@ func TestNotBuilt(t *testing.T) {
 }
 
 func TestEmbedOrigins(t *testing.T) {
-	h := newHandler(t, Options{EmbedOrigins: []string{"https://blog.example"}})
+	h := newHandler(t, Options{EmbedOrigins: []string{"https://blog.example:443", "http://dev.example:8080/"}})
 	res := get(t, h, "/chat/")
-	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'self' https://blog.example") {
+	if csp := res.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-ancestors 'self' http://dev.example:8080 https://blog.example") {
 		t.Errorf("CSP = %q", csp)
 	}
 	if res.Header.Get("X-Frame-Options") != "" {
 		t.Errorf("X-Frame-Options set with embed origins")
 	}
-	if page := body(t, res); !strings.Contains(page, `<meta name="bayeux-embed-origins" content="https://blog.example">`) {
+	if page := body(t, res); !strings.Contains(page, `<meta name="bayeux-embed-origins" content="http://dev.example:8080 https://blog.example">`) {
 		t.Errorf("the page does not list the embed origins for the frame's token exchange:\n%s", page)
 	}
 	if page := body(t, get(t, newHandler(t, Options{}), "/chat/")); strings.Contains(page, "bayeux-embed-origins") {
 		t.Errorf("a chat that may not be framed lists embed origins")
 	}
-	if _, err := New(Options{Files: fakeWeb(), EmbedOrigins: []string{"https://x; script-src *"}}); err == nil {
-		t.Errorf("an origin with ; was accepted")
+	for _, o := range []string{"https://x; script-src *", "blog.example", "https://blog.example/page"} {
+		if _, err := New(Options{Files: fakeWeb(), EmbedOrigins: []string{o}}); err == nil {
+			t.Errorf("embed origin %q was accepted", o)
+		}
 	}
 	if _, err := New(Options{}); err == nil {
 		t.Errorf("New without Files succeeded")

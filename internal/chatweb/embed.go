@@ -2,10 +2,11 @@ package chatweb
 
 import (
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
-	"slices"
 
+	"github.com/bayeux-go/bayeux/internal/origin"
 	"github.com/bayeux-go/bayeux/server"
 )
 
@@ -19,12 +20,13 @@ type EmbedOptions struct {
 	// Files holds bayeux.js and the build output bayeux.wasm (and its
 	// .br, .gz variants). Usually assets.Embed. Required.
 	Files fs.FS
-	// AllowedOrigins are the origins (scheme://host[:port]) whose pages
-	// may fetch the files with fetch() (the loader fetches bayeux.wasm
-	// that way, which needs Access-Control-Allow-Origin); "*" allows
-	// every origin. The same list as the Bayeux server's AllowedOrigins
-	// (BAYEUX_ALLOWED_ORIGINS): a page that may not talk to /cometd has
-	// no use for the client.
+	// AllowedOrigins are the origins (scheme://host[:port], matched by
+	// scheme, host and port) whose pages may fetch the files with fetch()
+	// (the loader fetches bayeux.wasm that way, which needs
+	// Access-Control-Allow-Origin); "*" allows every origin. The same
+	// list as the Bayeux server's AllowedOrigins (BAYEUX_ALLOWED_ORIGINS):
+	// a page that may not talk to /cometd has no use for the client.
+	// The files are public: no origin gets credentials.
 	AllowedOrigins []string
 }
 
@@ -35,7 +37,10 @@ func NewEmbed(opts EmbedOptions) (http.Handler, error) {
 	if opts.Files == nil {
 		return nil, errors.New("chatweb: EmbedOptions.Files is nil")
 	}
-	anyOrigin := slices.Contains(opts.AllowedOrigins, "*")
+	allowed, err := origin.ParseList(opts.AllowedOrigins)
+	if err != nil {
+		return nil, fmt.Errorf("chatweb: AllowedOrigins: %w", err)
+	}
 	files := server.FileServer(server.FileServerOptions{
 		Root: opts.Files,
 		PostHandle: func(w http.ResponseWriter, r *http.Request) {
@@ -47,10 +52,16 @@ func NewEmbed(opts EmbedOptions) (http.Handler, error) {
 		hd := w.Header()
 		hd.Set("X-Content-Type-Options", "nosniff")
 		hd.Add("Vary", "Origin")
-		if o := r.Header.Get("Origin"); o != "" && (anyOrigin || slices.Contains(opts.AllowedOrigins, o)) {
-			hd.Set("Access-Control-Allow-Origin", o)
-			// Module scripts and fetches from a page with COEP need it.
-			hd.Set("Cross-Origin-Resource-Policy", "cross-origin")
+		if o := r.Header.Get("Origin"); o != "" {
+			if ok, listed := allowed.Match(o); ok {
+				if listed {
+					hd.Set("Access-Control-Allow-Origin", o)
+				} else {
+					hd.Set("Access-Control-Allow-Origin", "*")
+				}
+				// Module scripts and fetches from a page with COEP need it.
+				hd.Set("Cross-Origin-Resource-Policy", "cross-origin")
+			}
 		}
 		switch r.Method {
 		case http.MethodGet, http.MethodHead:

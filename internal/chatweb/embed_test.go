@@ -45,6 +45,9 @@ func TestEmbedFiles(t *testing.T) {
 	}{
 		{"", ""},
 		{"https://blog.example", "https://blog.example"},
+		{"https://blog.example:443", "https://blog.example:443"},
+		{"http://blog.example", ""},
+		{"https://blog.example:8443", ""},
 		{"https://evil.example", ""},
 	} {
 		var hdr []string
@@ -66,8 +69,15 @@ func TestEmbedFiles(t *testing.T) {
 		t.Errorf("missing file: %s", res.Status)
 	}
 	all, _ := NewEmbed(EmbedOptions{Files: files, AllowedOrigins: []string{"*"}})
-	if got := get(t, all, "/embed/bayeux.js", "Origin", "https://any.example").Header.Get("Access-Control-Allow-Origin"); got != "https://any.example" {
-		t.Errorf(`"*": Access-Control-Allow-Origin %q`, got)
+	res := get(t, all, "/embed/bayeux.js", "Origin", "https://any.example")
+	if got := res.Header.Get("Access-Control-Allow-Origin"); got != "*" {
+		t.Errorf(`"*": Access-Control-Allow-Origin %q, want *`, got)
+	}
+	if got := res.Header.Get("Access-Control-Allow-Credentials"); got != "" {
+		t.Errorf(`"*": Access-Control-Allow-Credentials %q`, got)
+	}
+	if _, err := NewEmbed(EmbedOptions{Files: files, AllowedOrigins: []string{"blog.example"}}); err == nil {
+		t.Errorf("NewEmbed with an origin without scheme succeeded")
 	}
 	if _, err := NewEmbed(EmbedOptions{}); err == nil {
 		t.Errorf("NewEmbed without Files succeeded")

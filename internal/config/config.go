@@ -14,6 +14,9 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+
+	"github.com/bayeux-go/bayeux/internal/origin"
+	"github.com/bayeux-go/bayeux/internal/realip"
 )
 
 // Prefix is the prefix of every environment variable.
@@ -31,9 +34,23 @@ type Config struct {
 	PollTimeout    time.Duration            `env:"POLL_TIMEOUT" envDefault:"30s" desc:"how long a /meta/connect is held when nothing is queued (timeout advice)"`
 	PollInterval   time.Duration            `env:"POLL_INTERVAL" envDefault:"0s" desc:"pause clients make between connects (interval advice)"`
 
-	ClientMaxConnections  int           `env:"CLIENT_MAX_CONNECTIONS" envDefault:"100" desc:"concurrent Bayeux requests per IP address; 0 = unlimited"`
+	ClientMaxConnections  int           `env:"CLIENT_MAX_CONNECTIONS" envDefault:"100" desc:"concurrent requests per client IP address on every route (held connects and WebSockets included; 429 beyond); 0 = unlimited"`
+	MaxConnsPerIP         int           `env:"MAX_CONNS_PER_IP" envDefault:"256" desc:"open connections from one peer address, idle ones included (closed at once beyond; trusted proxies exempt); 0 = unlimited"`
+	ReadTimeout           time.Duration `env:"READ_TIMEOUT" envDefault:"20s" desc:"a request's headers and body must arrive within this (408 beyond); held connects and WebSockets are not cut"`
+	HeaderTimeout         time.Duration `env:"HEADER_TIMEOUT" envDefault:"10s" desc:"a request's headers must arrive within this"`
+	MaxHeaderBytes        int           `env:"MAX_HEADER_BYTES" envDefault:"65536" desc:"bytes of one request's headers (431 beyond)"`
 	MaxMessageSize        int64         `env:"MAX_MESSAGE_SIZE" envDefault:"524288" desc:"bytes of one HTTP request body (413 beyond)"`
 	MaxQueue              int           `env:"MAX_QUEUE" envDefault:"1000" desc:"messages waiting in one session's queue; the oldest is dropped beyond"`
+	MaxQueueBytes         int64         `env:"MAX_QUEUE_BYTES" envDefault:"4194304" desc:"bytes waiting in one session's queue; the oldest are dropped beyond (the client is told in ext.dropped)"`
+	MaxQueuedBytes        int64         `env:"MAX_QUEUED_BYTES" envDefault:"268435456" desc:"bytes waiting in all sessions' queues together; beyond, the biggest queues drop their oldest messages first (told in ext.dropped)"`
+	MaxReplySize          int64         `env:"MAX_REPLY_SIZE" envDefault:"1048576" desc:"bytes of queued messages in one connect reply or WebSocket frame; the rest waits for the next connect (a reply carries at least one message)"`
+	MaxPublishSize        int64         `env:"MAX_PUBLISH_SIZE" envDefault:"65536" desc:"bytes of one published message (channel, data and ext); bigger ones are refused with 413::publish_too_large"`
+	MaxSessionsPerIP      int           `env:"MAX_SESSIONS_PER_IP" envDefault:"100" desc:"sessions one IP address may hold at once on this node; more handshakes are refused with 429::too_many_sessions; 0 = unlimited"`
+	HandshakeRate         float64       `env:"HANDSHAKE_RATE" envDefault:"5" desc:"handshakes per second one IP address may make on this node (token bucket); more are refused with 429::too_many_handshakes; 0 = unlimited"`
+	HandshakeBurst        int           `env:"HANDSHAKE_BURST" envDefault:"30" desc:"handshakes one IP address may make at once (the token bucket's size)"`
+	MaxHistoryRooms       int           `env:"MAX_HISTORY_ROOMS" envDefault:"200" desc:"chat rooms that keep a history; beyond, the least recently used room's history is forgotten"`
+	RoomRate              float64       `env:"ROOM_RATE" envDefault:"10" desc:"chat rooms one user may create per minute (admins: unlimited); more are refused with 429::room_rate_limited; 0 = unlimited"`
+	RoomBurst             int           `env:"ROOM_BURST" envDefault:"10" desc:"chat rooms one user may create at once (the token bucket's size)"`
 	MaxBatch              int           `env:"MAX_BATCH" envDefault:"256" desc:"messages in one request"`
 	MaxChannelLength      int           `env:"MAX_CHANNEL_LENGTH" envDefault:"256" desc:"bytes of a channel name"`
 	MaxSubscriptions      int           `env:"MAX_SUBSCRIPTIONS" envDefault:"1024" desc:"subscriptions of one session"`
@@ -43,18 +60,32 @@ type Config struct {
 	WebSocket             bool          `env:"WEBSOCKET" envDefault:"true" desc:"offer the websocket transport (long-polling and callback-polling are always on)"`
 	WriteTimeout          time.Duration `env:"WRITE_TIMEOUT" envDefault:"10s" desc:"a client that does not read a response (a WebSocket frame, a parked long-poll's reply) for this long is cut off"`
 	ParkAfter             time.Duration `env:"PARK_AFTER" envDefault:"100ms" desc:"a long-poll held this long waits without a goroutine or buffers (parked); negative = never"`
-	AllowedOrigins        []string      `env:"ALLOWED_ORIGINS" desc:"comma-separated origins allowed cross-origin (CORS); * = any"`
-	EmbedOrigins          []string      `env:"EMBED_ORIGINS" desc:"comma-separated origins allowed to frame the chat"`
+	AllowedOrigins        []string      `env:"ALLOWED_ORIGINS" desc:"comma-separated origins (scheme://host[:port]) allowed cross-origin with credentials (CORS); * = any other origin too, without credentials"`
+	EmbedOrigins          []string      `env:"EMBED_ORIGINS" desc:"comma-separated origins (scheme://host[:port]) allowed to frame the chat; * = any"`
 
-	DebugAddr       string        `env:"DEBUG_ADDR" desc:"listen address of a separate server for Go's /debug/pprof/ (keep it on loopback); empty = off"`
-	LogLevel        string        `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
-	LogFile         string        `env:"LOG_FILE" desc:"append logs to this file instead of stderr"`
-	DataDir         string        `env:"DATA_DIR" envDefault:"./data" desc:"directory for state (created when missing)"`
-	UsersFile       string        `env:"USERS_FILE" desc:"htpasswd file with bcrypt hashes; default <data dir>/users"`
-	Admins          []string      `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
-	SessionKeys     []string      `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
-	Engine          string        `env:"ENGINE" envDefault:"memory" desc:"memory, or redis://host:port/db"`
-	ShutdownTimeout time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
+	TrustedProxies   []string `env:"TRUSTED_PROXIES" desc:"comma-separated CIDRs or addresses of reverse proxies whose forwarding headers give the client's IP and scheme"`
+	ForwardedHeaders string   `env:"FORWARDED_HEADERS" envDefault:"x-forwarded" desc:"headers the trusted proxies set: x-forwarded (X-Forwarded-For and X-Forwarded-Proto) or forwarded (RFC 7239); the other kind is ignored"`
+	TLSCert          string   `env:"TLS_CERT" desc:"PEM certificate (chain) file: serve HTTPS, with BAYEUX_TLS_KEY; reloaded when the files change"`
+	TLSKey           string   `env:"TLS_KEY" desc:"PEM private key file of BAYEUX_TLS_CERT"`
+	HTTP2            bool     `env:"HTTP2" envDefault:"true" desc:"offer HTTP/2 over TLS (its held connects are not parked: a goroutine each)"`
+
+	DebugAddr   string   `env:"DEBUG_ADDR" desc:"listen address of a separate server for Go's /debug/pprof/ (keep it on loopback); empty = off"`
+	LogLevel    string   `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
+	LogFile     string   `env:"LOG_FILE" desc:"append logs to this file instead of stderr"`
+	DataDir     string   `env:"DATA_DIR" envDefault:"./data" desc:"directory for state (created when missing)"`
+	UsersFile   string   `env:"USERS_FILE" desc:"htpasswd file with bcrypt hashes; default <data dir>/users"`
+	Admins      []string `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
+	SessionKeys []string `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
+
+	LoginLimitWindow time.Duration `env:"LOGIN_LIMIT_WINDOW" envDefault:"15m" desc:"how long a failed login counts against the login limits"`
+	LoginLimitUserIP int           `env:"LOGIN_LIMIT_USER_IP" envDefault:"5" desc:"failed logins per user from one IP address (IPv6: per /64) within the window; more are refused unchecked"`
+	LoginLimitIP     int           `env:"LOGIN_LIMIT_IP" envDefault:"20" desc:"failed logins from one IP address (IPv6: per /64), any users, within the window; more are refused unchecked"`
+	LoginLimitUser   int           `env:"LOGIN_LIMIT_USER" envDefault:"20" desc:"failed logins per user from all addresses within the window after which only addresses that have not failed for the user may try (once each)"`
+	LoginMaxAge      time.Duration `env:"LOGIN_MAX_AGE" envDefault:"720h" desc:"a browser login ends this long after it was made"`
+	LoginIdle        time.Duration `env:"LOGIN_IDLE" envDefault:"168h" desc:"a browser login ends when it was not used for this long"`
+	LoginsPerUser    int           `env:"LOGINS_PER_USER" envDefault:"10" desc:"browser logins kept per user; a new one beyond ends the one used least recently"`
+	Engine           string        `env:"ENGINE" envDefault:"memory" desc:"memory, or redis://host:port/db"`
+	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
 
 	TokenKeys        string        `env:"TOKEN_KEYS" desc:"keys that verify login tokens (ext.auth.token JWTs), comma-separated: hs256:[kid:]<base64 secret> or file:<PEM or JWKS of RS256/ES256/EdDSA public keys>; empty = token login off"`
 	TokenAudience    string        `env:"TOKEN_AUDIENCE" desc:"when set, a token's aud must name it"`
@@ -108,12 +139,60 @@ func (c *Config) validate() error {
 	if c.ClientMaxConnections < 0 {
 		bad("CLIENT_MAX_CONNECTIONS", "must be 0 (unlimited) or positive")
 	}
+	if c.MaxConnsPerIP < 0 {
+		bad("MAX_CONNS_PER_IP", "must be 0 (unlimited) or positive")
+	}
+	if c.ReadTimeout <= 0 {
+		bad("READ_TIMEOUT", "must be positive")
+	}
+	if c.HeaderTimeout <= 0 {
+		bad("HEADER_TIMEOUT", "must be positive")
+	}
+	if c.MaxHeaderBytes < 1024 {
+		bad("MAX_HEADER_BYTES", "must be at least 1024")
+	}
+	if _, err := origin.ParseList(c.AllowedOrigins); err != nil {
+		bad("ALLOWED_ORIGINS", err.Error())
+	}
+	if _, err := origin.ParseList(c.EmbedOrigins); err != nil {
+		bad("EMBED_ORIGINS", err.Error())
+	}
+	if _, err := realip.New(c.TrustedProxies, ""); err != nil {
+		bad("TRUSTED_PROXIES", err.Error())
+	}
+	if _, err := realip.New(nil, c.ForwardedHeaders); err != nil {
+		bad("FORWARDED_HEADERS", err.Error())
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		bad("TLS_CERT", "BAYEUX_TLS_CERT and BAYEUX_TLS_KEY go together")
+	}
 	if c.MaxMessageSize <= 0 {
 		bad("MAX_MESSAGE_SIZE", "must be positive")
 	}
-	for name, v := range map[string]int{"MAX_QUEUE": c.MaxQueue, "MAX_BATCH": c.MaxBatch, "MAX_CHANNEL_LENGTH": c.MaxChannelLength, "MAX_SUBSCRIPTIONS": c.MaxSubscriptions} {
+	for name, v := range map[string]int{"MAX_QUEUE": c.MaxQueue, "MAX_BATCH": c.MaxBatch, "MAX_CHANNEL_LENGTH": c.MaxChannelLength,
+		"MAX_SUBSCRIPTIONS": c.MaxSubscriptions, "MAX_HISTORY_ROOMS": c.MaxHistoryRooms, "HANDSHAKE_BURST": c.HandshakeBurst, "ROOM_BURST": c.RoomBurst,
+		"LOGIN_LIMIT_USER_IP": c.LoginLimitUserIP, "LOGIN_LIMIT_IP": c.LoginLimitIP, "LOGIN_LIMIT_USER": c.LoginLimitUser, "LOGINS_PER_USER": c.LoginsPerUser} {
 		if v <= 0 {
 			bad(name, "must be positive")
+		}
+	}
+	for name, v := range map[string]time.Duration{"LOGIN_LIMIT_WINDOW": c.LoginLimitWindow, "LOGIN_MAX_AGE": c.LoginMaxAge, "LOGIN_IDLE": c.LoginIdle} {
+		if v <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	for name, v := range map[string]int64{"MAX_QUEUE_BYTES": c.MaxQueueBytes, "MAX_QUEUED_BYTES": c.MaxQueuedBytes,
+		"MAX_REPLY_SIZE": c.MaxReplySize, "MAX_PUBLISH_SIZE": c.MaxPublishSize} {
+		if v <= 0 {
+			bad(name, "must be positive")
+		}
+	}
+	if c.MaxSessionsPerIP < 0 {
+		bad("MAX_SESSIONS_PER_IP", "must be 0 (unlimited) or positive")
+	}
+	for name, v := range map[string]float64{"HANDSHAKE_RATE": c.HandshakeRate, "ROOM_RATE": c.RoomRate} {
+		if v < 0 {
+			bad(name, "must be 0 (unlimited) or positive")
 		}
 	}
 	switch strings.ToLower(c.LogLevel) {

@@ -48,6 +48,34 @@ func TestParse(t *testing.T) {
 		{name: "negative limit", vars: map[string]string{"BAYEUX_CLIENT_MAX_CONNECTIONS": "-1"}, wantErr: "CLIENT_MAX_CONNECTIONS"},
 		{name: "bad engine", vars: map[string]string{"BAYEUX_ENGINE": "mysql://x"}, wantErr: "ENGINE"},
 		{name: "bad level", vars: map[string]string{"BAYEUX_LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
+		{name: "budget defaults", vars: nil, check: func(c *Config) bool {
+			return c.MaxQueueBytes == 4<<20 && c.MaxQueuedBytes == 256<<20 && c.MaxReplySize == 1<<20 && c.MaxPublishSize == 64<<10 &&
+				c.MaxSessionsPerIP == 100 && c.HandshakeRate == 5 && c.HandshakeBurst == 30 && c.MaxHistoryRooms == 200 &&
+				c.RoomRate == 10 && c.RoomBurst == 10
+		}},
+		{name: "per-address limits off", vars: map[string]string{"BAYEUX_MAX_SESSIONS_PER_IP": "0", "BAYEUX_HANDSHAKE_RATE": "0", "BAYEUX_ROOM_RATE": "0"},
+			check: func(c *Config) bool { return c.MaxSessionsPerIP == 0 && c.HandshakeRate == 0 && c.RoomRate == 0 }},
+		{name: "zero queue bytes", vars: map[string]string{"BAYEUX_MAX_QUEUE_BYTES": "0"}, wantErr: "MAX_QUEUE_BYTES"},
+		{name: "negative publish size", vars: map[string]string{"BAYEUX_MAX_PUBLISH_SIZE": "-1"}, wantErr: "MAX_PUBLISH_SIZE"},
+		{name: "negative handshake rate", vars: map[string]string{"BAYEUX_HANDSHAKE_RATE": "-2"}, wantErr: "HANDSHAKE_RATE"},
+		{name: "zero history rooms", vars: map[string]string{"BAYEUX_MAX_HISTORY_ROOMS": "0"}, wantErr: "MAX_HISTORY_ROOMS"},
+		{name: "login limits", vars: map[string]string{"BAYEUX_LOGIN_LIMIT_USER_IP": "3", "BAYEUX_LOGIN_LIMIT_WINDOW": "1h", "BAYEUX_LOGINS_PER_USER": "2"}, check: func(c *Config) bool {
+			return c.LoginLimitUserIP == 3 && c.LoginLimitWindow == time.Hour && c.LoginsPerUser == 2 && c.LoginLimitIP == 20 && c.LoginLimitUser == 20
+		}},
+		{name: "login limit off is refused", vars: map[string]string{"BAYEUX_LOGIN_LIMIT_IP": "0"}, wantErr: "LOGIN_LIMIT_IP"},
+		{name: "login idle zero", vars: map[string]string{"BAYEUX_LOGIN_IDLE": "0s"}, wantErr: "LOGIN_IDLE"},
+		{name: "edge", vars: map[string]string{"BAYEUX_TRUSTED_PROXIES": "10.0.0.0/8,127.0.0.1", "BAYEUX_FORWARDED_HEADERS": "forwarded",
+			"BAYEUX_READ_TIMEOUT": "5s", "BAYEUX_MAX_CONNS_PER_IP": "0", "BAYEUX_TLS_CERT": "c.pem", "BAYEUX_TLS_KEY": "k.pem"},
+			check: func(c *Config) bool {
+				return len(c.TrustedProxies) == 2 && c.ForwardedHeaders == "forwarded" && c.ReadTimeout == 5*time.Second &&
+					c.MaxConnsPerIP == 0 && c.TLSCert == "c.pem" && c.HTTP2
+			}},
+		{name: "bad proxy", vars: map[string]string{"BAYEUX_TRUSTED_PROXIES": "proxy.example"}, wantErr: "TRUSTED_PROXIES"},
+		{name: "bad header family", vars: map[string]string{"BAYEUX_FORWARDED_HEADERS": "x-real-ip"}, wantErr: "FORWARDED_HEADERS"},
+		{name: "bad origin", vars: map[string]string{"BAYEUX_ALLOWED_ORIGINS": "app.example"}, wantErr: "ALLOWED_ORIGINS"},
+		{name: "bad embed origin", vars: map[string]string{"BAYEUX_EMBED_ORIGINS": "https://a.example/page"}, wantErr: "EMBED_ORIGINS"},
+		{name: "cert without key", vars: map[string]string{"BAYEUX_TLS_CERT": "c.pem"}, wantErr: "TLS_CERT"},
+		{name: "no read timeout", vars: map[string]string{"BAYEUX_READ_TIMEOUT": "0s"}, wantErr: "READ_TIMEOUT"},
 		{name: "token defaults", vars: nil, check: func(c *Config) bool {
 			return c.TokenKeys == "" && c.TokenPrefix == "token:" && c.TokenMaxLifetime == time.Hour && c.TokenLeeway == 30*time.Second &&
 				c.TokenMaxBytes == 8192 && c.TokenIPFailures == 20
@@ -83,7 +111,11 @@ func TestParse(t *testing.T) {
 func TestHelpListsEveryVariable(t *testing.T) {
 	var b bytes.Buffer
 	PrintHelp(&b)
-	for _, name := range []string{"ADDR", "DOCUMENT_ROOT", "DIRECTORY_INDEX", "TYPE_EXPIRES", "ANON_PUBLISH", "CONNECT_TIMEOUT", "POLL_TIMEOUT", "CLIENT_MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FILE", "DATA_DIR", "USERS_FILE", "ADMINS", "SESSION_KEYS", "ENGINE", "ALLOWED_ORIGINS", "EMBED_ORIGINS", "MAX_MESSAGE_SIZE", "MAX_QUEUE", "POLL_INTERVAL"} {
+	for _, name := range []string{"ADDR", "DOCUMENT_ROOT", "DIRECTORY_INDEX", "TYPE_EXPIRES", "ANON_PUBLISH", "CONNECT_TIMEOUT", "POLL_TIMEOUT", "CLIENT_MAX_CONNECTIONS", "LOG_LEVEL", "LOG_FILE", "DATA_DIR", "USERS_FILE", "ADMINS", "SESSION_KEYS", "ENGINE", "ALLOWED_ORIGINS", "EMBED_ORIGINS", "MAX_MESSAGE_SIZE", "MAX_QUEUE", "POLL_INTERVAL",
+		"MAX_QUEUE_BYTES", "MAX_QUEUED_BYTES", "MAX_REPLY_SIZE", "MAX_PUBLISH_SIZE", "MAX_SESSIONS_PER_IP", "HANDSHAKE_RATE",
+		"HANDSHAKE_BURST", "MAX_HISTORY_ROOMS", "ROOM_RATE", "ROOM_BURST",
+		"LOGIN_LIMIT_WINDOW", "LOGIN_LIMIT_USER_IP", "LOGIN_LIMIT_IP", "LOGIN_LIMIT_USER", "LOGIN_MAX_AGE", "LOGIN_IDLE", "LOGINS_PER_USER",
+		"TRUSTED_PROXIES", "FORWARDED_HEADERS", "TLS_CERT", "TLS_KEY", "HTTP2", "READ_TIMEOUT", "HEADER_TIMEOUT", "MAX_HEADER_BYTES", "MAX_CONNS_PER_IP"} {
 		if !strings.Contains(b.String(), "BAYEUX_"+name) {
 			t.Errorf("help lacks BAYEUX_%s", name)
 		}

@@ -1,56 +1,59 @@
 package auth
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
-	"time"
 )
 
 // Errors returned by Authenticator.Authenticate. Both mean "no"; the
-// distinction is for messages and metrics.
+// distinction is for messages and metrics. A refusal by a limit is a
+// *LimitError, which matches ErrRateLimited.
 var (
 	ErrInvalidCredentials = errors.New("invalid user name or password")
 	ErrRateLimited        = errors.New("too many failed logins, try again later")
 )
 
 // Authenticator is the one authority that decides who someone is. It
-// checks a user name and password against Users and rate-limits failures
-// per user and per IP address.
+// checks a user name and password against Users, and counts every attempt
+// with Guesses before the password is checked, so that parallel attempts
+// cannot get more guesses than the limits allow (see GuessLimits).
 type Authenticator struct {
-	Users  *Users
-	byUser *FailureLimiter
-	byIP   *FailureLimiter
-	// Failed counts failed logins (for metrics).
+	Users   *Users
+	Guesses Guesses
+	// Failed counts failed logins, refused ones included (for metrics).
 	Failed atomic.Int64
+	// Checked counts passwords checked (bcrypt evaluations).
+	Checked atomic.Int64
 }
 
-// NewAuthenticator returns an Authenticator that blocks a user name after
-// 5 failures and an IP address after 20 failures within 5 minutes.
+// NewAuthenticator returns an Authenticator counting attempts in memory
+// with the default GuessLimits.
 func NewAuthenticator(users *Users) *Authenticator {
-	return &Authenticator{
-		Users:  users,
-		byUser: NewFailureLimiter(5, 5*time.Minute),
-		byIP:   NewFailureLimiter(20, 5*time.Minute),
-	}
+	return &Authenticator{Users: users, Guesses: NewMemoryGuesses(GuessLimits{})}
 }
 
 // Authenticate checks the credentials of user coming from ip. It returns
-// nil when they are right.
-func (a *Authenticator) Authenticate(user, password, ip string) error {
-	if blocked, _ := a.byUser.Blocked("u:" + user); blocked {
+// nil when they are right, ErrInvalidCredentials when they are wrong, a
+// *LimitError when a limit refused the attempt before its password was
+// checked, or the error of Guesses (then nothing was checked).
+func (a *Authenticator) Authenticate(ctx context.Context, user, password, ip string) error {
+	g, err := a.Guesses.Reserve(ctx, user, ip)
+	if err != nil {
 		a.Failed.Add(1)
-		return ErrRateLimited
+		return err
 	}
-	if blocked, _ := a.byIP.Blocked("ip:" + ip); blocked {
+	ok := false
+	if ValidName(user) {
+		a.Checked.Add(1)
+		ok = a.Users.Check(user, password)
+	}
+	if !ok {
 		a.Failed.Add(1)
-		return ErrRateLimited
+		return ErrInvalidCredentials // the reservation stays, as a failure
 	}
-	if !ValidName(user) || !a.Users.Check(user, password) {
-		a.byUser.Fail("u:" + user)
-		a.byIP.Fail("ip:" + ip)
-		a.Failed.Add(1)
-		return ErrInvalidCredentials
-	}
-	a.byUser.Reset("u:" + user)
+	// An error here only leaves the attempt counted as a failure, which
+	// expires: the password was right all the same.
+	_ = a.Guesses.Succeeded(ctx, g)
 	return nil
 }

@@ -15,13 +15,24 @@ import (
 
 func testKey(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
 
-func newTestLogins(t *testing.T, keys ...[]byte) *Logins {
+// newTestLogins returns Logins with keys on store (nil: a store of its
+// own, in memory).
+func newTestLogins(t *testing.T, store LoginStore, keys ...[]byte) *Logins {
 	t.Helper()
-	l, err := NewLogins(keys)
+	l, err := NewLogins(keys, store, 0)
 	if err != nil {
 		t.Fatalf("NewLogins: %v", err)
 	}
 	return l
+}
+
+func memoryStore(t *testing.T) *FileLoginStore {
+	t.Helper()
+	s, err := OpenFileLogins("", LoginLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // loginCookie logs user in with l and returns the cookie it set.
@@ -31,8 +42,9 @@ func loginCookie(t *testing.T, l *Logins, user string, tlsReq bool) *http.Cookie
 	if tlsReq {
 		r.TLS = &tls.ConnectionState{}
 	}
+	r.Header.Set("User-Agent", "test-browser/1.0")
 	w := httptest.NewRecorder()
-	if err := l.Login(w, r, user); err != nil {
+	if _, err := l.Login(w, r, user, "192.0.2.7"); err != nil {
 		t.Fatalf("Login: %v", err)
 	}
 	return onlyCookie(t, w)
@@ -62,7 +74,7 @@ func TestLoginCookieAttributes(t *testing.T) {
 	}
 	for _, tc := range []testCase{{name: "plain HTTP", tls: false}, {name: "TLS", tls: true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newTestLogins(t, testKey(1))
+			l := newTestLogins(t, nil, testKey(1))
 			c := loginCookie(t, l, "alice", tc.tls)
 			if c.Name != LoginCookie || LoginCookie != "bayeux_login" {
 				t.Errorf("cookie name %q, want bayeux_login", c.Name)
@@ -93,14 +105,15 @@ func TestLoginCookieAttributes(t *testing.T) {
 }
 
 func TestLoginsUser(t *testing.T) {
-	l := newTestLogins(t, testKey(1))
+	l := newTestLogins(t, nil, testKey(1))
 	good := loginCookie(t, l, "alice", false)
 	flip := []byte(good.Value)
 	flip[len(flip)/2] ^= 1
 	if flip[len(flip)/2] == '=' || flip[len(flip)/2] == 0 {
 		flip[len(flip)/2] = 'A'
 	}
-	other := loginCookie(t, newTestLogins(t, testKey(9)), "alice", false)
+	// A cookie of the same store made with another key.
+	other := loginCookie(t, newTestLogins(t, l.Store, testKey(9)), "alice", false)
 
 	type testCase struct {
 		name   string
@@ -127,9 +140,10 @@ func TestLoginsUser(t *testing.T) {
 
 func TestLoginsKeyRotation(t *testing.T) {
 	oldKey, newKey := testKey(1), testKey(2)
-	old := newTestLogins(t, oldKey)
-	rotated := newTestLogins(t, newKey, oldKey)
-	newOnly := newTestLogins(t, newKey)
+	store := memoryStore(t) // every node shares the logins
+	old := newTestLogins(t, store, oldKey)
+	rotated := newTestLogins(t, store, newKey, oldKey)
+	newOnly := newTestLogins(t, store, newKey)
 
 	fromOld := loginCookie(t, old, "alice", false)
 	if got := userOf(rotated, fromOld); got != "alice" {
@@ -155,18 +169,25 @@ func TestLoginsLogout(t *testing.T) {
 	}
 	for _, tc := range []testCase{{name: "plain HTTP", tls: false}, {name: "TLS", tls: true}} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := newTestLogins(t, testKey(1))
+			l := newTestLogins(t, nil, testKey(1))
 			in := loginCookie(t, l, "alice", tc.tls)
+			other := loginCookie(t, l, "alice", tc.tls) // another browser
 			r := httptest.NewRequest(http.MethodGet, "http://example.com/logout", nil)
 			r.AddCookie(&http.Cookie{Name: in.Name, Value: in.Value})
 			if tc.tls {
 				r.TLS = &tls.ConnectionState{}
 			}
 			w := httptest.NewRecorder()
-			l.Logout(w, r)
+			ended, ok, err := l.Logout(w, r)
+			if err != nil || !ok || ended.User != "alice" {
+				t.Fatalf("Logout = %+v, %v, %v", ended, ok, err)
+			}
 			c := onlyCookie(t, w)
 			if c.Name != LoginCookie || c.MaxAge >= 0 {
 				t.Errorf("Logout set %q with Max-Age %d, want %s with Max-Age < 0", c.Name, c.MaxAge, LoginCookie)
+			}
+			if c.Value != "" {
+				t.Errorf("Logout set the cookie to %q, want it empty", c.Value)
 			}
 			if c.Path != "/" {
 				t.Errorf("Path = %q: a deletion must match the cookie's path /", c.Path)
@@ -177,18 +198,69 @@ func TestLoginsLogout(t *testing.T) {
 			if !strings.Contains(w.Header().Get("Set-Cookie"), "Max-Age=0") {
 				t.Errorf("Set-Cookie %q lacks Max-Age=0", w.Header().Get("Set-Cookie"))
 			}
+			// The cookie, replayed, logs in nobody; the other browser's
+			// login goes on.
+			if got := userOf(l, in); got != "" {
+				t.Errorf("the logged-out cookie replayed is %q, want nobody", got)
+			}
+			if got := userOf(l, other); got != "alice" {
+				t.Errorf("alice's other login is %q", got)
+			}
+			if _, ok, _ := l.Logout(httptest.NewRecorder(), r); ok {
+				t.Error("a second logout with the same cookie ended a login")
+			}
 		})
 	}
 }
 
+func TestLoginsRecord(t *testing.T) {
+	clock := newFakeClock()
+	store := memoryStore(t)
+	store.now = clock.now
+	l := newTestLogins(t, store, testKey(1))
+	l.now = clock.now
+	c := loginCookie(t, l, "alice", false)
+	list, err := l.Store.List(t.Context(), "alice")
+	if err != nil || len(list) != 1 {
+		t.Fatalf("List = %v, %v", list, err)
+	}
+	rec := list[0]
+	if rec.IP != "192.0.2.7" || rec.UserAgent != "test-browser/1.0" || !rec.Created.Equal(clock.now()) || !rec.LastSeen.Equal(clock.now()) {
+		t.Errorf("record %+v", rec)
+	}
+	if strings.Contains(c.Value, rec.ID) {
+		t.Error("the cookie shows the login's ID")
+	}
+	// Use within SeenEvery does not write; later it records the time.
+	clock.advance(SeenEvery / 2)
+	userOf(l, c)
+	if got, _, _ := l.Store.Get(t.Context(), "alice", rec.ID); !got.LastSeen.Equal(rec.LastSeen) {
+		t.Errorf("LastSeen moved to %v within SeenEvery", got.LastSeen)
+	}
+	clock.advance(SeenEvery)
+	if got := userOf(l, c); got != "alice" {
+		t.Fatalf("User = %q", got)
+	}
+	if got, _, _ := l.Store.Get(t.Context(), "alice", rec.ID); !got.LastSeen.Equal(clock.now()) {
+		t.Errorf("LastSeen = %v, want %v", got.LastSeen, clock.now())
+	}
+	// Ended by the store (an admin), the cookie logs in nobody.
+	if _, err := l.Store.RemoveUser(t.Context(), "alice", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got := userOf(l, c); got != "" {
+		t.Errorf("after RemoveUser the cookie is %q", got)
+	}
+}
+
 func TestNewLoginsRefusesBadKeys(t *testing.T) {
-	if _, err := NewLogins(nil); err == nil {
+	if _, err := NewLogins(nil, nil, 0); err == nil {
 		t.Error("NewLogins(nil) succeeded")
 	}
-	if _, err := NewLogins([][]byte{testKey(1), []byte("short")}); err == nil {
+	if _, err := NewLogins([][]byte{testKey(1), []byte("short")}, nil, 0); err == nil {
 		t.Error("NewLogins accepted a 5-byte key")
 	}
-	if _, err := NewLogins([][]byte{bytes.Repeat([]byte{1}, 16)}); err != nil {
+	if _, err := NewLogins([][]byte{bytes.Repeat([]byte{1}, 16)}, nil, 0); err != nil {
 		t.Errorf("NewLogins refused a 16-byte key: %v", err)
 	}
 }
@@ -261,8 +333,14 @@ func TestLoadKeysFileSurvivesRestart(t *testing.T) {
 		t.Errorf("key file mode %o, want 600", mode)
 	}
 
-	// The server logs alice in, restarts, and still knows her.
-	cookie := loginCookie(t, newTestLogins(t, first...), "alice", false)
+	// The server logs alice in, restarts, and still knows her (the
+	// logins file keeps her login).
+	logins := filepath.Join(dir, "logins")
+	store, err := OpenFileLogins(logins, LoginLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cookie := loginCookie(t, newTestLogins(t, store, first...), "alice", false)
 	second, err := LoadKeys(nil, dir)
 	if err != nil {
 		t.Fatalf("second LoadKeys: %v", err)
@@ -270,7 +348,11 @@ func TestLoadKeysFileSurvivesRestart(t *testing.T) {
 	if len(second) != 1 || !bytes.Equal(first[0], second[0]) {
 		t.Fatal("the second LoadKeys returned another key")
 	}
-	if got := userOf(newTestLogins(t, second...), cookie); got != "alice" {
+	store, err = OpenFileLogins(logins, LoginLimits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := userOf(newTestLogins(t, store, second...), cookie); got != "alice" {
 		t.Errorf("after a restart User = %q, want alice", got)
 	}
 	// Env keys take precedence over the file.

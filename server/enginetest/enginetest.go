@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -22,8 +23,9 @@ const Wait = 5 * time.Second
 
 // Options configure an engine made for one scenario.
 type Options struct {
-	// MaxQueue bounds each session's queue (0: the engine's default).
-	MaxQueue int
+	// Budgets bound queues and histories (zero fields: the engine's
+	// defaults).
+	server.Budgets
 	// SweepInterval is how often expired sessions are looked for (0: the
 	// engine's default).
 	SweepInterval time.Duration
@@ -63,6 +65,11 @@ func Run(t *testing.T, newEngine func(t *testing.T, opts Options) server.Engine)
 		{"Stress", testStress},
 		{"ConcurrentPublishOnce", testConcurrentPublishOnce},
 		{"ListingAndHistory", testListingAndHistory},
+		{"QueueBytes", testQueueBytes},
+		{"FetchBytes", testFetchBytes},
+		{"AckFetchBytes", testAckFetchBytes},
+		{"QueuedBytes", testQueuedBytes},
+		{"HistoryChannels", testHistoryChannels},
 		{"Deadline", testDeadline},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
@@ -95,6 +102,42 @@ func Subscribe(t testing.TB, e server.Engine, id string, patterns ...string) {
 // Payload returns a payload on channel whose data is n.
 func Payload(channel string, n int) *server.Payload {
 	return &server.Payload{Channel: channel, JSON: fmt.Appendf(nil, `{"channel":%q,"data":%d}`, channel, n)}
+}
+
+// SizedPayload returns a payload on channel whose data is n and whose JSON
+// is exactly size bytes long (padded in ext), for the byte budgets.
+func SizedPayload(channel string, n, size int) *server.Payload {
+	base := len(fmt.Sprintf(`{"channel":%q,"data":%d,"ext":{"pad":""}}`, channel, n))
+	if size < base {
+		panic(fmt.Sprintf("enginetest: a payload on %s is at least %d bytes", channel, base))
+	}
+	return &server.Payload{Channel: channel, JSON: fmt.Appendf(nil, `{"channel":%q,"data":%d,"ext":{"pad":"%s"}}`,
+		channel, n, strings.Repeat("x", size-base))}
+}
+
+// DropCounter records what an engine reports to EngineHooks.Dropped.
+type DropCounter struct {
+	mu sync.Mutex
+	m  map[string]int
+}
+
+// Hooks returns hooks that count into d.
+func (d *DropCounter) Hooks() server.EngineHooks {
+	return server.EngineHooks{Dropped: func(reason string, n int) {
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if d.m == nil {
+			d.m = map[string]int{}
+		}
+		d.m[reason] += n
+	}}
+}
+
+// Get returns the count reported for reason.
+func (d *DropCounter) Get(reason string) int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.m[reason]
 }
 
 // Num is the data of a Payload.
@@ -299,7 +342,7 @@ func testDedup(t *testing.T, newEngine func(*testing.T, Options) server.Engine) 
 
 func testQueueBound(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
 	const maxQueue = 3
-	e := newEngine(t, Options{MaxQueue: maxQueue})
+	e := newEngine(t, Options{Budgets: server.Budgets{MaxQueue: maxQueue}})
 	ctx := context.Background()
 	CreateSession(t, e, "s")
 	Subscribe(t, e, "s", "/q")
@@ -612,7 +655,7 @@ func testAck(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
 	}
 
 	// Overflow drops the oldest; sequence numbers continue.
-	small := newEngine(t, Options{MaxQueue: 3})
+	small := newEngine(t, Options{Budgets: server.Budgets{MaxQueue: 3}})
 	CreateSession(t, small, "s")
 	Subscribe(t, small, "s", "/o")
 	for i := 1; i <= 5; i++ {
@@ -643,7 +686,7 @@ func testAck(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
 // (run it with -race), then checks that the engine's bookkeeping matches
 // what the goroutines did.
 func testStress(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
-	opts := Options{MaxQueue: 50, SweepInterval: 5 * time.Millisecond}
+	opts := Options{Budgets: server.Budgets{MaxQueue: 50}, SweepInterval: 5 * time.Millisecond}
 	e := newEngine(t, opts)
 	opts.Peer = e
 	nodes := []server.Engine{e, newEngine(t, opts)}
@@ -766,8 +809,8 @@ func testStress(t *testing.T, newEngine func(*testing.T, Options) server.Engine)
 // the engine has several, to a channel that sessions reach through several
 // overlapping subscriptions must each be queued exactly once per session.
 func testConcurrentPublishOnce(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
-	a := newEngine(t, Options{MaxQueue: 1 << 20})
-	b := newEngine(t, Options{MaxQueue: 1 << 20, Peer: a})
+	a := newEngine(t, Options{Budgets: server.Budgets{MaxQueue: 1 << 20}})
+	b := newEngine(t, Options{Budgets: server.Budgets{MaxQueue: 1 << 20}, Peer: a})
 	ctx := context.Background()
 	const sessions, workers, each = 20, 8, 500
 	for i := range sessions {
@@ -891,6 +934,257 @@ func testListingAndHistory(t *testing.T, newEngine func(*testing.T, Options) ser
 	}
 	if h, _ := e.History(ctx, "/off", 5); len(h) != 0 {
 		t.Errorf("AppendHistory with max 0 stored %q", h)
+	}
+}
+
+// testQueueBytes: a queue over MaxQueueBytes drops its oldest messages,
+// counted in Dropped and reported by reason, but always keeps the newest,
+// however big.
+func testQueueBytes(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
+	var drops DropCounter
+	e := newEngine(t, Options{Budgets: server.Budgets{MaxQueueBytes: 3500}, Hooks: drops.Hooks()})
+	ctx := context.Background()
+	CreateSession(t, e, "s")
+	Subscribe(t, e, "s", "/q")
+	for i := range 10 {
+		if i%2 == 0 {
+			if err := e.Deliver(ctx, "s", SizedPayload("/q", i, 1000)); err != nil {
+				t.Fatal(err)
+			}
+		} else if n, err := e.Publish(ctx, SizedPayload("/q", i, 1000)); n != 1 || err != nil {
+			t.Fatalf("Publish = %d, %v", n, err)
+		}
+	}
+	b, err := e.Fetch(ctx, "s", 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := Nums(t, b); !slices.Equal(got, []int{7, 8, 9}) || b.Dropped != 7 {
+		t.Errorf("Fetch = %v dropped %d, want the newest 3 KB [7 8 9] and 7 dropped", got, b.Dropped)
+	}
+	if n := drops.Get(server.DropQueueBytes); n != 7 {
+		t.Errorf("Dropped hook reported %d for %s, want 7", n, server.DropQueueBytes)
+	}
+	// A message bigger than the whole budget stays alone: it is the
+	// newest, and a client must be able to receive it.
+	_ = e.Deliver(ctx, "s", SizedPayload("/q", 10, 500))
+	_ = e.Deliver(ctx, "s", SizedPayload("/q", 11, 5000))
+	if b, _ = e.Fetch(ctx, "s", 0); !slices.Equal(Nums(t, b), []int{11}) || b.Dropped != 1 {
+		t.Errorf("after a message over the budget, Fetch = %v dropped %d; want [11] dropped 1", Nums(t, b), b.Dropped)
+	}
+	// The budget counts what is queued now: fetched messages free it.
+	for i := range 3 {
+		_ = e.Deliver(ctx, "s", SizedPayload("/q", i, 1000))
+	}
+	if b, _ = e.Fetch(ctx, "s", 0); len(b.Payloads) != 3 || b.Dropped != 0 {
+		t.Errorf("after draining, 3 KB queued: Fetch = %v dropped %d", Nums(t, b), b.Dropped)
+	}
+	// The message bound still counts, with its own reason.
+	small := newEngine(t, Options{Budgets: server.Budgets{MaxQueue: 2}, Hooks: drops.Hooks()})
+	CreateSession(t, small, "s")
+	for i := range 5 {
+		_ = small.Deliver(ctx, "s", Payload("/q", i))
+	}
+	if b, _ = small.Fetch(ctx, "s", 0); !slices.Equal(Nums(t, b), []int{3, 4}) || b.Dropped != 3 {
+		t.Errorf("MaxQueue 2: Fetch = %v dropped %d", Nums(t, b), b.Dropped)
+	}
+	if n := drops.Get(server.DropQueueLength); n != 3 {
+		t.Errorf("Dropped hook reported %d for %s, want 3", n, server.DropQueueLength)
+	}
+}
+
+// testFetchBytes: one Fetch returns at most MaxFetchBytes of messages (at
+// least one), the rest staying queued for the next, also when it waited.
+func testFetchBytes(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
+	e := newEngine(t, Options{Budgets: server.Budgets{MaxFetchBytes: 2500}})
+	ctx := context.Background()
+	CreateSession(t, e, "s")
+	Subscribe(t, e, "s", "/f")
+	for i := range 5 {
+		if _, err := e.Publish(ctx, SizedPayload("/f", i, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range [][]int{{0, 1}, {2, 3}, {4}, nil} {
+		b, err := e.Fetch(ctx, "s", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Nums(t, b); !slices.Equal(got, want) || b.Dropped != 0 {
+			t.Errorf("Fetch = %v dropped %d, want %v (2.5 KB per fetch)", got, b.Dropped, want)
+		}
+	}
+	// One message over the cap goes alone.
+	_ = e.Deliver(ctx, "s", SizedPayload("/f", 5, 4000))
+	_ = e.Deliver(ctx, "s", SizedPayload("/f", 6, 100))
+	if b, _ := e.Fetch(ctx, "s", time.Second); !slices.Equal(Nums(t, b), []int{5}) {
+		t.Errorf("Fetch with a 4 KB message first = %v, want [5] alone", Nums(t, b))
+	}
+	if b, _ := e.Fetch(ctx, "s", time.Second); !slices.Equal(Nums(t, b), []int{6}) {
+		t.Errorf("next Fetch = %v, want [6]", Nums(t, b))
+	}
+	// A waiting poll woken by a burst takes a capped batch too.
+	_, stop, ch, err := startPoll(e, "s", false, 0, Wait)
+	if err != nil || stop == nil {
+		t.Fatalf("Poll on an empty queue: stop %v, %v", stop != nil, err)
+	}
+	for i := 7; i < 10; i++ {
+		_ = e.Deliver(ctx, "s", SizedPayload("/f", i, 1000))
+	}
+	var got []int
+	r := awaitPoll(t, ch, "poll woken by a burst")
+	got = append(got, Nums(t, r.b)...)
+	if len(got) > 2 {
+		t.Errorf("a woken poll returned %v: more than 2.5 KB", got)
+	}
+	for range 3 {
+		b, _ := e.Fetch(ctx, "s", 0)
+		got = append(got, Nums(t, b)...)
+	}
+	if !slices.Equal(got, []int{7, 8, 9}) {
+		t.Errorf("poll and fetches after it delivered %v, want [7 8 9] in order", got)
+	}
+}
+
+// testAckFetchBytes: in ack mode a fetch returns what is unacknowledged
+// within MaxFetchBytes; without an ack the same batch is sent again, and
+// each ack moves on to the next.
+func testAckFetchBytes(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
+	e := newEngine(t, Options{Budgets: server.Budgets{MaxFetchBytes: 2500}})
+	ctx := context.Background()
+	CreateSession(t, e, "s")
+	for i := 1; i <= 5; i++ {
+		_ = e.Deliver(ctx, "s", SizedPayload("/a", i, 1000))
+	}
+	for _, tc := range []struct {
+		ack  uint64
+		want []int
+		last uint64
+	}{
+		{0, []int{1, 2}, 2},
+		{0, []int{1, 2}, 2}, // not acknowledged: the same, within the cap
+		{1, []int{2, 3}, 3},
+		{3, []int{4, 5}, 5},
+		{5, nil, 5},
+	} {
+		b, err := e.FetchAck(ctx, "s", tc.ack, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Nums(t, b); !slices.Equal(got, tc.want) || b.Last != tc.last {
+			t.Errorf("FetchAck(%d) = %v last %d, want %v last %d", tc.ack, got, b.Last, tc.want, tc.last)
+		}
+	}
+	// A message over the cap goes alone, and is sent again until acked.
+	_ = e.Deliver(ctx, "s", SizedPayload("/a", 6, 4000))
+	_ = e.Deliver(ctx, "s", SizedPayload("/a", 7, 100))
+	for range 2 {
+		if b, _ := e.FetchAck(ctx, "s", 5, 0); !slices.Equal(Nums(t, b), []int{6}) || b.Last != 6 {
+			t.Errorf("FetchAck(5) = %v last %d, want [6] alone, last 6", Nums(t, b), b.Last)
+		}
+	}
+	if b, _ := e.FetchAck(ctx, "s", 6, 0); !slices.Equal(Nums(t, b), []int{7}) || b.Last != 7 {
+		t.Errorf("FetchAck(6) = %v last %d, want [7] last 7", Nums(t, b), b.Last)
+	}
+}
+
+// testQueuedBytes: when all queues together go over MaxQueuedBytes, the
+// biggest queue loses its oldest messages until they are back under 7/8
+// of it; the small queues keep everything, every drop is reported to its
+// session and to the hook, and the engine takes messages again as usual.
+func testQueuedBytes(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
+	var drops DropCounter
+	e := newEngine(t, Options{Budgets: server.Budgets{MaxQueuedBytes: 10000, MaxQueueBytes: 1 << 20, MaxFetchBytes: 1 << 20},
+		Hooks: drops.Hooks()})
+	ctx := context.Background()
+	for _, id := range []string{"big", "mid", "small"} {
+		CreateSession(t, e, id)
+	}
+	_ = e.Deliver(ctx, "small", SizedPayload("/d", 0, 1000))
+	for i := range 3 {
+		_ = e.Deliver(ctx, "mid", SizedPayload("/d", i, 1000))
+	}
+	// 4 KB elsewhere; the 7th KB of big makes 11 KB: big goes down to
+	// 4 KB so that 8 KB (under 8750 bytes) remain.
+	for i := range 7 {
+		if err := e.Deliver(ctx, "big", SizedPayload("/d", i, 1000)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		id      string
+		want    []int
+		dropped int
+	}{
+		{"big", []int{3, 4, 5, 6}, 3},
+		{"mid", []int{0, 1, 2}, 0},
+		{"small", []int{0}, 0},
+	} {
+		b, err := e.Fetch(ctx, tc.id, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := Nums(t, b); !slices.Equal(got, tc.want) || b.Dropped != tc.dropped {
+			t.Errorf("%s: Fetch = %v dropped %d, want %v dropped %d", tc.id, got, b.Dropped, tc.want, tc.dropped)
+		}
+	}
+	if n := drops.Get(server.DropQueuedBytes); n != 3 {
+		t.Errorf("Dropped hook reported %d for %s, want 3", n, server.DropQueuedBytes)
+	}
+	// Drained: the budget is free again.
+	for i := range 9 {
+		_ = e.Deliver(ctx, "mid", SizedPayload("/d", i, 1000))
+	}
+	if b, _ := e.Fetch(ctx, "mid", 0); len(b.Payloads) != 9 || b.Dropped != 0 {
+		t.Errorf("after draining, 9 KB to one queue: Fetch = %v dropped %d", Nums(t, b), b.Dropped)
+	}
+	// Destroying a session frees its bytes too.
+	for i := range 9 {
+		_ = e.Deliver(ctx, "big", SizedPayload("/d", i, 1000))
+	}
+	if _, err := e.DestroySession(ctx, "big"); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 9 {
+		_ = e.Deliver(ctx, "small", SizedPayload("/d", i, 1000))
+	}
+	if b, _ := e.Fetch(ctx, "small", 0); len(b.Payloads) != 9 || b.Dropped != 0 {
+		t.Errorf("after destroying a full queue, 9 KB to another: Fetch = %v dropped %d", Nums(t, b), b.Dropped)
+	}
+}
+
+// testHistoryChannels: the engine keeps the history of at most
+// MaxHistoryChannels channels, forgetting the least recently used
+// (appended to or read).
+func testHistoryChannels(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
+	var drops DropCounter
+	e := newEngine(t, Options{Budgets: server.Budgets{MaxHistoryChannels: 3}, Hooks: drops.Hooks()})
+	ctx := context.Background()
+	appendTo := func(ch string) {
+		t.Helper()
+		if err := e.AppendHistory(ctx, ch, []byte(ch), 5); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ch := range []string{"/h/0", "/h/1", "/h/2"} {
+		appendTo(ch)
+	}
+	if _, err := e.History(ctx, "/h/0", 5); err != nil { // /h/1 is now the least recently used
+		t.Fatal(err)
+	}
+	appendTo("/h/3")
+	appendTo("/h/2")
+	appendTo("/h/4") // forgets /h/0
+	for _, tc := range []struct {
+		ch   string
+		want int
+	}{{"/h/0", 0}, {"/h/1", 0}, {"/h/2", 2}, {"/h/3", 1}, {"/h/4", 1}} {
+		if h, err := e.History(ctx, tc.ch, 5); err != nil || len(h) != tc.want {
+			t.Errorf("History(%s) = %q, %v; want %d entries", tc.ch, h, err, tc.want)
+		}
+	}
+	if n := drops.Get(server.DropHistory); n != 2 {
+		t.Errorf("Dropped hook reported %d for %s, want 2", n, server.DropHistory)
 	}
 }
 

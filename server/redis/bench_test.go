@@ -16,7 +16,7 @@ import (
 func BenchmarkRedisPublishFanout(b *testing.B) {
 	for _, subs := range []int{1, 100} {
 		b.Run("subs="+strconv.Itoa(subs), func(b *testing.B) {
-			e := newTestEngine(b, sharedRedis(b).URL, Options{MaxQueue: 1 << 20, SweepInterval: time.Hour}, server.EngineHooks{})
+			e := newTestEngine(b, sharedRedis(b).URL, Options{Budgets: server.Budgets{MaxQueue: 1 << 20}, SweepInterval: time.Hour}, server.EngineHooks{})
 			ctx := context.Background()
 			for i := range subs {
 				id := "s" + strconv.Itoa(i)

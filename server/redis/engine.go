@@ -27,10 +27,16 @@
 // whichever node created it and whether or not that node still runs.
 //
 // Round trips: Publish, Deliver, Subscribe, Unsubscribe, Touch, Session,
-// DestroySession, AppendHistory (MULTI/EXEC) and a Fetch that finds
-// messages are one each; a Fetch that waits is two (take-or-register,
-// then take after the notice). A sweep is one per SweepInterval per node.
-// Stats counts them.
+// DestroySession, AppendHistory, History and a Fetch that finds messages
+// are one each; a Fetch that waits is two (take-or-register, then take
+// after the notice). A sweep is one per SweepInterval per node. A publish
+// that takes all queues over Budgets.MaxQueuedBytes runs one more script
+// that reads every session's queue size (O(sessions)) and trims the
+// biggest. Stats counts them.
+//
+// The budgets (server.Budgets) are shared by the nodes: queue sizes and
+// their total live in Redis, so every node sees the same totals; each
+// queue entry is a copy, so the total counts each recipient's copy.
 //
 // Configure Redis with maxmemory-policy noeviction (an evicted session
 // hash or subscriber set loses messages silently), and with appendonly
@@ -72,9 +78,10 @@ type Options struct {
 	// Prefix starts every key, so that several deployments (or tests) can
 	// share one Redis database. Default "bayeux:".
 	Prefix string
-	// MaxQueue bounds each session's queue; when it is full the oldest
-	// message is dropped and counted. Default 1000.
-	MaxQueue int
+	// Budgets bound the queues and histories (zero fields: the defaults
+	// of server.Budgets). Unlike the memory engine's, MaxQueuedBytes
+	// counts every copy: each queue in Redis holds its own.
+	server.Budgets
 	// SweepInterval is how often this node looks for expired sessions.
 	// Default 997 ms.
 	SweepInterval time.Duration
@@ -113,8 +120,9 @@ type Engine struct {
 	localsMu sync.Mutex
 	locals   map[string]struct{}
 
-	down  atomic.Bool // the last command failed to reach Redis
-	stats stats
+	down     atomic.Bool // the last command failed to reach Redis
+	shedding atomic.Bool // a shed script runs from this node
+	stats    stats
 }
 
 // localTTL is how long a local-client session outlives its node: 20
@@ -134,9 +142,7 @@ func New(opts Options) (*Engine, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = "bayeux:"
 	}
-	if opts.MaxQueue <= 0 {
-		opts.MaxQueue = 1000
-	}
+	opts.Budgets = opts.Budgets.WithDefaults()
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = 997 * time.Millisecond
 	}
@@ -505,7 +511,7 @@ func (e *Engine) Subscribers(ctx context.Context, channel string) ([]*server.Ses
 }
 
 // Publish implements server.Engine: one round trip whatever the number of
-// subscribers.
+// subscribers (two when the queues went over Budgets.MaxQueuedBytes).
 func (e *Engine) Publish(ctx context.Context, p *server.Payload) (int, error) {
 	if e.closed.Load() {
 		return 0, server.ErrEngineClosed
@@ -516,11 +522,15 @@ func (e *Engine) Publish(ctx context.Context, p *server.Payload) (int, error) {
 	for i := 1; i < len(keys); i++ {
 		keys[i] = e.p + "c:" + keys[i]
 	}
-	n, err := publishScript.Run(ctx, e.client, keys, e.p, e.opts.MaxQueue, encodeEntry(p)).Int()
+	v, err := publishScript.Run(ctx, e.client, keys, e.p, e.opts.MaxQueue, encodeEntry(p), e.opts.MaxQueueBytes, len(p.JSON)).Int64Slice()
 	if err != nil {
 		return 0, e.fail("publish", err)
 	}
-	return n, nil
+	if len(v) != 4 {
+		return 0, e.fail("publish", errors.New("unexpected reply"))
+	}
+	e.afterEnqueue(ctx, v)
+	return int(v[0]), nil
 }
 
 // Deliver implements server.Engine.
@@ -528,31 +538,65 @@ func (e *Engine) Deliver(ctx context.Context, id string, p *server.Payload) erro
 	if e.closed.Load() {
 		return server.ErrEngineClosed
 	}
-	n, err := deliverScript.Run(ctx, e.client, nil, e.p, e.opts.MaxQueue, encodeEntry(p), id).Int()
+	v, err := deliverScript.Run(ctx, e.client, nil, e.p, e.opts.MaxQueue, encodeEntry(p), id, e.opts.MaxQueueBytes, len(p.JSON)).Int64Slice()
 	if err != nil {
 		return e.fail("deliver", err)
 	}
-	if n == 0 {
+	if len(v) != 4 {
+		return e.fail("deliver", errors.New("unexpected reply"))
+	}
+	e.afterEnqueue(ctx, v)
+	if v[0] == 0 {
 		return protocol.ErrSessionUnknown
 	}
 	return nil
 }
 
-// AppendHistory implements server.Engine: RPUSH and LTRIM in one
-// MULTI/EXEC round trip.
+// afterEnqueue reports an enqueue's drops, {_, total bytes queued, drops
+// by length, drops by bytes}, and sheds when the total is over budget.
+func (e *Engine) afterEnqueue(ctx context.Context, v []int64) {
+	e.report(server.DropQueueLength, int(v[2]))
+	e.report(server.DropQueueBytes, int(v[3]))
+	if max := e.opts.MaxQueuedBytes; max > 0 && v[1] > max {
+		e.shed(ctx)
+	}
+}
+
+func (e *Engine) report(reason string, n int) {
+	if n > 0 && e.hooks.Dropped != nil {
+		e.hooks.Dropped(reason, n)
+	}
+}
+
+// shed brings the queues back under 7/8 of Budgets.MaxQueuedBytes,
+// dropping from the biggest first (see shedScript). One shed at a time
+// runs from this node; the script itself re-checks the total.
+func (e *Engine) shed(ctx context.Context) {
+	if !e.shedding.CompareAndSwap(false, true) {
+		return
+	}
+	defer e.shedding.Store(false)
+	max := e.opts.MaxQueuedBytes
+	n, err := shedScript.Run(context.WithoutCancel(ctx), e.client, nil, e.p, max, max-max/8).Int()
+	if err != nil {
+		e.log.Warn("shedding queued messages failed", "err", err)
+		return
+	}
+	e.report(server.DropQueuedBytes, n)
+}
+
+// AppendHistory implements server.Engine: one round trip that appends,
+// trims, and forgets the least recently used channels' histories beyond
+// Budgets.MaxHistoryChannels.
 func (e *Engine) AppendHistory(ctx context.Context, channel string, msg []byte, maxLen int) error {
 	if maxLen <= 0 {
 		return nil
 	}
-	k := e.p + "h:" + channel
-	_, err := e.client.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.RPush(ctx, k, msg)
-		p.LTrim(ctx, k, int64(-maxLen), -1)
-		return nil
-	})
+	n, err := appendHistoryScript.Run(ctx, e.client, nil, e.p, channel, msg, maxLen, e.opts.MaxHistoryChannels).Int()
 	if err != nil {
 		return e.fail("append history", err)
 	}
+	e.report(server.DropHistory, n)
 	return nil
 }
 
@@ -562,7 +606,7 @@ func (e *Engine) History(ctx context.Context, channel string, n int) ([][]byte, 
 	if n > 0 {
 		start = int64(-n)
 	}
-	v, err := e.client.LRange(ctx, e.p+"h:"+channel, start, -1).Result()
+	v, err := historyScript.Run(ctx, e.client, nil, e.p, channel, start).StringSlice()
 	if err != nil {
 		return nil, e.fail("history", err)
 	}

@@ -44,7 +44,7 @@ func (e suiteEngine) Residue(ctx context.Context) ([]string, error) {
 func TestConformance(t *testing.T) {
 	t.Parallel()
 	enginetest.Run(t, func(t *testing.T, opts enginetest.Options) server.Engine {
-		o := Options{MaxQueue: opts.MaxQueue, SweepInterval: opts.SweepInterval}
+		o := Options{Budgets: opts.Budgets, SweepInterval: opts.SweepInterval}
 		if opts.Peer != nil {
 			o.Prefix = opts.Peer.(suiteEngine).opts.Prefix
 		}

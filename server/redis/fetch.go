@@ -433,7 +433,7 @@ func (e *Engine) take(ctx context.Context, id string, claim bool, tok string, re
 	if ackMode {
 		ackArg = fmt.Sprint(ack)
 	}
-	v, err := takeScript.Run(context.WithoutCancel(ctx), e.client, nil, e.p, id, mode, tok, e.opts.NodeID, reg, ackArg).Slice()
+	v, err := takeScript.Run(context.WithoutCancel(ctx), e.client, nil, e.p, id, mode, tok, e.opts.NodeID, reg, ackArg, e.opts.MaxFetchBytes).Slice()
 	if err != nil {
 		return b, takeOK, e.fail("fetch", err)
 	}

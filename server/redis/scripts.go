@@ -13,40 +13,72 @@ import goredis "github.com/redis/go-redis/v9"
 //
 //	P s:ID        hash   info (SessionInfo JSON), b (how many messages ever
 //	                     left the queue's head: the queue's first entry has
-//	                     sequence number b+1), drop (messages dropped since
-//	                     the last take), wt (token of the newest Fetch), wn
-//	                     (node whose Fetch waits, set while it waits), wq (a
-//	                     wake notice was sent to it)
+//	                     sequence number b+1), qb (bytes queued: the sum of
+//	                     the entries' JSON lengths), drop (messages dropped
+//	                     since the last take), wt (token of the newest
+//	                     Fetch), wn (node whose Fetch waits, set while it
+//	                     waits), wq (a wake notice was sent to it)
 //	P subs:ID     set    the session's subscriptions (names and patterns)
 //	P c:CHANNEL   set    ids of the sessions subscribed to exactly CHANNEL
 //	P q:ID        list   queued messages, oldest first (entry.go)
+//	P qbytes      string the sum of every session's qb (absent: 0)
 //	P h:CHANNEL   list   history, oldest first
+//	P hidx        zset   the channels with a history, scored by last use
+//	P hseq        string the last use's counter
 //	P sessions    zset   every session id, scored by expiry in Redis-clock
 //	                     milliseconds (+inf: never)
 //	P n:NODE      pubsub wake notices for the Fetches waiting on NODE:
 //	                     "m"+ID (look again) or "d"+ID (destroyed)
 
-// luaEnqueue appends a body to a session's queue, bounds the queue and
-// wakes the node that waits for it. It returns false when the session does
-// not exist. ARGV[1] must be the prefix.
+// luaSize returns the length of a queue entry's JSON (entry.go).
+const luaSize = `
+local function esize(e)
+  local a, c = string.match(e, '^(%d+)|(%d+)|')
+  return #e - #a - #c - 2 - tonumber(a) - tonumber(c)
+end
+`
+
+// luaEnqueue appends a body to a session's queue, drops its oldest entries
+// beyond max entries or maxBytes bytes (never the newest) and wakes the
+// node that waits for it. It returns false when the session does not
+// exist. D counts the drops by reason (length, bytes) and A the bytes all
+// queues gained; account adds A to P qbytes and returns the new total.
+// ARGV[1] must be the prefix.
 const luaEnqueue = `
-local P = ARGV[1]
-local function enqueue(id, body, max)
+local P = ARGV[1]` + luaSize + `
+local D = {0, 0}
+local A = 0
+local function enqueue(id, body, size, max, maxBytes)
   local sk = P .. 's:' .. id
-  local h = redis.call('HMGET', sk, 'b', 'wn', 'wq')
+  local h = redis.call('HMGET', sk, 'b', 'wn', 'wq', 'qb')
   if not h[1] then return false end
   local qk = P .. 'q:' .. id
   local len = redis.call('RPUSH', qk, body)
-  if len > max then
-    redis.call('LTRIM', qk, len - max, -1)
-    redis.call('HINCRBY', sk, 'b', len - max)
-    redis.call('HINCRBY', sk, 'drop', len - max)
+  local qb = tonumber(h[4] or '0') + size
+  local added, drop = size, 0
+  while len > 1 and (len > max or (maxBytes > 0 and qb > maxBytes)) do
+    local n = esize(redis.call('LPOP', qk))
+    if len > max then D[1] = D[1] + 1 else D[2] = D[2] + 1 end
+    qb, added, len, drop = qb - n, added - n, len - 1, drop + 1
   end
+  if drop > 0 then
+    redis.call('HINCRBY', sk, 'b', drop)
+    redis.call('HINCRBY', sk, 'drop', drop)
+  end
+  redis.call('HSET', sk, 'qb', qb)
+  A = A + added
   if h[2] and not h[3] then
     redis.call('PUBLISH', P .. 'n:' .. h[2], 'm' .. id)
     redis.call('HSET', sk, 'wq', '1')
   end
   return true
+end
+local function account()
+  local k = P .. 'qbytes'
+  if A == 0 then return tonumber(redis.call('GET', k) or '0') end
+  local t = redis.call('INCRBY', k, A)
+  if t <= 0 then redis.call('DEL', k) end
+  return t
 end
 `
 
@@ -55,13 +87,15 @@ end
 const luaDestroy = `
 local function destroy(id)
   local sk = P .. 's:' .. id
-  local h = redis.call('HMGET', sk, 'info', 'wn')
+  local h = redis.call('HMGET', sk, 'info', 'wn', 'qb')
   redis.call('ZREM', P .. 'sessions', id)
   if not h[1] then return false end
   local subk = P .. 'subs:' .. id
   local subs = redis.call('SMEMBERS', subk)
   for i = 1, #subs do redis.call('SREM', P .. 'c:' .. subs[i], id) end
   redis.call('DEL', sk, subk, P .. 'q:' .. id)
+  local qb = tonumber(h[3] or '0')
+  if qb ~= 0 and redis.call('DECRBY', P .. 'qbytes', qb) <= 0 then redis.call('DEL', P .. 'qbytes') end
   if h[2] then redis.call('PUBLISH', P .. 'n:' .. h[2], 'd' .. id) end
   local out = {id, h[1]}
   for i = 1, #subs do out[#out + 1] = subs[i] end
@@ -74,25 +108,79 @@ end
 `
 
 // publishScript: KEYS are the subscriber sets of the channel and of its
-// wildcard patterns; ARGV: prefix, max queue, body. Returns the number of
-// sessions the body was queued for (each once, however many of its
-// subscriptions match).
+// wildcard patterns; ARGV: prefix, max queue, body, max queue bytes, the
+// body's JSON length. Returns {sessions the body was queued for (each
+// once, however many of its subscriptions match), bytes in all queues
+// now, drops by length, drops by bytes}.
 var publishScript = goredis.NewScript(luaEnqueue + `
 local ids
 if #KEYS == 1 then ids = redis.call('SMEMBERS', KEYS[1]) else ids = redis.call('SUNION', unpack(KEYS)) end
-local max = tonumber(ARGV[2])
+local max, maxBytes, size = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local n = 0
 for i = 1, #ids do
-  if enqueue(ids[i], ARGV[3], max) then n = n + 1 end
+  if enqueue(ids[i], ARGV[3], size, max, maxBytes) then n = n + 1 end
 end
-return n
+return {n, account(), D[1], D[2]}
 `)
 
-// deliverScript: ARGV: prefix, max queue, body, id. Returns 1, or 0 when
-// the session does not exist.
+// deliverScript: ARGV: prefix, max queue, body, id, max queue bytes, the
+// body's JSON length. Returns {1, or 0 when the session does not exist;
+// then as publishScript}.
 var deliverScript = goredis.NewScript(luaEnqueue + `
-if enqueue(ARGV[4], ARGV[3], tonumber(ARGV[2])) then return 1 end
-return 0
+local ok = 0
+if enqueue(ARGV[4], ARGV[3], tonumber(ARGV[6]), tonumber(ARGV[2]), tonumber(ARGV[5])) then ok = 1 end
+return {ok, account(), D[1], D[2]}
+`)
+
+// shedScript: ARGV: prefix, budget, target. When the queues hold more
+// than budget bytes, it drops the oldest entries of the biggest queues,
+// levelling them down biggest first, until they hold at most target, and
+// returns how many it dropped. It reads every session's qb: O(sessions),
+// run only when a publish went over the budget.
+var shedScript = goredis.NewScript(`local P = ARGV[1]` + luaSize + `
+local tk = P .. 'qbytes'
+local total = tonumber(redis.call('GET', tk) or '0')
+if total <= tonumber(ARGV[2]) then return 0 end
+local target = tonumber(ARGV[3])
+local ids = redis.call('ZRANGE', P .. 'sessions', 0, -1)
+local qs = {}
+for i = 1, #ids do
+  local qb = tonumber(redis.call('HGET', P .. 's:' .. ids[i], 'qb') or '0')
+  if qb > 0 then qs[#qs + 1] = {ids[i], qb} end
+end
+table.sort(qs, function(a, b) return a[2] > b[2] end)
+local dropped = 0
+local k = 1
+while k <= #qs and total > target do
+  local level = 0
+  if k < #qs then level = qs[k + 1][2] end
+  for j = 1, k do
+    if total <= target then break end
+    local q = qs[j]
+    local qk = P .. 'q:' .. q[1]
+    local n = 0
+    while q[2] > level and total > target do
+      local e = redis.call('LPOP', qk)
+      if not e then
+        total = total - q[2]
+        q[2] = 0
+        break
+      end
+      local s = esize(e)
+      q[2], total, n = q[2] - s, total - s, n + 1
+    end
+    if n > 0 then
+      local sk = P .. 's:' .. q[1]
+      redis.call('HINCRBY', sk, 'b', n)
+      redis.call('HINCRBY', sk, 'drop', n)
+      dropped = dropped + n
+    end
+    redis.call('HSET', P .. 's:' .. q[1], 'qb', q[2])
+  end
+  k = k + 1
+end
+if total > 0 then redis.call('SET', tk, total) else redis.call('DEL', tk) end
+return dropped
 `)
 
 // createScript: ARGV: prefix, id, info, ttl ms (0: never expires).
@@ -158,20 +246,21 @@ return out
 
 // takeScript: ARGV: prefix, id, mode ("claim" or "check"), token, node,
 // register ("1": wait for a notice if nothing is returned), ack ("" unless
-// the session uses the ack extension).
+// the session uses the ack extension), max bytes (0: no cap).
 //
 // "claim" makes token the session's newest Fetch (an older Fetch waiting
 // anywhere is told to look again and then finds itself superseded);
 // "check" continues a Fetch and returns {-2} when a newer one claimed the
-// session. Without ack it returns and removes every queued entry; with ack
-// it removes the entries with sequence <= ack and returns the others
-// without removing them. Returns {-1} for an unknown session, else
+// session. It returns the oldest entries whose JSON adds up to at most
+// max bytes (at least one): without ack it removes them; with ack it
+// first removes the entries with sequence <= ack and returns the next
+// ones without removing them. Returns {-1} for an unknown session, else
 // {dropped, sequence of the first entry returned minus 1, entries...}.
 var takeScript = goredis.NewScript(`
-local P = ARGV[1]
+local P = ARGV[1]` + luaSize + `
 local id = ARGV[2]
 local sk = P .. 's:' .. id
-local h = redis.call('HMGET', sk, 'b', 'wt', 'wn', 'drop')
+local h = redis.call('HMGET', sk, 'b', 'wt', 'wn', 'drop', 'qb')
 if not h[1] then return {-1} end
 local tok = ARGV[4]
 if ARGV[3] == 'claim' then
@@ -183,20 +272,27 @@ end
 local base = tonumber(h[1])
 local qk = P .. 'q:' .. id
 local items = redis.call('LRANGE', qk, 0, -1)
-local k = 0
-if ARGV[7] == '' then
-  k = #items
-  if k > 0 then redis.call('DEL', qk) end
-else
-  k = math.max(0, math.min(#items, tonumber(ARGV[7]) - base))
-  if k > 0 then redis.call('LTRIM', qk, k, -1) end
+local ackMode = ARGV[7] ~= ''
+local acked = 0
+if ackMode then acked = math.max(0, math.min(#items, tonumber(ARGV[7]) - base)) end
+local cap = tonumber(ARGV[8])
+local out = {0, base + acked}
+local size, ackedSize = 0, 0
+for i = 1, acked do ackedSize = ackedSize + esize(items[i]) end
+for i = acked + 1, #items do
+  local n = esize(items[i])
+  if i > acked + 1 and cap > 0 and size + n > cap then break end
+  size = size + n
+  out[#out + 1] = items[i]
 end
-if k > 0 then redis.call('HINCRBY', sk, 'b', k) end
-local out = {0, base}
-if ARGV[7] ~= '' then out[2] = base + k end
-local from = 1
-if ARGV[7] ~= '' then from = k + 1 end
-for i = from, #items do out[#out + 1] = items[i] end
+local removed, removedSize = acked, ackedSize
+if not ackMode then removed, removedSize = #out - 2, size end
+if removed > 0 then
+  if removed == #items then redis.call('DEL', qk) else redis.call('LTRIM', qk, removed, -1) end
+  redis.call('HINCRBY', sk, 'b', removed)
+  redis.call('HSET', sk, 'qb', math.max(0, tonumber(h[5] or '0') - removedSize))
+  if redis.call('DECRBY', P .. 'qbytes', removedSize) <= 0 then redis.call('DEL', P .. 'qbytes') end
+end
 local drop = tonumber(h[4] or '0')
 if drop > 0 then
   out[1] = drop
@@ -277,4 +373,35 @@ for i = 1, #ids do
   if info then out[#out + 1] = info end
 end
 return {#ids, out}
+`)
+
+// appendHistoryScript: ARGV: prefix, channel, message, max entries, max
+// channels (0: no limit). Appends to the channel's history, marks it the
+// most recently used, forgets the least recently used histories beyond
+// max channels and returns how many it forgot.
+var appendHistoryScript = goredis.NewScript(`
+local P = ARGV[1]
+local hk = P .. 'h:' .. ARGV[2]
+redis.call('RPUSH', hk, ARGV[3])
+redis.call('LTRIM', hk, -tonumber(ARGV[4]), -1)
+local ik = P .. 'hidx'
+redis.call('ZADD', ik, redis.call('INCR', P .. 'hseq'), ARGV[2])
+local limit = tonumber(ARGV[5])
+if limit <= 0 then return 0 end
+local over = redis.call('ZCARD', ik) - limit
+if over <= 0 then return 0 end
+local old = redis.call('ZRANGE', ik, 0, over - 1)
+for i = 1, #old do redis.call('DEL', P .. 'h:' .. old[i]) end
+redis.call('ZREMRANGEBYRANK', ik, 0, over - 1)
+return #old
+`)
+
+// historyScript: ARGV: prefix, channel, start (LRANGE index). Returns the
+// entries from start on and marks the channel the most recently used (a
+// history written before the index existed joins it here).
+var historyScript = goredis.NewScript(`
+local P = ARGV[1]
+local out = redis.call('LRANGE', P .. 'h:' .. ARGV[2], tonumber(ARGV[3]), -1)
+if #out > 0 then redis.call('ZADD', P .. 'hidx', redis.call('INCR', P .. 'hseq'), ARGV[2]) end
+return out
 `)

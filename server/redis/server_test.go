@@ -25,20 +25,26 @@ type node struct {
 	url string
 }
 
-func startNode(t *testing.T, prefix string) *node {
+// startNode starts a node on the shared Redis with key prefix; configure,
+// when given, changes the server's options.
+func startNode(t *testing.T, prefix string, configure ...func(*server.Options)) *node {
 	t.Helper()
 	eng, err := New(Options{URL: sharedRedis(t).URL, Prefix: prefix, SweepInterval: 50 * time.Millisecond,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := server.New(server.Options{ // starts eng
+	opts := server.Options{ // New starts eng
 		Engine:             eng,
 		Logger:             slog.New(slog.DiscardHandler),
 		PollTimeout:        5 * time.Second,
 		ConnectTimeout:     5 * time.Second,
 		TrustClientSession: false,
-	})
+	}
+	for _, f := range configure {
+		f(&opts)
+	}
+	srv, err := server.New(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,4 +199,36 @@ func TestTwoServers(t *testing.T) {
 	if r.IsSuccessful() || !strings.HasPrefix(r.Error, "402") || r.Advice == nil || r.Advice.Reconnect != protocol.ReconnectHandshake {
 		t.Errorf("connect after Redis lost the session = %+v", r)
 	}
+}
+
+// TestSessionsPerIPAcrossNodes: MaxSessionsPerIP counts per node; a
+// session of this node that another node removes (its disconnect went
+// there) frees its place here too, once this node looks it up.
+func TestSessionsPerIPAcrossNodes(t *testing.T) {
+	t.Parallel()
+	prefix := testPrefix(t)
+	one := func(o *server.Options) { o.MaxSessionsPerIP = 1 }
+	n1, n2 := startNode(t, prefix, one), startNode(t, prefix, one)
+	handshake := func(url string) *protocol.Message {
+		jar, _ := cookiejar.New(nil)
+		c := &http.Client{Jar: jar, Timeout: 5 * time.Second}
+		return reply(t, bayeux(t, c, url, &protocol.Message{Channel: protocol.MetaHandshake, Version: "1.0",
+			SupportedConnectionTypes: []string{protocol.LongPolling}}), protocol.MetaHandshake)
+	}
+	first := handshake(n1.url)
+	if !first.IsSuccessful() {
+		t.Fatalf("first handshake on 1 = %+v", first)
+	}
+	if r := handshake(n1.url); r.IsSuccessful() || r.Error != "429::too_many_sessions" {
+		t.Fatalf("second handshake on 1 = %+v, want 429::too_many_sessions", r)
+	}
+	if r := handshake(n2.url); !r.IsSuccessful() {
+		t.Errorf("handshake on 2 = %+v: the limit is per node", r)
+	}
+	// The first session ends through node 2.
+	if rs, err := n2.srv.Disconnect(context.Background(), first.ClientID); !rs || err != nil {
+		t.Fatalf("Disconnect on 2 = %v, %v", rs, err)
+	}
+	testutil.Eventually(t, hWait, func() bool { return handshake(n1.url).IsSuccessful() },
+		"node 1 to let a handshake in after its session ended on node 2")
 }

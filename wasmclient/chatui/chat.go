@@ -48,6 +48,12 @@ const maxText = 2000
 // reloaded. A frame whose host page hands it a login token by postMessage
 // logs in with that instead, and asks the page again before the token
 // expires (embedtoken.go).
+//
+// When the server ends the session (reconnect "none") the page asks
+// /login whether the login cookie still stands; when the login was ended
+// (logout in another tab, an admin, a password change) it says "logged
+// out" with a link to the login page (data-testid chat-logged-out and
+// chat-login-link) instead of offering to reconnect.
 type Chat struct {
 	app.Compo
 
@@ -66,6 +72,10 @@ type Chat struct {
 	stopTicker  context.CancelFunc
 	onHide      app.Func // pagehide listener (sends the disconnect beacon)
 	redirecting bool
+	// loggedOut: the login this page ran on has ended (logout elsewhere,
+	// an admin, a password change); the page says so and links to the
+	// login page instead of offering to reconnect.
+	loggedOut bool
 
 	// In a frame (window.self !== window.top) the chat is compact and
 	// logs in by itself: a cross-site frame has no login cookie.
@@ -259,6 +269,9 @@ func (c *Chat) events(ctx app.Context, gen int) events {
 				}
 				c.status = info
 				c.now = time.Now()
+				if info.State == wasmclient.Disconnected && errors.Is(info.LastError, wasmclient.ErrSessionEnded) && !c.framed {
+					c.checkLogin(ctx, gen)
+				}
 				if info.State == wasmclient.Connected {
 					// Rooms whose join failed (the session ended
 					// meanwhile, a timeout) are joined again; the
@@ -368,12 +381,89 @@ func (c *Chat) events(ctx app.Context, gen int) events {
 					c.needLogin()
 					return
 				}
+				if c.user != "" {
+					// This page was logged in: say that the login
+					// ended rather than leave.
+					c.endLoggedOut()
+					return
+				}
 				if room == "" {
 					room = c.room
 				}
 				c.toLogin(ctx, room)
 			})
 		},
+	}
+}
+
+// checkLogin asks the server whether the page's login still stands after
+// the server ended the session: when it does not, the page shows that it
+// was logged out (else the session was ended by itself, by an admin, and
+// the page offers to reconnect as before).
+func (c *Chat) checkLogin(ctx app.Context, gen int) {
+	ctx.Async(func() {
+		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stands, known := loginStands(pctx)
+		if !known || stands {
+			return
+		}
+		ctx.Dispatch(func(ctx app.Context) {
+			if gen == c.gen {
+				c.endLoggedOut()
+			}
+		})
+	})
+}
+
+// endLoggedOut stops the session and shows the logged-out state.
+func (c *Chat) endLoggedOut() {
+	c.loggedOut = true
+	if s := c.sess; s != nil {
+		c.sess = nil
+		c.gen++
+		go s.stop()
+	}
+	c.status = wasmclient.StateInfo{State: wasmclient.Disconnected}
+}
+
+// loginStands asks /login whether the browser's login cookie still logs
+// in: with redirects not followed, a logged-in browser gets a redirect
+// (an "opaqueredirect" response) and one without a login gets the form
+// (200). known is false when the server could not be asked.
+func loginStands(ctx context.Context) (stands, known bool) {
+	type result struct{ stands, known bool }
+	done := make(chan result, 1)
+	report := func(r result) {
+		select {
+		case done <- r:
+		default:
+		}
+	}
+	then := app.FuncOf(func(_ app.Value, args []app.Value) any {
+		switch r := args[0]; {
+		case r.Get("type").String() == "opaqueredirect":
+			report(result{stands: true, known: true})
+		case r.Get("ok").Bool():
+			report(result{stands: false, known: true})
+		default:
+			report(result{})
+		}
+		return nil
+	})
+	catch := app.FuncOf(func(app.Value, []app.Value) any {
+		report(result{})
+		return nil
+	})
+	opts := map[string]any{"method": "HEAD", "redirect": "manual", "credentials": "same-origin", "cache": "no-store"}
+	app.Window().Call("fetch", "/login", opts).Call("then", then).Call("catch", catch)
+	select {
+	case r := <-done:
+		then.Release()
+		catch.Release()
+		return r.stands, r.known
+	case <-ctx.Done():
+		return false, false // the callbacks may still run: not released
 	}
 }
 
@@ -501,7 +591,7 @@ func (c *Chat) onReconnect(ctx app.Context, e app.Event) {
 }
 
 // onLogout lets the browser follow the link: go-app would otherwise
-// route /logout inside the app.
+// route /logout (or /login) inside the app.
 func (c *Chat) onLogout(ctx app.Context, e app.Event) {
 	e.StopImmediatePropagation()
 }
@@ -530,10 +620,13 @@ func (c *Chat) Render() app.UI {
 	if now.IsZero() {
 		now = time.Now()
 	}
-	stopped := c.started && info.State == wasmclient.Disconnected && !c.loginForm
+	stopped := c.started && info.State == wasmclient.Disconnected && !c.loginForm && !c.loggedOut
 	label := statusText(info, now)
-	if c.loginForm {
+	switch {
+	case c.loginForm:
 		label = "not logged in"
+	case c.loggedOut:
+		label = "logged out"
 	}
 	appClass := "chat-app"
 	if c.framed {
@@ -572,7 +665,8 @@ func (c *Chat) Render() app.UI {
 				return app.P().Class("chat-notice").Aria("live", "assertive").Text(c.notice)
 			}),
 			app.If(c.loginForm, func() app.UI { return c.renderLogin() }),
-			app.Form().Class("chat-composer").Hidden(c.loginForm).OnSubmit(c.onSend).Body(
+			app.If(c.loggedOut, func() app.UI { return c.renderLoggedOut(room) }),
+			app.Form().Class("chat-composer").Hidden(c.loginForm || c.loggedOut).OnSubmit(c.onSend).Body(
 				app.Input().
 					ID(inputID).
 					Class("chat-input").
@@ -610,6 +704,19 @@ func (c *Chat) renderLogin() app.UI {
 		app.If(c.loginErr != "", func() app.UI {
 			return app.P().Class("chat-error").DataSet("testid", "login-error").Aria("live", "assertive").Text(c.loginErr)
 		}),
+	)
+}
+
+// renderLoggedOut says that the login ended and links to the login page,
+// which leads back to room.
+func (c *Chat) renderLoggedOut(room string) app.UI {
+	page := "/chat/"
+	if u := app.Window().URL(); u != nil && strings.HasSuffix(u.Path, "/") {
+		page = u.Path
+	}
+	return app.P().Class("chat-notice", "chat-logged-out").DataSet("testid", "chat-logged-out").Aria("live", "assertive").Body(
+		app.Text("You were logged out. "),
+		app.A().Href(loginURL(page, room)).DataSet("testid", "chat-login-link").OnClick(c.onLogout).Text("Log in again"),
 	)
 }
 

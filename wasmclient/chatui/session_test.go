@@ -39,7 +39,7 @@ func newChatServer(t *testing.T) *chatServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{7}, 32)})
+	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{7}, 32)}, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -110,7 +110,12 @@ func (c *Chat) Attach(s *server.Server) {
 	s.Stats().Refused.Declare(RefusedTokenChannels, RefusedTokenDisabled)
 }
 
-func (c *Chat) isAdmin(user string) bool { return user != "" && c.IsAdmin != nil && c.IsAdmin(user) }
+// isAdmin: admins are local users, whose names cannot contain ':'; a
+// token user's always does (Tokens.Prefix), so it is never an admin, even
+// if its name was listed by mistake.
+func (c *Chat) isAdmin(user string) bool {
+	return auth.ValidName(user) && c.IsAdmin != nil && c.IsAdmin(user)
+}
 
 // coversRooms reports whether pattern is a wildcard that matches rooms.
 func coversRooms(pattern string) bool {

@@ -317,3 +317,13 @@ func TestTokenLoginOff(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenUserNeverAdmin: a token user is no admin even when the admin
+// list would say so (names with ':' are never local users).
+func TestTokenUserNeverAdmin(t *testing.T) {
+	cs := newChatServer(t, 10*time.Second).withTokens(auth.TokenOptions{}, 0)
+	cs.chat.IsAdmin = func(string) bool { return true }
+	c := cs.client().tokenLogin(mint(t, auth.MintOptions{Subject: "admin"}))
+	wantError(t, c.subscribe("/chat/*"), "403::room_wildcard_denied")
+	cs.client().login("bob").mustSubscribe("/chat/*") // a local admin may
+}

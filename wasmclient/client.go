@@ -98,7 +98,7 @@ func New(url string, opts Options) *Client {
 		c.exts = append(c.exts, outgoingFunc(opts.OutgoingExt))
 	}
 	if opts.Token != nil {
-		c.token = newTokenSource(opts.Token)
+		c.token = &tokenSource{fetch: opts.Token}
 	}
 	c.disp.log = c.log
 	if opts.WebSocket && !opts.WebSocketTransport.core.attach(c, c.pushed) {
@@ -491,16 +491,13 @@ const spinThreshold = 50 * time.Millisecond
 // useToken puts Options.Token's token into the handshake's ext (a new
 // one when fresh).
 func (c *Client) useToken(r *runState, fresh bool) error {
-	tok, err := c.token.get(r.ctx, fresh)
+	tok, err := c.token.get(r.ctx, fresh, true)
 	if err != nil {
 		return fmt.Errorf("wasmclient: getting a token: %w", err)
 	}
-	a, err := tokenAuth(tok)
-	if err != nil {
-		return err
-	}
+	a, err := json.Marshal(map[string]string{"token": tok})
 	r.ext["auth"] = a
-	return nil
+	return err
 }
 
 // end stops run r for good because of err, unless Disconnect is running.

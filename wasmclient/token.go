@@ -23,36 +23,24 @@ type tokenSource struct {
 
 	mu      sync.Mutex // serialises fetches and guards the fields
 	tok     string
-	renewAt time.Time     // when to fetch a fresh one; zero: never (no exp)
-	changed chan struct{} // signalled when tok changes
+	renewAt time.Time // when to fetch a fresh one; zero: never (no exp)
 }
 
-func newTokenSource(fetch func(context.Context) (string, error)) *tokenSource {
-	return &tokenSource{fetch: fetch, changed: make(chan struct{}, 1)}
-}
-
-// get returns the current token, fetching one when there is none, when
-// the current one is due for a refresh, or when fresh is set.
-func (s *tokenSource) get(ctx context.Context, fresh bool) (string, error) {
+// get returns a token: the current one unless keep is false, there is
+// none, or it is due for a refresh; a new one is kept when keep is set
+// (a token for a refresh is kept once the server took it: set).
+func (s *tokenSource) get(ctx context.Context, fresh, keep bool) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !fresh && s.tok != "" && (s.renewAt.IsZero() || time.Now().Before(s.renewAt)) {
 		return s.tok, nil
 	}
+	got := time.Now()
 	tok, err := s.fetch(ctx)
-	if err != nil {
-		return "", err
+	if err == nil && keep {
+		s.setLocked(tok, got)
 	}
-	s.setLocked(tok, time.Now())
-	return tok, nil
-}
-
-// fetchNew fetches a token without keeping it (keep it with set once the
-// server accepted it).
-func (s *tokenSource) fetchNew(ctx context.Context) (string, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.fetch(ctx)
+	return tok, err
 }
 
 // set keeps tok, obtained at got.
@@ -72,18 +60,14 @@ func (s *tokenSource) setLocked(tok string, got time.Time) {
 		// not to ask it often.
 		s.renewAt = got.Add(life - min(min(life/5, time.Minute)+time.Second, life/2))
 	}
-	select {
-	case s.changed <- struct{}{}:
-	default:
-	}
 }
 
-// due returns when the token needs a refresh (ok=false: no token, or one
+// due returns when the token needs a refresh (zero: no token, or one
 // without exp).
-func (s *tokenSource) due() (time.Time, bool) {
+func (s *tokenSource) due() time.Time {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.renewAt, s.tok != "" && !s.renewAt.IsZero()
+	return s.renewAt
 }
 
 // tokenLifetime reads how long a JWT is valid from got: exp - iat when it
@@ -115,71 +99,40 @@ func tokenLifetime(tok string, got time.Time) (time.Duration, bool) {
 // refresher presents a fresh token on TokenRefreshService before the
 // current one expires, for as long as run r lasts. A refresh that fails
 // is tried again with backoff until the token expires; then the server
-// ends the session and the next handshake fetches a token itself.
+// ends the session and the next handshake fetches a token itself. While
+// there is no session (or no token with an exp) it looks again every
+// second.
 func (c *Client) refresher(r *runState) {
 	defer r.wg.Done()
-	ts := c.token
 	failures := 0
 	for {
-		var timer *time.Timer
-		var fire <-chan time.Time
-		if at, ok := ts.due(); ok {
-			wait := time.Until(at)
-			if failures > 0 {
-				wait = max(wait, c.opts.backoff(failures))
-			}
-			timer = time.NewTimer(wait)
-			fire = timer.C
+		wait := time.Second
+		if at := c.token.due(); !at.IsZero() && c.State().State == Connected {
+			wait = max(time.Until(at), c.opts.backoff(failures))
 		}
-		stop := func() {
-			if timer != nil {
-				timer.Stop()
-			}
-		}
-		select {
-		case <-r.ctx.Done():
-			stop()
+		if !sleep(r.ctx, wait) {
 			return
-		case <-ts.changed:
-			stop()
-			failures = 0
-			continue
-		case <-fire:
 		}
-		if c.State().State != Connected {
-			// No session to refresh: the next handshake fetches a token.
-			failures++
+		at := c.token.due()
+		if at.IsZero() || time.Now().Before(at) || c.State().State != Connected {
 			continue
 		}
-		err := c.refreshToken(r.ctx)
+		got := time.Now()
+		tok, err := c.token.get(r.ctx, true, false)
+		if err == nil {
+			cctx, cancel := context.WithTimeout(r.ctx, 2*c.opts.MaxNetworkDelay)
+			_, err = c.Call(cctx, TokenRefreshService, map[string]string{"token": tok})
+			cancel()
+		}
 		if r.ctx.Err() != nil {
 			return
 		}
 		if err != nil {
 			failures++
 			c.log.Warn("wasmclient: token refresh failed", "err", err, "failures", failures)
+			continue
 		}
+		failures = 0
+		c.token.set(tok, got)
 	}
-}
-
-// refreshToken fetches a token and presents it; the server's acceptance
-// makes it the client's token.
-func (c *Client) refreshToken(ctx context.Context) error {
-	got := time.Now()
-	tok, err := c.token.fetchNew(ctx)
-	if err != nil {
-		return err
-	}
-	cctx, cancel := context.WithTimeout(ctx, 2*c.opts.MaxNetworkDelay)
-	defer cancel()
-	if _, err := c.Call(cctx, TokenRefreshService, map[string]string{"token": tok}); err != nil {
-		return err
-	}
-	c.token.set(tok, got)
-	return nil
-}
-
-// tokenAuth is the handshake's ext.auth for tok.
-func tokenAuth(tok string) (json.RawMessage, error) {
-	return json.Marshal(map[string]string{"token": tok})
 }

@@ -13,10 +13,12 @@
    are posted to those origins only. A token that comes before it is asked
    for is kept for the next request.
 
-   window.__bayeuxFrameToken(ms) -> Promise<string>: asks the parent for a
-   token and resolves with it, or with "" when none came within ms. The
-   chat (Go, wasmclient/chatui) calls it before it logs in and again
-   before each token expires.
+   window.__bayeuxFrameToken() -> Promise<string>: asks the parent for a
+   token and resolves with it, or with "" when none came in time: 3 s
+   until the parent gave a first token (a page that gives none leaves the
+   chat to its own login form soon), 15 s after. The chat (Go,
+   wasmclient/chatui) calls it before it logs in and again before each
+   token expires.
 */
 (function () {
   "use strict";
@@ -54,6 +56,7 @@
   var next = 0;
   var waiting = {};
   var early = "";
+  var gave = false; // the parent gave a token
 
   window.addEventListener("message", function (e) {
     if (e.source !== window.parent || e.origin === "null" || origins().length === 0 || !(any || ok.indexOf(norm(e.origin)) >= 0)) {
@@ -66,8 +69,10 @@
     var ids = typeof d.id === "number" && waiting[d.id] ? [d.id] : Object.keys(waiting);
     if (ids.length === 0) {
       early = d.token;
+      gave = true;
       return;
     }
+    gave = true;
     ids.forEach(function (id) {
       var done = waiting[id];
       delete waiting[id];
@@ -75,7 +80,8 @@
     });
   });
 
-  window.__bayeuxFrameToken = function (ms) {
+  window.__bayeuxFrameToken = function () {
+    var ms = gave ? 15000 : 3000;
     return new Promise(function (resolve) {
       if (origins().length === 0) {
         resolve(""); // nobody may frame the chat: no token

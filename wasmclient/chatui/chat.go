@@ -184,7 +184,7 @@ func (c *Chat) connect(ctx app.Context) {
 		if c.creds != nil {
 			opts.Ext = map[string]any{"auth": map[string]string{"user": c.creds.user, "password": c.creds.password}}
 		} else if !c.noFrameToken && hasFrameToken() {
-			opts.Token = frameToken()
+			opts.Token = askParent
 		}
 	}
 	s := newSession(endpoint, opts, c.events(ctx, c.gen))

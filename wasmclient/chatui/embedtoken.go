@@ -3,8 +3,6 @@ package chatui
 import (
 	"context"
 	"errors"
-	"sync"
-	"time"
 
 	"github.com/maxence-charriere/go-app/v10/pkg/app"
 )
@@ -27,23 +25,15 @@ const EmbedOriginsMetaName = "bayeux-embed-origins"
 // parent window (under the web resources).
 const FrameTokenScript = "/web/frame-token.js"
 
-// firstTokenWait is how long a framed chat waits for the host page's first
-// token before it offers its own login form; refreshWait bounds later
-// requests.
-const (
-	firstTokenWait = 3 * time.Second
-	refreshWait    = 15 * time.Second
-)
-
 var errNoToken = errors.New("chatui: the page framing the chat gave no token")
 
-// askParent asks frame-token.js for a token from the parent window and
-// waits up to d for it.
-func askParent(ctx context.Context, d time.Duration) (string, error) {
+// askParent is the client's Options.Token in a framed chat: it asks
+// frame-token.js for a token from the parent window (which waits 3 s for
+// the first one, 15 s for later ones).
+func askParent(ctx context.Context) (string, error) {
 	if !hasFrameToken() {
 		return "", errNoToken // not framed, or no embed origins
 	}
-	w := app.Window()
 	ch := make(chan string, 1)
 	var then app.Func
 	then = app.FuncOf(func(_ app.Value, args []app.Value) any {
@@ -51,7 +41,7 @@ func askParent(ctx context.Context, d time.Duration) (string, error) {
 		then.Release()
 		return nil
 	})
-	w.Call("__bayeuxFrameToken", d.Milliseconds()).Call("then", then)
+	app.Window().Call("__bayeuxFrameToken").Call("then", then)
 	select {
 	case tok := <-ch:
 		if tok == "" {
@@ -59,7 +49,7 @@ func askParent(ctx context.Context, d time.Duration) (string, error) {
 		}
 		return tok, nil
 	case <-ctx.Done():
-		return "", ctx.Err() // the promise settles within d and releases then
+		return "", ctx.Err() // the promise settles soon and releases then
 	}
 }
 
@@ -67,20 +57,4 @@ func askParent(ctx context.Context, d time.Duration) (string, error) {
 // the chat is framed and the server lists embed origins.
 func hasFrameToken() bool {
 	return app.Window().Get("__bayeuxFrameToken").Type() == app.TypeFunction
-}
-
-// frameToken returns the client's Options.Token for a framed chat: it
-// asks the page framing it, for firstTokenWait the first time (a page that
-// gives none leaves the chat to its login form soon) and refreshWait
-// later.
-func frameToken() func(context.Context) (string, error) {
-	var mu sync.Mutex
-	wait := firstTokenWait
-	return func(ctx context.Context) (string, error) {
-		mu.Lock()
-		d := wait
-		wait = refreshWait
-		mu.Unlock()
-		return askParent(ctx, d)
-	}
 }

@@ -31,6 +31,10 @@ type exchange struct {
 	bound string
 	// superseded is set by finish when a newer connect took over.
 	superseded bool
+	// ticket is the request's arrival number (Server.arrivals), its place
+	// in its sessions' order; laneIDs backs the lanes it holds.
+	ticket  uint64
+	laneIDs [2]string
 
 	clients map[string]*Client
 
@@ -102,8 +106,9 @@ func (s *Server) retryAdvice() *protocol.Advice {
 	}
 }
 
-// process handles every message of a batch in order. The caller then
-// completes the held connect, if any, with finish.
+// process handles every message of a batch in order, in the lanes of the
+// sessions it names (see order.go). The caller then starts the held
+// connect, if any.
 func (x *exchange) process(msgs []*protocol.Message) {
 	s := x.s
 	s.stats.MessagesIn.Add(int64(len(msgs)))
@@ -123,9 +128,14 @@ func (x *exchange) process(msgs []*protocol.Message) {
 			}
 		}
 	}
+	ids, ok := x.acquireLanes(msgs)
+	if !ok {
+		return // the request ended while it waited: nobody reads a reply
+	}
 	for _, m := range msgs {
 		x.handle(m, len(msgs) == 1)
 	}
+	x.releaseLanes(msgs, ids)
 }
 
 func (x *exchange) handle(m *protocol.Message, lone bool) {
@@ -268,6 +278,7 @@ func (x *exchange) handshake(m *protocol.Message) {
 		return
 	}
 	_ = s.engine.Touch(x.ctx, info.ID, time.Now().Add(s.opts.PollInterval+s.opts.ConnectTimeout))
+	s.lanes.seen(s, info.ID, m.ID) // the session's messages are numbered from here
 	s.stats.Handshakes.Add(1)
 	r := m.Reply(true)
 	r.ClientID = info.ID

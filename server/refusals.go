@@ -13,6 +13,9 @@ const (
 	// RefusedIPRequests: more concurrent requests from one IP address
 	// than Options.ClientMaxConnections.
 	RefusedIPRequests = "ip_requests"
+	// RefusedBatch: a request or WebSocket frame with more messages than
+	// Options.MaxBatch (refused before the rest is decoded).
+	RefusedBatch = "batch_messages"
 )
 
 // refuse counts an HTTP request refused by a limit.

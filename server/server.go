@@ -40,6 +40,11 @@ type Server struct {
 	origins  map[string]bool
 	anyOrig  bool
 
+	// lanes order each session's requests; arrivals numbers requests as
+	// they arrive (see order.go).
+	lanes    lanes
+	arrivals atomic.Uint64
+
 	types    []string // supported connection types, preferred first
 	locals   sync.Map // session id -> *LocalClient
 	stats    Stats
@@ -125,7 +130,8 @@ func New(opts Options) (*Server, error) {
 		s.browsers[i].m = make(map[string][]browserSlot)
 	}
 	s.ips.init(opts.ClientMaxConnections)
-	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests)
+	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedBatch)
+	_, s.lanes.waitGaps = opts.Engine.(*MemoryEngine) // one node: see order.go
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)
 	}
@@ -247,6 +253,7 @@ func (s *Server) removed(rs *RemovedSession, reason string) {
 	if rs == nil {
 		return
 	}
+	s.lanes.forget(s, rs.Info.ID)
 	s.emit(Event{Kind: EventClientDisconnect, ClientID: rs.Info.ID, User: rs.Info.User, Local: rs.Info.Local,
 		Reason: reason, Channels: rs.Subscriptions})
 }

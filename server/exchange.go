@@ -678,13 +678,13 @@ func (x *exchange) service(c *Client, m *protocol.Message) {
 		x.reply(m.Reply(true)) // like CometD: nobody listens, nothing to say
 		return
 	}
-	replies, err := fn(x.ctx, c, m)
+	answers, err := fn(x.ctx, c, m)
 	if err != nil {
-		x.fail(m, err, nil)
+		x.fail(m, err, nil) // the one reply: no answer goes with a failure
 		return
 	}
-	completeServiceReplies(m, replies)
-	for _, r := range replies {
+	completeAnswers(m, answers)
+	for _, r := range answers {
 		if r == nil {
 			continue
 		}
@@ -702,6 +702,9 @@ func (x *exchange) service(c *Client, m *protocol.Message) {
 		}
 		x.events = append(x.events, b)
 	}
+	// The answers go before the reply (events first): the publish's one
+	// reply, without data, which CometD needs to run the publish callback
+	// and, over WebSocket, to clear the message's timeout.
 	x.reply(m.Reply(true))
 }
 

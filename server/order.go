@@ -9,7 +9,17 @@ import (
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
-// Per-session order.
+// reorderWait bounds how long a request waits for the messages numbered
+// before it (they may never come: a client may give up on a request).
+const reorderWait = 50 * time.Millisecond
+
+// maxLanesPerShard bounds the lanes kept (with their sessions' last id)
+// per shard; beyond it an idle lane is dropped, and its session's next
+// request waits for nothing.
+const maxLanesPerShard = 4096
+
+// lanes put each session's requests in order: the sessions' lanes on this
+// node, sharded like the held connects. The zero value is ready.
 //
 // A client may have several requests in flight at once: Faye sends its
 // publishes over several HTTP connections without waiting for replies,
@@ -49,18 +59,6 @@ import (
 // With a shared engine (several nodes) a client's requests may reach
 // different nodes, so nothing waits for missing ids there: requests are
 // ordered on each node as they reach its lanes.
-
-// reorderWait bounds how long a request waits for the messages numbered
-// before it (they may never come: a client may give up on a request).
-const reorderWait = 50 * time.Millisecond
-
-// maxLanesPerShard bounds the lanes kept (with their sessions' last id)
-// per shard; beyond it an idle lane is dropped, and its session's next
-// request waits for nothing.
-const maxLanesPerShard = 4096
-
-// lanes are the sessions' lanes on this node, sharded like the held
-// connects. The zero value is ready.
 type lanes struct {
 	shards [memShards]laneShard
 	// waitGaps is set when requests wait for missing ids (one node), at

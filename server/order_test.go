@@ -320,3 +320,30 @@ func TestOrderOneSessionAtATime(t *testing.T) {
 	default: // it waits on: it never took the lane
 	}
 }
+
+// BenchmarkProcessPublish measures one remote publish request through
+// process: its session's lane (in order, uncontended), validation, fan-out
+// to 100 subscribers.
+func BenchmarkProcessPublish(b *testing.B) {
+	s := quietServer(b, Options{MaxQueue: 1 << 20})
+	ids := subscribeSessions(b, s, 100, "/bench/room")
+	pub := subscribeSessions(b, s, 1, "/other")[0]
+	data := json.RawMessage(`{"chat":"hello"}`)
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		x := &exchange{s: s, ctx: ctx, transport: protocol.LongPolling, ticket: uint64(i)}
+		x.process([]*protocol.Message{{Channel: "/bench/room", ClientID: pub, Data: data, ID: protocol.ID(strconv.Itoa(i + 1))}})
+		if len(x.replies) != 1 || !x.replies[0].IsSuccessful() {
+			b.Fatalf("publish failed: %+v", x.replies)
+		}
+		if i%512 == 511 {
+			b.StopTimer()
+			for _, id := range ids {
+				_, _ = s.engine.Fetch(ctx, id, 0)
+			}
+			b.StartTimer()
+		}
+	}
+}

@@ -21,6 +21,16 @@ import (
 // Server is a Bayeux 1.0 server. It implements http.Handler for the
 // long-polling and callback-polling transports; mount it on /cometd and its
 // sub-paths. Create it with New and stop it with Shutdown.
+//
+// Order: the messages of one session other than /meta/handshake and
+// /meta/connect are processed one request at a time, in order, however
+// many requests the client has in flight: in the order the requests
+// arrived (an HTTP request when its headers were read, a WebSocket frame
+// when it was read), and where the client numbers its messages with a
+// counter, as CometD and Faye do, in the counter's order, a request
+// waiting up to 50 ms for the requests numbered before it (on one node;
+// with a shared engine a client's requests may reach other nodes). A held
+// connect never delays them, and one session never delays another.
 type Server struct {
 	opts   Options
 	engine Engine

@@ -74,7 +74,10 @@ type Options struct {
 	// MaxMessageSize bounds one HTTP request body in bytes (413 beyond).
 	// Default 512 KiB.
 	MaxMessageSize int64
-	// MaxBatch bounds the number of messages in one request. Default 256.
+	// MaxBatch bounds the number of messages in one request or WebSocket
+	// frame: a batch over it is refused (HTTP 400, or the socket closed
+	// with 1008) as soon as the decoder reaches the message after the
+	// limit, and counted as RefusedBatch. Default 256.
 	MaxBatch int
 	// MaxChannelLength bounds a channel name in bytes. Default 256.
 	MaxChannelLength int

@@ -73,19 +73,53 @@ type laneShard struct {
 }
 
 // lane is one session's: busy while a request processes its messages,
-// with the requests waiting for it, first first.
+// with the requests waiting for it, first first. Every session has one
+// (about 60 bytes with its map entry), so what only contention needs is
+// apart, in more.
 type lane struct {
 	busy bool
-	// last is the id of the session's last message seen, "" when unknown;
-	// ahead are ids seen after it out of order (a connect may overtake the
-	// publishes numbered before it).
-	last    protocol.ID
-	ahead   []protocol.ID
-	waiters []*laneWaiter
 	// noGaps is set once a request went past missing ids: this client's
 	// numbers have holes (a counter shared with other sessions, requests
 	// given up), so its requests wait for none any more.
 	noGaps bool
+	// last[:n] is the id of the session's last message seen when it is a
+	// counter (n is 0 when unknown or not a counter).
+	n    uint8
+	last [13]byte
+	more *laneMore
+}
+
+// laneMore is a lane's part for contention: the requests waiting, and the
+// ids seen ahead of last, out of order (a connect may overtake the
+// publishes numbered before it).
+type laneMore struct {
+	waiters []*laneWaiter
+	ahead   []protocol.ID
+}
+
+// lastID returns last[:n]; it does not escape, so it costs no allocation.
+func (l *lane) lastID() protocol.ID { return protocol.ID(l.last[:l.n]) }
+
+func (l *lane) setLast(id protocol.ID) {
+	if !isCounter(id) {
+		l.n = 0
+		return
+	}
+	l.n = uint8(copy(l.last[:], id))
+}
+
+func (l *lane) waiting() int {
+	if l.more == nil {
+		return 0
+	}
+	return len(l.more.waiters)
+}
+
+func (l *lane) contended() *laneMore {
+	if l.more == nil {
+		l.more = new(laneMore)
+	}
+	return l.more
 }
 
 type laneWaiter struct {
@@ -115,7 +149,7 @@ func (sh *laneShard) lane(id string) *lane {
 	}
 	if len(sh.m) >= maxLanesPerShard {
 		for k, o := range sh.m {
-			if !o.busy && len(o.waiters) == 0 {
+			if !o.busy && o.waiting() == 0 {
 				delete(sh.m, k)
 				break
 			}
@@ -136,17 +170,18 @@ func (ls *lanes) acquire(ctx context.Context, s *Server, id string, key protocol
 	sh := &ls.shards[s.shard(id)]
 	sh.mu.Lock()
 	l := sh.lane(id)
-	if !l.busy && len(l.waiters) == 0 && (!gaps || ls.inOrder(l, key)) {
+	if !l.busy && l.waiting() == 0 && (!gaps || ls.inOrder(l, key)) {
 		l.busy = true
 		sh.mu.Unlock()
 		return nil
 	}
 	w := &laneWaiter{key: key, ticket: ticket, ready: make(chan struct{}), forced: !gaps}
-	i := len(l.waiters)
-	for i > 0 && w.before(l.waiters[i-1]) {
+	more := l.contended()
+	i := len(more.waiters)
+	for i > 0 && w.before(more.waiters[i-1]) {
 		i--
 	}
-	l.waiters = slices.Insert(l.waiters, i, w)
+	more.waiters = slices.Insert(more.waiters, i, w)
 	ls.next(l)
 	sh.mu.Unlock()
 	d := ls.wait
@@ -173,8 +208,8 @@ func (ls *lanes) acquire(ctx context.Context, s *Server, id string, key protocol
 		break
 	}
 	sh.mu.Lock()
-	if i := slices.Index(l.waiters, w); i >= 0 {
-		l.waiters = slices.Delete(l.waiters, i, i+1)
+	if i := slices.Index(more.waiters, w); i >= 0 {
+		more.waiters = slices.Delete(more.waiters, i, i+1)
 		ls.next(l)
 		sh.mu.Unlock()
 		return ctx.Err()
@@ -187,10 +222,10 @@ func (ls *lanes) acquire(ctx context.Context, s *Server, id string, key protocol
 // next hands a free lane to its first waiter if that one may go; the
 // shard is locked.
 func (ls *lanes) next(l *lane) {
-	if l.busy || len(l.waiters) == 0 {
+	if l.busy || l.waiting() == 0 {
 		return
 	}
-	w := l.waiters[0]
+	w := l.more.waiters[0]
 	if !ls.inOrder(l, w.key) {
 		if !w.forced {
 			return
@@ -199,7 +234,7 @@ func (ls *lanes) next(l *lane) {
 		// brings last.
 		l.noGaps = true
 	}
-	l.waiters = slices.Delete(l.waiters, 0, 1)
+	l.more.waiters = slices.Delete(l.more.waiters, 0, 1)
 	l.busy = true
 	close(w.ready)
 }
@@ -208,10 +243,11 @@ func (ls *lanes) next(l *lane) {
 // now: it is the next message of the session, or it cannot be told (no
 // counter, nothing seen yet), or it is late.
 func (ls *lanes) inOrder(l *lane, key protocol.ID) bool {
-	if !ls.waitGaps || l.noGaps || l.last == "" || !isCounter(key) || !isCounter(l.last) {
+	if !ls.waitGaps || l.noGaps || l.n == 0 || !isCounter(key) {
 		return true
 	}
-	return compareCounters(key, l.last) <= 0 || isNextCounter(l.last, key)
+	last := l.lastID()
+	return compareCounters(key, last) <= 0 || isNextCounter(last, key)
 }
 
 // release frees the lane of session id (after a request whose last message
@@ -248,7 +284,7 @@ func (ls *lanes) seen(s *Server, id string, key protocol.ID) {
 func (ls *lanes) forget(s *Server, id string) {
 	sh := &ls.shards[s.shard(id)]
 	sh.mu.Lock()
-	if l := sh.m[id]; l != nil && !l.busy && len(l.waiters) == 0 {
+	if l := sh.m[id]; l != nil && !l.busy && l.waiting() == 0 {
 		delete(sh.m, id)
 	}
 	sh.mu.Unlock()
@@ -258,12 +294,15 @@ func (ls *lanes) forget(s *Server, id string) {
 // it advances last when it follows it, is kept ahead when it comes after a
 // gap, and changes nothing when late.
 func (l *lane) saw(key protocol.ID) {
-	if l.last != "" && isCounter(key) && isCounter(l.last) &&
-		compareCounters(key, l.last) > 0 && !isNextCounter(l.last, key) {
-		if len(l.ahead) < 8 && !slices.Contains(l.ahead, key) {
-			l.ahead = append(l.ahead, key)
+	if l.n > 0 && isCounter(key) {
+		last := l.lastID()
+		if compareCounters(key, last) > 0 && !isNextCounter(last, key) {
+			more := l.contended()
+			if len(more.ahead) < 8 && !slices.Contains(more.ahead, key) {
+				more.ahead = append(more.ahead, key)
+			}
+			return
 		}
-		return
 	}
 	l.advance(key)
 }
@@ -275,26 +314,33 @@ func (l *lane) advance(key protocol.ID) {
 	switch {
 	case key == "":
 		return
-	case l.last == "" || !isCounter(key) || !isCounter(l.last):
-		l.last = key
-		l.ahead = l.ahead[:0]
+	case l.n == 0 || !isCounter(key):
+		l.setLast(key)
+		if l.more != nil {
+			l.more.ahead = l.more.ahead[:0]
+		}
 		return
-	case compareCounters(key, l.last) <= 0:
+	case compareCounters(key, l.lastID()) <= 0:
 		return
 	}
-	l.last = key
-	for i := 0; i < len(l.ahead); {
-		switch a := l.ahead[i]; {
-		case isNextCounter(l.last, a):
-			l.last = a
-			l.ahead = slices.Delete(l.ahead, i, i+1)
+	l.setLast(key)
+	if l.more == nil {
+		return
+	}
+	ahead := l.more.ahead
+	for i := 0; i < len(ahead); {
+		switch a, last := ahead[i], l.lastID(); {
+		case isNextCounter(last, a):
+			l.setLast(a)
+			ahead = slices.Delete(ahead, i, i+1)
 			i = 0
-		case compareCounters(a, l.last) <= 0:
-			l.ahead = slices.Delete(l.ahead, i, i+1)
+		case compareCounters(a, last) <= 0:
+			ahead = slices.Delete(ahead, i, i+1)
 		default:
 			i++
 		}
 	}
+	l.more.ahead = ahead
 }
 
 // isCounter reports whether id reads as a counter in base 10 or 36:

@@ -261,6 +261,10 @@ func (ls *lanes) release(s *Server, id string, last protocol.ID) {
 		return
 	}
 	l.busy = false
+	if !ls.waitGaps && l.waiting() == 0 {
+		delete(sh.m, id) // nothing waits for ids: no history to keep
+		return
+	}
 	l.advance(last)
 	ls.next(l)
 }
@@ -268,8 +272,8 @@ func (ls *lanes) release(s *Server, id string, last protocol.ID) {
 // seen tells session id's lane that a message of the session numbered key
 // was handled outside it (a connect, a handshake).
 func (ls *lanes) seen(s *Server, id string, key protocol.ID) {
-	if key == "" {
-		return
+	if key == "" || !ls.waitGaps {
+		return // nothing waits for ids: no history to keep
 	}
 	sh := &ls.shards[s.shard(id)]
 	sh.mu.Lock()
@@ -466,6 +470,11 @@ func (x *exchange) releaseLanes(msgs []*protocol.Message, ids []string) {
 			}
 		}
 		x.s.lanes.release(x.s, id, last)
+		if c, looked := x.clients[id]; looked && c == nil {
+			// No such session (or not this request's): keep no lane for
+			// it, so that made-up ids cannot crowd out real sessions'.
+			x.s.lanes.forget(x.s, id)
+		}
 	}
 }
 

@@ -360,3 +360,56 @@ func BenchmarkProcessPublish(b *testing.B) {
 		}
 	}
 }
+
+// sharedEngine stands for an engine shared by several nodes (any engine
+// but the memory engine).
+type sharedEngine struct{ *MemoryEngine }
+
+// TestOrderSharedEngineWaitsForNothing: with a shared engine a client's
+// requests may reach other nodes, so a request numbered after a gap goes
+// at once, and no session keeps a lane between requests.
+func TestOrderSharedEngineWaitsForNothing(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{Engine: sharedEngine{NewMemoryEngine(MemoryEngineOptions{SweepInterval: hSweep})}})
+	h.srv.lanes.wait = time.Minute // would be seen if anything waited
+	sub := h.client().start()
+	sub.subscribe("/shared")
+	pub := h.client().start()
+	p := publishMsg(pub.id, "/shared", "after a gap")
+	p.ID = "99999"
+	pub.must(p)
+	if got := dataOf(t, sub.connectNow(), "/shared"); fmt.Sprint(got) != "[after a gap]" {
+		t.Fatalf("deliveries %v", got)
+	}
+	n := 0
+	for i := range h.srv.lanes.shards {
+		sh := &h.srv.lanes.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	if n != 0 {
+		t.Errorf("%d lanes kept", n)
+	}
+}
+
+// TestOrderUnknownSessionKeepsNoLane: requests naming sessions that do not
+// exist are refused and leave no lane behind (made-up ids cannot crowd out
+// real sessions' lanes).
+func TestOrderUnknownSessionKeepsNoLane(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t, Options{})
+	c := h.client()
+	c.handshake()
+	for i := range 20 {
+		id := fmt.Sprintf("madeup%020d", i)
+		wantError(t, replyTo(t, c.must(publishMsg(id, "/x", 1)), "/x"), "402::session_unknown")
+		sh := &h.srv.lanes.shards[h.srv.shard(id)]
+		sh.mu.Lock()
+		_, kept := sh.m[id]
+		sh.mu.Unlock()
+		if kept {
+			t.Fatalf("a lane is kept for unknown session %s", id)
+		}
+	}
+}

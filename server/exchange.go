@@ -32,9 +32,8 @@ type exchange struct {
 	// superseded is set by finish when a newer connect took over.
 	superseded bool
 	// ticket is the request's arrival number (Server.arrivals), its place
-	// in its sessions' order; laneIDs backs the lanes it holds.
-	ticket  uint64
-	laneIDs [2]string
+	// in its sessions' order (see lanes).
+	ticket uint64
 
 	clients map[string]*Client
 
@@ -128,7 +127,8 @@ func (x *exchange) process(msgs []*protocol.Message) {
 			}
 		}
 	}
-	ids, ok := x.acquireLanes(msgs)
+	var buf [2]string
+	ids, ok := x.acquireLanes(msgs, buf[:0])
 	if !ok {
 		return // the request ended while it waited: nobody reads a reply
 	}

@@ -429,11 +429,10 @@ func ordered(m *protocol.Message) bool {
 
 // acquireLanes takes the lanes of the sessions msgs name (in a fixed order,
 // so that two batches naming the same sessions cannot wait for each
-// other) and returns them for releaseLanes; ok is false when the request
-// ended first. A batch with only a connect takes no lane: it tells the
+// other) and returns them, appended to ids, for releaseLanes; it reports
+// false when the request ended first. A batch with only a connect takes no lane: it tells the
 // lane its id.
-func (x *exchange) acquireLanes(msgs []*protocol.Message) (ids []string, ok bool) {
-	ids = x.laneIDs[:0]
+func (x *exchange) acquireLanes(msgs []*protocol.Message, ids []string) ([]string, bool) {
 	for _, m := range msgs {
 		if ordered(m) && !slices.Contains(ids, m.ClientID) {
 			ids = append(ids, m.ClientID)

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -28,9 +29,12 @@ func DecodeBatch(b []byte) ([]*Message, error) { return DecodeBatchLimit(b, 0) }
 // as soon as the decoder reaches message max+1, before anything after it
 // is decoded or allocated.
 //
-// The text must be valid JSON (RFC 8259) in valid UTF-8: a string with an
-// invalid byte anywhere, data and ext included, is an error, so that
-// nothing decoded here forwards invalid JSON text to anyone. Member names
+// The text must be valid JSON (RFC 8259) in valid UTF-8: an invalid byte
+// anywhere, data and ext included, is an error, so that nothing decoded
+// here forwards invalid JSON text to anyone. (An escaped lone surrogate,
+// "\ud800", is valid JSON text: JavaScript's JSON.stringify writes one for
+// a string cut in the middle of an emoji. It is kept as written in data and
+// ext, and read as U+FFFD in the other fields.) Member names
 // are matched exactly, as in JSON itself ("Channel" is not "channel": it
 // is an unknown member, ignored like every other unknown member), and a
 // name that occurs twice in one object is an error (parsers that keep the
@@ -53,6 +57,9 @@ func DecodeBatchLimit(b []byte, max int) ([]*Message, error) {
 	default:
 		return nil, errors.New("bayeux: body must be a JSON array or object")
 	}
+	if !utf8.Valid(b) {
+		return nil, errInvalidUTF8
+	}
 	st := decoders.Get().(*decodeState)
 	defer st.release()
 	st.reset(b)
@@ -63,6 +70,9 @@ func DecodeBatchLimit(b []byte, max int) ([]*Message, error) {
 // (exact member names, no duplicates, valid UTF-8), so that a Message is
 // decoded the same way whichever JSON package is used.
 func (m *Message) UnmarshalJSON(b []byte) error {
+	if !utf8.Valid(b) {
+		return errInvalidUTF8
+	}
 	st := decoders.Get().(*decodeState)
 	defer st.release()
 	st.reset(b)
@@ -90,9 +100,13 @@ type decodeState struct {
 
 var decoders = sync.Pool{New: func() any { return new(decodeState) }}
 
+var errInvalidUTF8 = errors.New("bayeux: invalid UTF-8 in the request")
+
+// reset makes st read b, which is valid UTF-8: the tokenizer lets escaped
+// lone surrogates through (see DecodeBatchLimit).
 func (st *decodeState) reset(b []byte) {
 	st.src = *bytes.NewBuffer(b)
-	st.dec.Reset(&st.src)
+	st.dec.Reset(&st.src, jsontext.AllowInvalidUTF8(true))
 }
 
 // release forgets the input (it may be a pooled request body) and puts st
@@ -232,12 +246,15 @@ func (st *decodeState) readName() ([]byte, error) {
 	return st.name, err
 }
 
-// unquote appends the contents of the string literal v to dst.
+// unquote appends the contents of the string literal v, read by the
+// tokenizer, to dst. Its only possible error, an escaped lone surrogate,
+// is not one here: it reads as U+FFFD.
 func unquote(dst []byte, v jsontext.Value) ([]byte, error) {
 	if len(v) >= 2 && bytes.IndexByte(v, '\\') < 0 {
 		return append(dst, v[1:len(v)-1]...), nil
 	}
-	return jsontext.AppendUnquote(dst, v)
+	dst, _ = jsontext.AppendUnquote(dst, v)
+	return dst, nil
 }
 
 func typeError(field, want string) error {

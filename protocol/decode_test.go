@@ -11,21 +11,29 @@ import (
 	"unicode/utf8"
 
 	jsonv2 "github.com/go-json-experiment/json"
+	"github.com/go-json-experiment/json/jsontext"
 )
 
 // refMessage is Message without its UnmarshalJSON method, for the
 // reference decoder.
 type refMessage Message
 
+// lenient lets the reference take escaped lone surrogates, as DecodeBatch
+// does (invalid bytes it refuses itself: it checks the whole text).
+var lenient = jsontext.AllowInvalidUTF8(true)
+
 // refDecode decodes a batch with go-json-experiment/json's reflection (the
 // semantics of encoding/json/v2: exact member names, duplicate names and
 // invalid UTF-8 refused), the reference the hand-written decoder must
 // agree with.
 func refDecode(b []byte) ([]*Message, error) {
+	if !utf8.Valid(b) {
+		return nil, errors.New("invalid UTF-8")
+	}
 	b = bytes.TrimSpace(b)
 	if len(b) > 0 && b[0] == '{' {
 		var m refMessage
-		if err := jsonv2.Unmarshal(b, &m); err != nil {
+		if err := jsonv2.Unmarshal(b, &m, lenient); err != nil {
 			return nil, err
 		}
 		return []*Message{(*Message)(&m)}, nil
@@ -34,7 +42,7 @@ func refDecode(b []byte) ([]*Message, error) {
 		return nil, errors.New("not an array or object")
 	}
 	var ms []*refMessage
-	if err := jsonv2.Unmarshal(b, &ms); err != nil {
+	if err := jsonv2.Unmarshal(b, &ms, lenient); err != nil {
 		return nil, err
 	}
 	if len(ms) == 0 {
@@ -141,6 +149,8 @@ func TestDecodeExactNames(t *testing.T) {
 		{"variant next to the real one", `[{"channel":"/a","Channel":"/b"}]`, Message{Channel: "/a"}},
 		{"Kelvin sign is not k", "[{\"channel\":\"/a\",\"clientId\":\"c\",\"\u212aey\":1}]", Message{Channel: "/a", ClientID: "c"}},
 		{"escaped name is the name", `[{"chann\u0065l":"/a"}]`, Message{Channel: "/a"}},
+		{"escaped lone surrogate kept in data", `[{"channel":"/a","data":"cut \ud83d"}]`, Message{Channel: "/a", Data: json.RawMessage(`"cut \ud83d"`)}},
+		{"escaped lone surrogate read as U+FFFD", `[{"channel":"/a","id":"\udc00"}]`, Message{Channel: "/a", ID: "\ufffd"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, path := range []struct {
@@ -289,6 +299,7 @@ func TestMarshalDataChecksText(t *testing.T) {
 		{"bytes", []byte(`[1,2]`), true},
 		{"value", map[string]string{"a": "\xff"}, true}, // encoding/json replaces the byte
 		{"raw invalid UTF-8", json.RawMessage("\"\xff\""), false},
+		{"raw escaped lone surrogate", json.RawMessage(`"\ud83d"`), true},
 		{"raw duplicate name", json.RawMessage(`{"a":1,"a":2}`), false},
 		{"raw not JSON", []byte(`{`), false},
 	} {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"unicode/utf8"
 
 	"github.com/go-json-experiment/json/jsontext"
 )
@@ -214,7 +215,7 @@ func MarshalData(data any) (json.RawMessage, error) {
 		}
 		return b, nil
 	}
-	if !jsontext.Value(raw).IsValid() {
+	if !utf8.Valid(raw) || !jsontext.Value(raw).IsValid(jsontext.AllowInvalidUTF8(true)) {
 		return nil, ErrDataNotJSON
 	}
 	return raw, nil

@@ -55,15 +55,6 @@ func TestDecodeSimpleAgrees(t *testing.T) {
 	}
 }
 
-// decodeFull decodes b with the full decoder only, as DecodeBatchLimit
-// does when the fast path declines.
-func decodeFull(b []byte, max int) ([]*Message, error) {
-	st := decoders.Get().(*decodeState)
-	defer st.release()
-	st.reset(b)
-	return st.batch(max)
-}
-
 func checkSimpleAgrees(t *testing.T, b []byte) {
 	t.Helper()
 	fast, ok, err := decodeSimple(b, 0)

@@ -5,9 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"unicode/utf8"
-
-	"github.com/go-json-experiment/json/jsontext"
 )
 
 // Meta channel names.
@@ -215,7 +212,7 @@ func MarshalData(data any) (json.RawMessage, error) {
 		}
 		return b, nil
 	}
-	if !utf8.Valid(raw) || !jsontext.Value(raw).IsValid(jsontext.AllowInvalidUTF8(true)) {
+	if !validJSON(raw) {
 		return nil, ErrDataNotJSON
 	}
 	return raw, nil

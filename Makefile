@@ -2,6 +2,8 @@
 GO       ?= go
 DATA_DIR ?= $(CURDIR)/data
 export BAYEUX_DATA_DIR ?= $(DATA_DIR)
+# APP_WASM_MAX_BR is the chat's download budget: app.wasm with brotli, in bytes.
+APP_WASM_MAX_BR ?= 1600000
 
 .PHONY: all build wasm run test test-go lint conformance conformance-deps browser-deps redis-deps fuzz bench bench-peers clean
 
@@ -23,6 +25,8 @@ wasm:
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o bin/bayeux.wasm.new ./cmd/embedwasm
 	@if cmp -s bin/bayeux.wasm.new assets/embed/bayeux.wasm && [ -f assets/embed/bayeux.wasm.br ] && [ -f assets/embed/bayeux.wasm.gz ]; then \
 	  rm bin/bayeux.wasm.new; else mv bin/bayeux.wasm.new assets/embed/bayeux.wasm && $(GO) run ./internal/tools/precompress assets/embed/bayeux.wasm; fi
+	@n=$$(wc -c < assets/web/app.wasm.br); if [ $$n -gt $(APP_WASM_MAX_BR) ]; then \
+	  echo "app.wasm is $$n bytes with brotli, over the budget of $(APP_WASM_MAX_BR): keep the chat's first load small"; exit 1; fi
 
 ## run: build and serve on :8080 (state under ./data)
 run: build

@@ -102,7 +102,6 @@ func slowBodies(ctx context.Context, e *env) Result {
 		close(heldDone)
 	}
 
-	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	o.conns = make([]slowOutcome, n)
 	opened := make(chan struct{}, n)
@@ -111,7 +110,7 @@ func slowBodies(ctx context.Context, e *env) Result {
 		if e.loopback {
 			ip = fmt.Sprintf("127.66.200.%d", i%addrs+1)
 		}
-		wg.Go(func() { o.conns[i] = slowPost(ctx, e.base.Scheme, e.base.Host, ip, rt+slowMargin, stop, opened) })
+		wg.Go(func() { o.conns[i] = slowPost(ctx, e.base.Scheme, e.base.Host, ip, rt+slowMargin, opened) })
 	}
 	// Once they are all sending, another client uses the server.
 	for range n {
@@ -132,27 +131,29 @@ func slowBodies(ctx context.Context, e *env) Result {
 	}
 	cancel()
 	wg.Wait()
-	close(stop)
 	<-heldDone
 	return judgeSlow(tried, o)
 }
 
 // slowPost opens a connection from ip (""= any) to host, sends /login
-// headers with a Content-Length of 4 KB and then a byte every
-// slowByteEvery, and reports how the server ended it: an answer, a close,
-// or nothing within wait (the connection is then closed by us).
-func slowPost(ctx context.Context, scheme, host, ip string, wait time.Duration, stop <-chan struct{}, opened chan<- struct{}) slowOutcome {
+// headers with a Content-Length of 4 KB (then says so on opened) and a
+// byte every slowByteEvery, and reports how the server ended it: an
+// answer, a close, or nothing within wait (the connection is then closed
+// by us).
+func slowPost(ctx context.Context, scheme, host, ip string, wait time.Duration, opened chan<- struct{}) slowOutcome {
 	start := time.Now()
+	signal := sync.OnceFunc(func() { opened <- struct{}{} })
+	defer signal()
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	if ip != "" {
 		d.LocalAddr = &net.TCPAddr{IP: net.ParseIP(ip)}
 	}
 	conn, err := d.DialContext(ctx, "tcp", host)
-	opened <- struct{}{}
 	if err != nil {
 		return slowOutcome{err: err, elapsed: time.Since(start)}
 	}
 	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(wait))
 	if scheme == "https" {
 		h, _, _ := net.SplitHostPort(host)
 		tc := tls.Client(conn, &tls.Config{ServerName: h, NextProtos: []string{"http/1.1"}})
@@ -161,21 +162,20 @@ func slowPost(ctx context.Context, scheme, host, ip string, wait time.Duration, 
 		}
 		conn = tc
 	}
-	_ = conn.SetDeadline(time.Now().Add(wait))
+	if _, err := fmt.Fprintf(conn, "POST /login HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 4096\r\n\r\nu", host); err != nil {
+		// Closed at once (a per-address connection cap).
+		return slowOutcome{closed: true, elapsed: time.Since(start)}
+	}
+	signal()
 	done := make(chan struct{})
 	defer close(done)
 	go func() {
 		// The body, a byte at a time, until the server ends it.
-		if _, err := fmt.Fprintf(conn, "POST /login HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 4096\r\n\r\nu", host); err != nil {
-			return
-		}
 		t := time.NewTicker(slowByteEvery)
 		defer t.Stop()
 		for range 4000 {
 			select {
 			case <-done:
-				return
-			case <-stop:
 				return
 			case <-t.C:
 			}

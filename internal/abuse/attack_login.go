@@ -129,14 +129,13 @@ func loginGuessing(ctx context.Context, e *env) Result {
 // tallyGuesses makes a guessBurst of a burst's outcomes and the /metrics
 // before and after it.
 func tallyGuesses(via, from string, counts map[string]int, right string, before, after *metrics) guessBurst {
-	g := guessBurst{via: via, from: from, counts: counts, right: right, checked: -1}
+	g := guessBurst{via: via, from: from, counts: counts, right: right, checked: -1, refused: after.since(before)}
 	// A server that does not count the login limits' refusals (their
 	// series exist from the start) cannot tell checked from refused.
 	if _, counts := after.refusedReasons()["login_user_ip"]; !counts {
 		return g
 	}
-	if d := after.since(before); d != nil {
-		g.refused = d
+	if d := g.refused; d != nil {
 		g.checked = int(d.failedLogins - d.sum("login_"))
 		if right == loginOK {
 			g.checked++

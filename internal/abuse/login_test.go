@@ -244,3 +244,25 @@ func TestLoginGuessingAgainstFakes(t *testing.T) {
 		})
 	}
 }
+
+// TestTallyGuesses: passwords checked are failed logins not refused by a
+// login limit, plus a success; unknown on a server that does not count
+// the login limits' refusals (their series are declared at start).
+func TestTallyGuesses(t *testing.T) {
+	t.Parallel()
+	m := func(failed float64, refused map[string]float64) *metrics { return &metrics{failedLogins: failed, refused: refused} }
+	counts := map[string]int{loginWrong: 4, loginLimited: 95, loginOK: 1}
+	g := tallyGuesses("/login", "x", counts, loginOK,
+		m(10, map[string]float64{"login_user_ip": 0, "login_ip": 0, "handshake_rate": 3}),
+		m(109, map[string]float64{"login_user_ip": 95, "login_ip": 0, "handshake_rate": 60}))
+	if g.checked != 5 {
+		t.Errorf("checked %d, want 4 failures + 1 success", g.checked)
+	}
+	old := tallyGuesses("/login", "x", counts, loginOK, m(0, map[string]float64{}), m(99, map[string]float64{}))
+	if old.checked != -1 || old.refused == nil {
+		t.Errorf("without login refusal series: checked %d, refused %v; want unknown and the delta", old.checked, old.refused)
+	}
+	if none := tallyGuesses("/login", "x", counts, loginOK, nil, nil); none.checked != -1 || none.refused != nil {
+		t.Errorf("without /metrics: %+v", none)
+	}
+}

@@ -250,7 +250,9 @@ func TestLoginGuessingAgainstFakes(t *testing.T) {
 // the login limits' refusals (their series are declared at start).
 func TestTallyGuesses(t *testing.T) {
 	t.Parallel()
-	m := func(failed float64, refused map[string]float64) *metrics { return &metrics{failedLogins: failed, refused: refused} }
+	m := func(failed float64, refused map[string]float64) *metrics {
+		return &metrics{failedLogins: failed, refused: refused}
+	}
 	counts := map[string]int{loginWrong: 4, loginLimited: 95, loginOK: 1}
 	g := tallyGuesses("/login", "x", counts, loginOK,
 		m(10, map[string]float64{"login_user_ip": 0, "login_ip": 0, "handshake_rate": 3}),

@@ -160,7 +160,13 @@ func judgeGuesses(tried string, limit int, bursts []guessBurst) Result {
 		for _, o := range slices.Sorted(maps.Keys(g.counts)) {
 			parts = append(parts, fmt.Sprintf("%s %d", o, g.counts[o]))
 		}
-		rightSaw := "the right password " + g.right
+		rightSaw := "the right password: " + g.right
+		switch {
+		case g.right == loginOK && wrong < limit:
+			rightSaw = fmt.Sprintf("the right password got in as one of the %d checks allowed", limit)
+		case g.right == loginLimited:
+			rightSaw = "the right password refused unchecked"
+		}
 		f.note("%s from %s: %s; %s; %d checked by the answers, %s by /metrics (%s)", g.via, g.from, strings.Join(parts, ", "),
 			rightSaw, checked, checkedString(g.checked), g.refused)
 		f.check(checked > limit, "%s: %d passwords checked, limit %d", g.via, checked, limit)

@@ -36,7 +36,7 @@ func TestJudgeGuesses(t *testing.T) {
 	defended := guessBurst{via: "/login", counts: map[string]int{loginWrong: 5, loginLimited: 95}, right: loginLimited, checked: 5}
 	for _, tc := range []testCase{
 		{"limit held, right password refused", []guessBurst{defended}, Pass, "5 checked by the answers, 5 by /metrics"},
-		{"right password among the first checks", []guessBurst{{via: "/login", counts: map[string]int{loginWrong: 4, loginOK: 1, loginLimited: 95}, right: loginOK, checked: 5}}, Pass, "the right password ok"},
+		{"right password among the first checks", []guessBurst{{via: "/login", counts: map[string]int{loginWrong: 4, loginOK: 1, loginLimited: 95}, right: loginOK, checked: 5}}, Pass, "the right password got in as one of the 5 checks allowed"},
 		{"parallel guesses beat the limit", []guessBurst{{via: "/login", counts: map[string]int{loginWrong: 31, loginLimited: 69}, right: loginLimited, checked: 31}}, Fail, "31 passwords checked, limit 5"},
 		{"right password after the limit", []guessBurst{defended, {via: "ext.auth", counts: map[string]int{loginWrong: 50, loginOK: 1, loginLimited: 39}, right: loginOK, checked: -1}}, Fail, "the right password got in after 50 wrong ones"},
 		{"metrics count more checks than the answers", []guessBurst{{via: "ext.auth", counts: map[string]int{loginWrong: 5, loginLimited: 85}, right: loginLimited, checked: 51}}, Fail, "/metrics counts 51 passwords checked"},

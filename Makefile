@@ -5,7 +5,7 @@ export BAYEUX_DATA_DIR ?= $(DATA_DIR)
 # APP_WASM_MAX_BR is the chat's download budget: app.wasm with brotli, in bytes.
 APP_WASM_MAX_BR ?= 1600000
 
-.PHONY: all build wasm run test test-go lint conformance conformance-deps browser-deps redis-deps fuzz bench bench-peers clean
+.PHONY: all build wasm run test test-go lint abuse conformance conformance-deps browser-deps redis-deps fuzz bench bench-peers clean
 
 all: build
 
@@ -32,9 +32,10 @@ wasm:
 run: build
 	./bin/bayeux
 
-## test: every suite: vet, gofmt, Go tests with -race (browser tests in
-## headless Chromium included), the peer conformance suite
-test: lint build browser-deps redis-deps conformance-deps test-go conformance
+## test: every suite: vet, gofmt, the abuse suite against bin/bayeux, Go
+## tests with -race (browser tests in headless Chromium included), the peer
+## conformance suite
+test: lint build abuse browser-deps redis-deps conformance-deps test-go conformance
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
@@ -43,6 +44,15 @@ lint:
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## abuse: attack bin/bayeux as an outsider would (login guessing, queue
+## flooding, logout replay, slow bodies, JSONP with a login cookie, invalid
+## UTF-8, wildcard lurking ...); fails when an attack succeeds. Against
+## your own running server: make abuse ABUSE_ARGS="-url URL -pid PID -user NAME"
+ABUSE_ARGS ?=
+abuse: build
+	$(GO) build -o bin/bayeux-abuse ./cmd/bayeux-abuse
+	./bin/bayeux-abuse $(ABUSE_ARGS)
 
 ## conformance: the CometD JS and Faye clients against bin/bayeux
 conformance: build conformance-deps

@@ -35,6 +35,9 @@ type exchange struct {
 	// trial is set for TryHandshake: its session is removed at once, so
 	// the per-address session and handshake limits do not apply.
 	trial bool
+	// ticket is the request's arrival number (Server.arrivals), its place
+	// in its sessions' order (see lanes).
+	ticket uint64
 
 	clients map[string]*Client
 
@@ -106,8 +109,9 @@ func (s *Server) retryAdvice() *protocol.Advice {
 	}
 }
 
-// process handles every message of a batch in order. The caller then
-// completes the held connect, if any, with finish.
+// process handles every message of a batch in order, in the lanes of the
+// sessions it names (see order.go). The caller then starts the held
+// connect, if any.
 func (x *exchange) process(msgs []*protocol.Message) {
 	s := x.s
 	s.stats.MessagesIn.Add(int64(len(msgs)))
@@ -127,9 +131,15 @@ func (x *exchange) process(msgs []*protocol.Message) {
 			}
 		}
 	}
+	var buf [2]string
+	ids, ok := x.acquireLanes(msgs, buf[:0])
+	if !ok {
+		return // the request ended while it waited: nobody reads a reply
+	}
 	for _, m := range msgs {
 		x.handle(m, len(msgs) == 1)
 	}
+	x.releaseLanes(msgs, ids)
 }
 
 func (x *exchange) handle(m *protocol.Message, lone bool) {
@@ -300,6 +310,7 @@ func (x *exchange) handshake(m *protocol.Message) {
 		return
 	}
 	_ = s.engine.Touch(x.ctx, info.ID, time.Now().Add(s.opts.PollInterval+s.opts.ConnectTimeout))
+	s.lanes.seen(s, info.ID, m.ID) // the session's messages are numbered from here
 	s.stats.Handshakes.Add(1)
 	r := m.Reply(true)
 	r.ClientID = info.ID
@@ -741,13 +752,13 @@ func (x *exchange) service(c *Client, m *protocol.Message) {
 		x.reply(m.Reply(true)) // like CometD: nobody listens, nothing to say
 		return
 	}
-	replies, err := fn(x.ctx, c, m)
+	answers, err := fn(x.ctx, c, m)
 	if err != nil {
-		x.fail(m, err, nil)
+		x.fail(m, err, nil) // the one reply: no answer goes with a failure
 		return
 	}
-	completeServiceReplies(m, replies)
-	for _, r := range replies {
+	completeAnswers(m, answers)
+	for _, r := range answers {
 		if r == nil {
 			continue
 		}
@@ -765,6 +776,9 @@ func (x *exchange) service(c *Client, m *protocol.Message) {
 		}
 		x.events = append(x.events, b)
 	}
+	// The answers go before the reply (events first): the publish's one
+	// reply, without data, which CometD needs to run the publish callback
+	// and, over WebSocket, to clear the message's timeout.
 	x.reply(m.Reply(true))
 }
 

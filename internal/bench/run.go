@@ -669,7 +669,7 @@ func newWatcher(pid int) *watcher { return &watcher{pid: pid} }
 
 func (w *watcher) baseline() {
 	if w.pid > 0 {
-		w.base, w.err = procRSS(w.pid)
+		w.base, w.err = ProcRSS(w.pid)
 	}
 }
 
@@ -683,14 +683,14 @@ func (w *watcher) begin() {
 	if w.pid <= 0 || w.err != nil {
 		return
 	}
-	w.srvCPU0, w.err = procCPU(w.pid)
+	w.srvCPU0, w.err = ProcCPU(w.pid)
 	w.stop, w.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if kb, err := procRSS(w.pid); err == nil {
+			if kb, err := ProcRSS(w.pid); err == nil {
 				w.rss.add(kb)
 			}
 			select {
@@ -712,11 +712,11 @@ func (w *watcher) end() {
 	if w.stop != nil {
 		close(w.stop)
 		<-w.done
-		if kb, err := procRSS(w.pid); err == nil {
+		if kb, err := ProcRSS(w.pid); err == nil {
 			w.rss.add(kb)
 		}
 		var err error
-		if w.srvCPU1, err = procCPU(w.pid); err != nil && w.err == nil {
+		if w.srvCPU1, err = ProcCPU(w.pid); err != nil && w.err == nil {
 			w.err = err
 		}
 	}

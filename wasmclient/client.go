@@ -489,14 +489,12 @@ func (c *Client) loop(r *runState) {
 const spinThreshold = 50 * time.Millisecond
 
 // useToken puts Options.Token's token into the handshake's ext (a new
-// one when fresh).
+// one when fresh); its error is Options.Token's.
 func (c *Client) useToken(r *runState, fresh bool) error {
 	tok, err := c.token.get(r.ctx, fresh, true)
-	if err != nil {
-		return fmt.Errorf("wasmclient: getting a token: %w", err)
+	if err == nil {
+		r.ext["auth"] = tokenJSON(tok)
 	}
-	a, err := json.Marshal(map[string]string{"token": tok})
-	r.ext["auth"] = a
 	return err
 }
 

@@ -26,38 +26,41 @@ type tokenSource struct {
 	renewAt time.Time // when to fetch a fresh one; zero: never (no exp)
 }
 
-// get returns a token: the current one unless keep is false, there is
+// get returns a token: the current one unless fresh is set, there is
 // none, or it is due for a refresh; a new one is kept when keep is set
 // (a token for a refresh is kept once the server took it: set).
 func (s *tokenSource) get(ctx context.Context, fresh, keep bool) (string, error) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	if !fresh && s.tok != "" && (s.renewAt.IsZero() || time.Now().Before(s.renewAt)) {
-		return s.tok, nil
+	tok := s.tok
+	if fresh || tok == "" || (!s.renewAt.IsZero() && !time.Now().Before(s.renewAt)) {
+		got := time.Now()
+		var err error
+		if tok, err = s.fetch(ctx); err != nil {
+			s.mu.Unlock()
+			return "", err
+		}
+		if keep {
+			s.setLocked(tok, got)
+		}
 	}
-	got := time.Now()
-	tok, err := s.fetch(ctx)
-	if err == nil && keep {
-		s.setLocked(tok, got)
-	}
-	return tok, err
+	s.mu.Unlock()
+	return tok, nil
 }
 
-// set keeps tok, obtained at got.
+// set keeps tok, obtained at got: it is the token from now on, renewed
+// when a fifth of its lifetime is left (at most a minute), plus a second
+// for the whole seconds of exp and iat, but never before half of it:
+// early enough for a slow host, late enough not to ask it often.
 func (s *tokenSource) set(tok string, got time.Time) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	s.setLocked(tok, got)
+	s.mu.Unlock()
 }
 
 func (s *tokenSource) setLocked(tok string, got time.Time) {
 	s.tok = tok
 	s.renewAt = time.Time{}
 	if life, ok := tokenLifetime(tok, got); ok {
-		// Renew when a fifth of the lifetime is left (at most a minute),
-		// plus a second for the whole seconds of exp and iat, but never
-		// before half of it: early enough for a slow host, late enough
-		// not to ask it often.
 		s.renewAt = got.Add(life - min(min(life/5, time.Minute)+time.Second, life/2))
 	}
 }
@@ -66,8 +69,15 @@ func (s *tokenSource) setLocked(tok string, got time.Time) {
 // without exp).
 func (s *tokenSource) due() time.Time {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.renewAt
+	at := s.renewAt
+	s.mu.Unlock()
+	return at
+}
+
+// tokenJSON is {"token": tok}.
+func tokenJSON(tok string) json.RawMessage {
+	b, _ := json.Marshal(map[string]string{"token": tok}) // cannot fail
+	return b
 }
 
 // tokenLifetime reads how long a JWT is valid from got: exp - iat when it
@@ -121,7 +131,7 @@ func (c *Client) refresher(r *runState) {
 		tok, err := c.token.get(r.ctx, true, false)
 		if err == nil {
 			cctx, cancel := context.WithTimeout(r.ctx, 2*c.opts.MaxNetworkDelay)
-			_, err = c.Call(cctx, TokenRefreshService, map[string]string{"token": tok})
+			_, err = c.Call(cctx, TokenRefreshService, tokenJSON(tok))
 			cancel()
 		}
 		if r.ctx.Err() != nil {
@@ -129,7 +139,7 @@ func (c *Client) refresher(r *runState) {
 		}
 		if err != nil {
 			failures++
-			c.log.Warn("wasmclient: token refresh failed", "err", err, "failures", failures)
+			c.log.Warn("wasmclient: token refresh failed", "err", err)
 			continue
 		}
 		failures = 0

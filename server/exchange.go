@@ -203,6 +203,10 @@ func (x *exchange) client(id string) (*Client, error) {
 	}
 	var c *Client
 	if ok && x.owns(info) {
+		if info.pastDeadline(time.Now()) {
+			x.endAtDeadline(info)
+			return nil, errPastDeadline
+		}
 		c = &Client{info: info, transport: x.transport, req: x.req}
 	}
 	if x.clients == nil {
@@ -232,6 +236,10 @@ func (x *exchange) owns(info *SessionInfo) bool {
 // session resolves m's client, replying with an error when it is unknown.
 func (x *exchange) session(m *protocol.Message) *Client {
 	c, err := x.client(m.ClientID)
+	if errors.Is(err, errPastDeadline) {
+		x.fail(m, err, handshakeAdvice())
+		return nil
+	}
 	if err != nil {
 		x.engineError("engine lookup failed", err)
 		x.fail(m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Ms(1000)})
@@ -366,6 +374,7 @@ func (x *exchange) connect(m *protocol.Message, lone bool) {
 	if !lone || s.closing.Load() {
 		timeout = 0
 	}
+	timeout = holdUntilDeadline(timeout, c.info)
 	x.hold = &pendingConnect{c: c, m: m, timeout: timeout, advice: true}
 	if c.info.Ack {
 		// The client's last batch; a missing or invalid value acknowledges
@@ -679,6 +688,10 @@ var anonymous = &SessionInfo{}
 func (x *exchange) publish(m *protocol.Message) {
 	s := x.s
 	c, err := x.client(m.ClientID)
+	if errors.Is(err, errPastDeadline) {
+		x.fail(m, err, handshakeAdvice())
+		return
+	}
 	if err != nil {
 		x.fail(m, protocol.ErrServerError, nil)
 		return
@@ -715,7 +728,7 @@ func (x *exchange) publish(m *protocol.Message) {
 		x.service(c, m)
 		return
 	}
-	if _, err := s.broadcast(x.ctx, c.info.ID, c.info.User, m); err != nil {
+	if _, err := s.broadcast(x.ctx, c.info.ID, c.info.User, m, x.transport == transportLocal); err != nil {
 		x.engineError("publish failed", err, "channel", m.Channel)
 		x.fail(m, protocol.ErrServerError, nil)
 		return

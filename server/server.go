@@ -160,7 +160,7 @@ func New(opts Options) (*Server, error) {
 	s.ipSessions.init(opts.MaxSessionsPerIP)
 	s.handshakes.init(opts.HandshakeRate, opts.HandshakeBurst)
 	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedIPConns, RefusedBodyTimeout, RefusedJSONPSite, RefusedBatch,
-		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory)
+		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory, RefusedDeadline)
 	_, s.lanes.waitGaps = opts.Engine.(*MemoryEngine) // one node: see order.go
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)
@@ -315,7 +315,7 @@ func (s *Server) Publish(ctx context.Context, channel string, data any) (int, er
 	if err := s.checkBroadcastChannel(channel); err != nil {
 		return 0, err
 	}
-	return s.broadcast(ctx, "", "", m)
+	return s.broadcast(ctx, "", "", m, false)
 }
 
 // Push delivers a message on channel to one client only (the seed's
@@ -369,11 +369,15 @@ func (s *Server) payload(from string, m *protocol.Message) (*Payload, error) {
 
 var dataKey = []byte(`,"data":`)
 
-// broadcast encodes m once and queues it for every subscriber.
-func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.Message) (int, error) {
+// broadcast encodes m once and queues it for every subscriber. With
+// keepID (a local client's publish) the delivery keeps m's id.
+func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.Message, keepID bool) (int, error) {
 	p, err := s.payload(from, m)
 	if err != nil {
 		return 0, err
+	}
+	if keepID && m.ID != "" {
+		p.addID(m.ID)
 	}
 	n, err := s.engine.Publish(ctx, p)
 	if err != nil {

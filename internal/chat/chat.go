@@ -65,6 +65,8 @@ const (
 type Chat struct {
 	Auth   *auth.Authenticator
 	Logins *auth.Logins // may be nil: then only ext.auth logs in
+	// Tokens is the token login (ext.auth.token); nil: tokens are refused.
+	Tokens *Tokens
 	// HistorySize is how many messages a room keeps. Default 50.
 	HistorySize int
 	// MaxText is the longest chat text in characters. Default 2000.
@@ -98,15 +100,22 @@ func New(a *auth.Authenticator, l *auth.Logins, log *slog.Logger) *Chat {
 }
 
 // Attach gives the chat its server; call it right after server.New. The
-// chat's and the login limits' refusals are counted in the server's
-// Stats().Refused.
+// chat's, the login limits' and the token login's refusals are counted in
+// the server's Stats().Refused.
 func (c *Chat) Attach(s *server.Server) {
 	c.srv = s
 	c.rooms.init(c.RoomRate, c.RoomBurst)
 	s.Stats().Refused.Declare(RefusedRoomWildcard, RefusedRoomCreate, auth.RefusedLoginUserIP, auth.RefusedLoginUser, auth.RefusedLoginIP)
+	s.Stats().Refused.Declare(auth.TokenReasons...)
+	s.Stats().Refused.Declare(RefusedTokenChannels, RefusedTokenDisabled)
 }
 
-func (c *Chat) isAdmin(user string) bool { return user != "" && c.IsAdmin != nil && c.IsAdmin(user) }
+// isAdmin: admins are local users, whose names cannot contain ':'; a
+// token user's always does (Tokens.Prefix), so it is never an admin, even
+// if its name was listed by mistake.
+func (c *Chat) isAdmin(user string) bool {
+	return auth.ValidName(user) && c.IsAdmin != nil && c.IsAdmin(user)
+}
 
 // coversRooms reports whether pattern is a wildcard that matches rooms.
 func coversRooms(pattern string) bool {
@@ -141,6 +150,9 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 	case protocol.MetaHandshake:
 		return c.handshake(ctx, cl, m)
 	case protocol.MetaSubscribe:
+		if err := c.checkTokenChannels(cl, m); err != nil {
+			return err
+		}
 		for _, ch := range m.Subscription.Channels {
 			// "/**" matches every room too.
 			if (isChatChannel(ch) || ch == "/**") && cl.User() == "" {
@@ -164,6 +176,9 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 	}
 	if protocol.IsMeta(m.Channel) || protocol.IsService(m.Channel) {
 		return nil
+	}
+	if err := c.checkTokenChannels(cl, m); err != nil {
+		return err
 	}
 	if strings.HasPrefix(m.Channel, MembersPrefix) {
 		return protocol.ErrPublishDenied // only the server publishes presence
@@ -189,9 +204,13 @@ func (c *Chat) handshake(ctx context.Context, cl *server.Client, m *protocol.Mes
 		var cred struct {
 			User     string `json:"user"`
 			Password string `json:"password"`
+			Token    string `json:"token"`
 		}
 		if err := json.Unmarshal(raw, &cred); err != nil {
 			return ErrBadAuth
+		}
+		if cred.Token != "" {
+			return c.tokenLogin(cl, cred.Token)
 		}
 		err := c.Auth.Authenticate(ctx, cred.User, cred.Password, cl.RemoteAddr())
 		var limit *auth.LimitError
@@ -326,10 +345,12 @@ func (c *Chat) presenceChanged(room string) {
 }
 
 // Services returns the chat's /service/ handlers: chat/history answers
-// {"room"} with {"room","messages":[...],"members":[...]}, and
-// chat/whoami answers {"user":NAME} ("" when not logged in).
+// {"room"} with {"room","messages":[...],"members":[...]},
+// chat/whoami answers {"user":NAME} ("" when not logged in), and
+// auth/refresh (RefreshService) takes a token session's fresh token.
 func (c *Chat) Services() map[string]server.ServiceFunc {
-	return map[string]server.ServiceFunc{"chat/history": c.history, "chat/whoami": whoami}
+	return map[string]server.ServiceFunc{"chat/history": c.history, "chat/whoami": whoami,
+		strings.TrimPrefix(RefreshService, "/service/"): c.refresh}
 }
 
 func whoami(_ context.Context, cl *server.Client, _ *protocol.Message) ([]*protocol.Message, error) {
@@ -349,6 +370,10 @@ func (c *Chat) history(ctx context.Context, cl *server.Client, m *protocol.Messa
 	}
 	if err := json.Unmarshal(m.Data, &in); err != nil || !ValidRoom(in.Room) {
 		return nil, ErrRoomInvalid
+	}
+	if patterns, limited := tokenChannels(cl); limited && !allowedByToken(patterns, RoomPrefix+in.Room) {
+		c.refuse(RefusedTokenChannels)
+		return nil, protocol.ErrSubscribeDenied
 	}
 	var raw [][]byte
 	if h, ok := c.srv.Engine().(server.Historian); ok {

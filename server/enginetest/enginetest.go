@@ -118,6 +118,7 @@ func Run(t *testing.T, newEngine func(t *testing.T, opts Options) server.Engine)
 		{"AckFetchBytes", testAckFetchBytes},
 		{"QueuedBytes", testQueuedBytes},
 		{"HistoryChannels", testHistoryChannels},
+		{"Deadline", testDeadline},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()

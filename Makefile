@@ -2,8 +2,10 @@
 GO       ?= go
 DATA_DIR ?= $(CURDIR)/data
 export BAYEUX_DATA_DIR ?= $(DATA_DIR)
+# APP_WASM_MAX_BR is the chat's download budget: app.wasm with brotli, in bytes.
+APP_WASM_MAX_BR ?= 1600000
 
-.PHONY: all build wasm run test test-go lint conformance conformance-deps browser-deps redis-deps fuzz bench bench-peers clean
+.PHONY: all build wasm run test test-go lint abuse conformance conformance-deps browser-deps redis-deps fuzz bench bench-peers clean
 
 all: build
 
@@ -23,14 +25,17 @@ wasm:
 	GOOS=js GOARCH=wasm $(GO) build -trimpath -ldflags="-s -w" -o bin/bayeux.wasm.new ./cmd/embedwasm
 	@if cmp -s bin/bayeux.wasm.new assets/embed/bayeux.wasm && [ -f assets/embed/bayeux.wasm.br ] && [ -f assets/embed/bayeux.wasm.gz ]; then \
 	  rm bin/bayeux.wasm.new; else mv bin/bayeux.wasm.new assets/embed/bayeux.wasm && $(GO) run ./internal/tools/precompress assets/embed/bayeux.wasm; fi
+	@n=$$(wc -c < assets/web/app.wasm.br); if [ $$n -gt $(APP_WASM_MAX_BR) ]; then \
+	  echo "app.wasm is $$n bytes with brotli, over the budget of $(APP_WASM_MAX_BR): keep the chat's first load small"; exit 1; fi
 
 ## run: build and serve on :8080 (state under ./data)
 run: build
 	./bin/bayeux
 
-## test: every suite: vet, gofmt, Go tests with -race (browser tests in
-## headless Chromium included), the peer conformance suite
-test: lint build browser-deps redis-deps conformance-deps test-go conformance
+## test: every suite: vet, gofmt, the abuse suite against bin/bayeux, Go
+## tests with -race (browser tests in headless Chromium included), the peer
+## conformance suite
+test: lint build abuse browser-deps redis-deps conformance-deps test-go conformance
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
@@ -39,6 +44,15 @@ lint:
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+## abuse: attack bin/bayeux as an outsider would (login guessing, queue
+## flooding, logout replay, slow bodies, JSONP with a login cookie, invalid
+## UTF-8, wildcard lurking ...); fails when an attack succeeds. Against
+## your own running server: make abuse ABUSE_ARGS="-url URL -pid PID -user NAME"
+ABUSE_ARGS ?=
+abuse: build
+	$(GO) build -o bin/bayeux-abuse ./cmd/bayeux-abuse
+	./bin/bayeux-abuse $(ABUSE_ARGS)
 
 ## conformance: the CometD JS and Faye clients against bin/bayeux
 conformance: build conformance-deps

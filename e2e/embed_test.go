@@ -19,6 +19,8 @@ type embedSite struct {
 	Origin string
 	ln     net.Listener
 	pages  map[string]string
+	// handlers answer their paths instead of a page (a host backend).
+	handlers map[string]http.HandlerFunc
 }
 
 // listenSite reserves a port for a site; serve starts it.
@@ -29,11 +31,15 @@ func listenSite(t *testing.T) *embedSite {
 		t.Fatal(err)
 	}
 	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return &embedSite{Origin: "http://localhost:" + port, ln: ln, pages: map[string]string{}}
+	return &embedSite{Origin: "http://localhost:" + port, ln: ln, pages: map[string]string{}, handlers: map[string]http.HandlerFunc{}}
 }
 
 func (s *embedSite) serve(t *testing.T) {
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if h, ok := s.handlers[r.URL.Path]; ok {
+			h(w, r)
+			return
+		}
 		page, ok := s.pages[r.URL.Path]
 		if !ok {
 			http.NotFound(w, r)

@@ -195,8 +195,9 @@ func Ms(v int64) *int64 { return &v }
 var ErrDataNotJSON = errors.New("bayeux: data is not valid JSON")
 
 // MarshalData turns a publish's data into JSON: a json.RawMessage or a
-// []byte is taken as JSON already (and checked), anything else is
-// encoded with encoding/json.
+// []byte is taken as JSON already (and checked by the rules DecodeBatch
+// applies: valid UTF-8, no duplicate names), anything else is encoded
+// with encoding/json.
 func MarshalData(data any) (json.RawMessage, error) {
 	var raw json.RawMessage
 	switch d := data.(type) {
@@ -211,7 +212,7 @@ func MarshalData(data any) (json.RawMessage, error) {
 		}
 		return b, nil
 	}
-	if !json.Valid(raw) {
+	if !validJSON(raw) {
 		return nil, ErrDataNotJSON
 	}
 	return raw, nil
@@ -219,51 +220,6 @@ func MarshalData(data any) (json.RawMessage, error) {
 
 // ErrEmptyBatch is returned by DecodeBatch for an empty array.
 var ErrEmptyBatch = errors.New("bayeux: empty message batch")
-
-// DecodeBatch decodes a request body: a JSON array of messages or a single
-// message object. Leading and trailing whitespace is ignored. An empty
-// array, a null element, or any other JSON value is an error.
-func DecodeBatch(b []byte) ([]*Message, error) {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
-		return nil, errors.New("bayeux: empty body")
-	}
-	switch b[0] {
-	case '[':
-		if msgs, ok := decodeSimple(b); ok {
-			return msgs, nil
-		}
-		var msgs []*Message
-		if err := json.Unmarshal(b, &msgs); err != nil {
-			return nil, decodeError(err)
-		}
-		if len(msgs) == 0 {
-			return nil, ErrEmptyBatch
-		}
-		for i, m := range msgs {
-			if m == nil {
-				return nil, fmt.Errorf("bayeux: message %d is not an object", i)
-			}
-		}
-		return msgs, nil
-	case '{':
-		m := new(Message)
-		if err := json.Unmarshal(b, m); err != nil {
-			return nil, decodeError(err)
-		}
-		return []*Message{m}, nil
-	default:
-		return nil, errors.New("bayeux: body must be a JSON array or object")
-	}
-}
-
-func decodeError(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return fmt.Errorf("bayeux: invalid JSON at offset %d: %v", se.Offset, err)
-	}
-	return fmt.Errorf("bayeux: %v", err)
-}
 
 // AppendJSONString appends s as a JSON string literal to dst.
 func AppendJSONString(dst []byte, s string) []byte {

@@ -15,8 +15,9 @@ import (
 // service, or the engine (publish), in order, with the replies going into
 // the exchange's response.
 
-// process handles every message of a batch in order. The caller then
-// completes the held connect, if any, with finish.
+// process handles every message of a batch in order, in the lanes of the
+// sessions it names (see order.go). The caller then starts the held
+// connect, if any.
 func (x *exchange) process(msgs []*protocol.Message) {
 	s := x.s
 	s.stats.MessagesIn.Add(int64(len(msgs)))
@@ -36,6 +37,11 @@ func (x *exchange) process(msgs []*protocol.Message) {
 			}
 		}
 	}
+	var buf [2]string
+	ids, ok := x.acquireLanes(msgs, buf[:0])
+	if !ok {
+		return // the request ended while it waited: nobody reads a reply
+	}
 	bp, batching := s.engine.(BatchPublisher)
 	if batching && len(msgs) > 1 {
 		x.batch = make([]pendingPublish, 0, len(msgs))
@@ -50,7 +56,8 @@ func (x *exchange) process(msgs []*protocol.Message) {
 		x.flushPublishes(bp)
 	}
 	x.batch = nil
-	x.waitStored()
+	x.releaseLanes(msgs, ids)
+	x.waitStored() // after the lanes: the session's next request need not wait
 }
 
 // pendingStore is a publish whose message is being stored in a history:
@@ -204,6 +211,7 @@ func (x *exchange) handshake(m *protocol.Message) {
 		return
 	}
 	_ = s.engine.Touch(x.ctx, info.ID, time.Now().Add(s.opts.PollInterval+s.opts.ConnectTimeout))
+	s.lanes.seen(s, info.ID, m.ID) // the session's messages are numbered from here
 	s.stats.Handshakes.Add(1)
 	r := m.Reply(true)
 	r.ClientID = info.ID
@@ -380,6 +388,10 @@ var anonymous = &SessionInfo{}
 func (x *exchange) publish(m *protocol.Message) {
 	s := x.s
 	c, err := x.client(m.ClientID)
+	if errors.Is(err, errPastDeadline) {
+		x.fail(m, err, handshakeAdvice())
+		return
+	}
 	if err != nil {
 		x.fail(m, protocol.ErrServerError, nil)
 		return
@@ -422,12 +434,15 @@ func (x *exchange) publish(m *protocol.Message) {
 			x.fail(m, protocol.ErrServerError, nil)
 			return
 		}
+		if x.transport == transportLocal && m.ID != "" {
+			p.addID(m.ID)
+		}
 		r := m.Reply(true)
 		x.reply(r)
 		x.batch = append(x.batch, pendingPublish{m: m, c: c, p: p, reply: r})
 		return
 	}
-	_, p, err := s.broadcast(x.ctx, c.info.ID, c.info.User, m)
+	_, p, err := s.broadcast(x.ctx, c.info.ID, c.info.User, m, x.transport == transportLocal)
 	if err != nil {
 		x.engineError("publish failed", err, "channel", m.Channel)
 		x.fail(m, protocol.ErrServerError, nil)
@@ -456,13 +471,13 @@ func (x *exchange) service(c *Client, m *protocol.Message) {
 		x.reply(m.Reply(true)) // like CometD: nobody listens, nothing to say
 		return
 	}
-	replies, err := fn(x.ctx, c, m)
+	answers, err := fn(x.ctx, c, m)
 	if err != nil {
-		x.fail(m, err, nil)
+		x.fail(m, err, nil) // the one reply: no answer goes with a failure
 		return
 	}
-	completeServiceReplies(m, replies)
-	for _, r := range replies {
+	completeAnswers(m, answers)
+	for _, r := range answers {
 		if r == nil {
 			continue
 		}
@@ -480,5 +495,8 @@ func (x *exchange) service(c *Client, m *protocol.Message) {
 		}
 		x.events = append(x.events, b)
 	}
+	// The answers go before the reply (events first): the publish's one
+	// reply, without data, which CometD needs to run the publish callback
+	// and, over WebSocket, to clear the message's timeout.
 	x.reply(m.Reply(true))
 }

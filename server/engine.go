@@ -252,7 +252,8 @@ func orDefault(v, def int64) int64 {
 }
 
 // SessionInfo is what the engine stores about a session. It is written at
-// handshake and read-only afterwards.
+// handshake and read-only afterwards, but for Deadline (see
+// DeadlineSetter).
 type SessionInfo struct {
 	ID         string            `json:"id"`
 	Created    time.Time         `json:"created"`
@@ -264,6 +265,10 @@ type SessionInfo struct {
 	// Ack is true when the client negotiated the ack extension: its
 	// messages are taken in ack mode and kept until acknowledged.
 	Ack bool `json:"ack,omitempty"`
+	// Deadline is when the session ends whatever its activity (the
+	// expiry of the token it logged in with); zero: never. Set by
+	// Client.SetDeadline at handshake, moved by Server.SetDeadline.
+	Deadline time.Time `json:"deadline,omitzero"`
 }
 
 // Payload is a message on its way to subscribers. JSON holds its encoding,

@@ -2,8 +2,10 @@ package server
 
 import (
 	"context"
+	"errors"
 	mathrand "math/rand/v2"
 	"net/http"
+	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
 )
@@ -31,6 +33,9 @@ type exchange struct {
 	// trial is set for TryHandshake: its session is removed at once, so
 	// the per-address session and handshake limits do not apply.
 	trial bool
+	// ticket is the request's arrival number (Server.arrivals), its place
+	// in its sessions' order (see lanes).
+	ticket uint64
 
 	clients map[string]*Client
 
@@ -99,6 +104,10 @@ func (x *exchange) client(id string) (*Client, error) {
 	}
 	var c *Client
 	if ok && x.owns(info) {
+		if info.pastDeadline(time.Now()) {
+			x.endAtDeadline(info)
+			return nil, errPastDeadline
+		}
 		c = &Client{info: info, transport: x.transport, req: x.req}
 	}
 	if x.clients == nil {
@@ -128,6 +137,10 @@ func (x *exchange) owns(info *SessionInfo) bool {
 // session resolves m's client, replying with an error when it is unknown.
 func (x *exchange) session(m *protocol.Message) *Client {
 	c, err := x.client(m.ClientID)
+	if errors.Is(err, errPastDeadline) {
+		x.fail(m, err, handshakeAdvice())
+		return nil
+	}
 	if err != nil {
 		x.engineError("engine lookup failed", err)
 		x.fail(m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Ms(1000)})

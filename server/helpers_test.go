@@ -306,9 +306,11 @@ func (c *rawClient) must(msgs ...*protocol.Message) []*protocol.Message {
 //   - a successful reply never advises reconnect:"handshake";
 //   - a delivery (no successful field) has data and no clientId or id;
 //   - clientId appears only in a successful handshake reply;
-//   - an unsuccessful reply has an error;
-//   - every request message with an id gets a reply with that id and
-//     channel;
+//   - an unsuccessful reply has an error (a service's failed result, with
+//     data, need not);
+//   - every request message with an id gets exactly one reply with that
+//     id and channel (successful set, no data; a service's result, which
+//     has data, is not a reply);
 //   - a /meta/connect reply comes after every delivery.
 func checkInvariants(t *testing.T, req, resp []*protocol.Message, body []byte) {
 	t.Helper()
@@ -338,7 +340,7 @@ func checkInvariants(t *testing.T, req, resp []*protocol.Message, body []byte) {
 		if m.ClientID != "" && (m.Channel != protocol.MetaHandshake || !m.IsSuccessful()) {
 			t.Errorf("clientId outside a successful handshake reply: %s", body)
 		}
-		if m.Successful != nil && !*m.Successful && m.Error == "" {
+		if m.Successful != nil && !*m.Successful && m.Error == "" && m.Data == nil {
 			t.Errorf("unsuccessful reply without error: %s", body)
 		}
 		if m.Error != "" {
@@ -354,14 +356,14 @@ func checkInvariants(t *testing.T, req, resp []*protocol.Message, body []byte) {
 		if q.ID == "" || !q.ID.Valid() {
 			continue
 		}
-		found := false
+		n := 0
 		for _, m := range resp {
-			if m != nil && m.ID == q.ID && m.Channel == q.Channel && m.Successful != nil {
-				found = true
+			if m != nil && m.ID == q.ID && m.Channel == q.Channel && m.Successful != nil && m.Data == nil {
+				n++
 			}
 		}
-		if !found {
-			t.Errorf("no reply for request %s id %s in %s", q.Channel, q.ID, body)
+		if n != 1 {
+			t.Errorf("%d replies for request %s id %s in %s", n, q.Channel, q.ID, body)
 		}
 	}
 }

@@ -80,6 +80,7 @@ func (x *exchange) newHold(c *Client, m *protocol.Message, lone bool) *hold {
 	if !lone || s.closing.Load() {
 		timeout = 0
 	}
+	timeout = holdUntilDeadline(timeout, c.info)
 	h := &hold{s: s, x: x, c: c, m: m, timeout: timeout}
 	if c.info.Ack {
 		// The client's last batch; a missing or invalid value acknowledges

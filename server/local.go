@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"sync"
 	"time"
@@ -161,6 +162,35 @@ func (lc *LocalClient) Publish(ctx context.Context, channel string, data any) er
 	if err != nil {
 		return err
 	}
+	return lc.send(ctx, m)
+}
+
+// PublishMessage publishes m.Data on m.Channel keeping the id and ext it
+// was given, as the seed's local publish did: subscribers receive
+// {"channel","data","id","ext"} (deliveries of remote clients' publishes
+// carry no id), and OnEvent's publish event has m's id and ext. On a
+// /service/ channel the replies carry the id. m is not modified; its
+// ClientID is ignored (the message is this client's). m.Data must be
+// valid JSON.
+func (lc *LocalClient) PublishMessage(ctx context.Context, m *protocol.Message) error {
+	if m == nil {
+		return protocol.ErrChannelMissing
+	}
+	if !m.ID.Valid() {
+		return protocol.ErrMessageIDInvalid
+	}
+	if len(m.Data) > 0 && !json.Valid(m.Data) {
+		return protocol.ErrDataNotJSON
+	}
+	return lc.send(ctx, &protocol.Message{Channel: m.Channel, ID: m.ID, Data: m.Data, Ext: m.Ext})
+}
+
+// send runs m through the server as this client's message. Meta
+// channels are not for publishing: they would run the meta handlers.
+func (lc *LocalClient) send(ctx context.Context, m *protocol.Message) error {
+	if protocol.IsMeta(m.Channel) {
+		return protocol.ErrPublishDenied
+	}
 	m.ClientID = lc.id
 	x := &exchange{s: lc.s, ctx: ctx, transport: transportLocal}
 	x.handle(m, true)
@@ -201,6 +231,21 @@ func errorFromReply(r *protocol.Message) error {
 		return e
 	}
 	return errors.New(r.Error)
+}
+
+// addID adds id to the delivery: {"channel":...,"id":ID,"data":...}. It
+// goes right after the channel, so that an ext stays last (a position is
+// added to it: see WithPosition).
+func (p *Payload) addID(id protocol.ID) {
+	at := len(`{"channel":`) + len(protocol.AppendJSONString(nil, p.Channel))
+	b := make([]byte, 0, len(p.JSON)+len(id)+8)
+	b = append(b, p.JSON[:at]...)
+	b = append(b, `,"id":`...)
+	b = protocol.AppendJSONString(b, string(id))
+	p.JSON = append(b, p.JSON[at:]...)
+	if p.Msg != nil {
+		p.Msg.ID = id
+	}
 }
 
 // newDataMessage builds a publish message; data as for protocol.MarshalData.

@@ -93,7 +93,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: ip, req: r, http2: r.ProtoMajor >= 2}
+	x := &exchange{s: s, ctx: r.Context(), transport: protocol.LongPolling, remoteAddr: ip, req: r, http2: r.ProtoMajor >= 2,
+		ticket: s.arrivals.Add(1)} // before the body is read: see order.go
 	if !credentials {
 		x.req = withoutCredentials(r)
 	}
@@ -114,13 +115,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, os.ErrDeadlineExceeded):
 			s.refuse(RefusedBodyTimeout)
 			http.Error(w, "bayeux: request body too slow", http.StatusRequestTimeout)
+		case errors.Is(err, protocol.ErrTooManyMessages):
+			s.refuse(RefusedBatch)
+			http.Error(w, fmt.Sprintf("bayeux: more than %d messages in one request", s.opts.MaxBatch), http.StatusBadRequest)
 		default:
 			http.Error(w, err.Error(), http.StatusBadRequest)
 		}
-		return
-	}
-	if len(msgs) > s.opts.MaxBatch {
-		http.Error(w, fmt.Sprintf("bayeux: %d messages in one request, at most %d allowed", len(msgs), s.opts.MaxBatch), http.StatusBadRequest)
 		return
 	}
 
@@ -250,40 +250,68 @@ func (s *Server) decodePost(w http.ResponseWriter, r *http.Request) ([]*protocol
 	isJSON := len(trimmed) > 0 && (trimmed[0] == '[' || trimmed[0] == '{')
 	// A JSON body labelled as a form (curl -d does that) is still JSON.
 	if !isJSON && strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "application/x-www-form-urlencoded") {
-		form, err := url.ParseQuery(string(body))
-		if err != nil {
-			return nil, fmt.Errorf("bayeux: invalid form body: %v", err)
-		}
-		return decodeParams(form["message"])
+		msgs, _, err := messageParams(string(body), s.opts.MaxBatch, "")
+		return msgs, err
 	}
-	return protocol.DecodeBatch(body)
+	return protocol.DecodeBatchLimit(body, s.opts.MaxBatch)
 }
 
-// decodeParams decodes message= parameters, each a message or an array.
-func decodeParams(values []string) ([]*protocol.Message, error) {
-	if len(values) == 0 {
-		return nil, errors.New("bayeux: missing message parameter")
-	}
-	var all []*protocol.Message
-	for _, v := range values {
-		msgs, err := protocol.DecodeBatch([]byte(v))
-		if err != nil {
-			return nil, err
+// messageParams decodes the message= parameters of a query or form body,
+// each a message or an array of them, as it comes to them: once max
+// messages are decoded, the next one is refused with
+// protocol.ErrTooManyMessages before the rest of the parameters is
+// unescaped or decoded. It also returns the values of the parameter named
+// other, if any; other parameters are skipped. The syntax is
+// url.ParseQuery's.
+func messageParams(q string, max int, other string) (msgs []*protocol.Message, others []string, err error) {
+	seen := false
+	for q != "" {
+		var kv string
+		kv, q, _ = strings.Cut(q, "&")
+		if strings.Contains(kv, ";") {
+			return nil, nil, errors.New("bayeux: invalid query: semicolon separator")
 		}
-		all = append(all, msgs...)
+		if kv == "" {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if k, err = url.QueryUnescape(k); err != nil {
+			return nil, nil, fmt.Errorf("bayeux: invalid query: %v", err)
+		}
+		if k != "message" && (other == "" || k != other) {
+			continue
+		}
+		if v, err = url.QueryUnescape(v); err != nil {
+			return nil, nil, fmt.Errorf("bayeux: invalid query: %v", err)
+		}
+		if k != "message" {
+			others = append(others, v)
+			continue
+		}
+		seen = true
+		if len(msgs) >= max {
+			return nil, nil, fmt.Errorf("%w: more than %d", protocol.ErrTooManyMessages, max)
+		}
+		batch, err := protocol.DecodeBatchLimit([]byte(v), max-len(msgs))
+		if err != nil {
+			return nil, nil, err
+		}
+		msgs = append(msgs, batch...)
 	}
-	return all, nil
+	if !seen {
+		return nil, nil, errors.New("bayeux: missing message parameter")
+	}
+	return msgs, others, nil
 }
 
 func (s *Server) decodeJSONP(r *http.Request) (string, []*protocol.Message, error) {
 	if int64(len(r.URL.RawQuery)) > s.opts.MaxMessageSize {
 		return "", nil, &http.MaxBytesError{Limit: s.opts.MaxMessageSize}
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	msgs, cbs, err := messageParams(r.URL.RawQuery, s.opts.MaxBatch, "jsonp")
 	if err != nil {
-		return "", nil, fmt.Errorf("bayeux: invalid query: %v", err)
+		return "", nil, err
 	}
-	cbs := q["jsonp"]
 	callback := "jsonpcallback"
 	switch len(cbs) {
 	case 0:
@@ -295,8 +323,7 @@ func (s *Server) decodeJSONP(r *http.Request) (string, []*protocol.Message, erro
 	if !jsonpName.MatchString(callback) {
 		return "", nil, errors.New("bayeux: invalid jsonp callback name")
 	}
-	msgs, err := decodeParams(q["message"])
-	return callback, msgs, err
+	return callback, msgs, nil
 }
 
 // cors applies the cross-origin policy to r from cl. It reports whether

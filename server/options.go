@@ -75,7 +75,10 @@ type Options struct {
 	// MaxMessageSize bounds one HTTP request body in bytes (413 beyond).
 	// Default 512 KiB.
 	MaxMessageSize int64
-	// MaxBatch bounds the number of messages in one request. Default 256.
+	// MaxBatch bounds the number of messages in one request or WebSocket
+	// frame: a batch over it is refused (HTTP 400, or the socket closed
+	// with 1008) as soon as the decoder reaches the message after the
+	// limit, and counted as RefusedBatch. Default 256.
 	MaxBatch int
 	// MaxChannelLength bounds a channel name in bytes. Default 256.
 	MaxChannelLength int
@@ -279,12 +282,33 @@ func (o *Options) budgets() Budgets {
 	}
 }
 
-// ServiceFunc handles a message published to a /service/ channel. Its
-// returned messages are replies sent to the caller only: an empty Channel
-// becomes the request's channel, an empty ID the request's id (so that
-// CometD's remoteCall matches it) and a nil Successful becomes true. An
-// error fails the publish: the caller gets successful:false with it.
-// ServiceFuncs run on the request's goroutine, concurrently with each other.
+// ServiceFunc handles a message published to a /service/ channel and
+// returns its answers, sent to the caller only, ahead of the publish's
+// reply (in the same response or WebSocket frame; queued for a local
+// client), in CometD's remote-call shape:
+//
+//   - The first answer on the request's channel (an empty Channel means
+//     that channel) is the call's result: it gets the request's id and
+//     successful:true unless they are set, so that CometD's remoteCall,
+//     wasmclient's Call and a Faye subscription to the service channel
+//     take it. A result with Successful set to false is a failed call that
+//     still carries data (CometD's RemoteCall failure).
+//   - Every other answer, on the request's channel or another one, is a
+//     plain message to the caller: no id or successful unless set.
+//   - The publish itself always gets exactly one reply, successful and
+//     without data, as every publish does: CometD runs a publish's
+//     callback, and over WebSocket clears the message's timeout, only on
+//     that reply (folding the result into it would leave CometD's publish
+//     callback uncalled and its WebSocket closed after maxNetworkDelay).
+//     Returning no answer sends only that reply.
+//   - An error fails the publish instead: the one reply is successful:false
+//     with the error (a *protocol.Error as is, other errors as 403::text),
+//     and no answer is sent.
+//
+// No answer carries a clientId. ServiceFuncs run on the request's
+// goroutine, concurrently with each other but never with another message
+// of the same session (see Per-session order in order.go), so a service
+// must not wait for a later request of its caller.
 type ServiceFunc func(ctx context.Context, c *Client, m *protocol.Message) ([]*protocol.Message, error)
 
 // EventKind names a lifecycle event.

@@ -93,7 +93,7 @@ func (s *Server) presenceChanged(channel string) {
 	}
 	data, err := presenceData(channel, users)
 	if err == nil {
-		_, _, err = s.broadcast(ctx, "", "", &protocol.Message{Channel: PresencePrefix + channel, Data: data})
+		_, _, err = s.broadcast(ctx, "", "", &protocol.Message{Channel: PresencePrefix + channel, Data: data}, false)
 	}
 	if err != nil {
 		s.log.Error("presence publish failed", "channel", channel, "err", err)

@@ -34,6 +34,9 @@ const (
 	// RefusedJSONPSite: a callback-polling (JSONP) request that the
 	// browser says came from another site (Sec-Fetch-Site).
 	RefusedJSONPSite = "jsonp_cross_site"
+	// RefusedBatch: a request or WebSocket frame with more messages than
+	// Options.MaxBatch (refused before the rest is decoded).
+	RefusedBatch = "batch_messages"
 )
 
 // refuse counts an HTTP request refused by a limit.

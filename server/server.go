@@ -25,6 +25,16 @@ import (
 // Server is a Bayeux 1.0 server. It implements http.Handler for the
 // long-polling and callback-polling transports; mount it on /cometd and its
 // sub-paths. Create it with New and stop it with Shutdown.
+//
+// Order: the messages of one session other than /meta/handshake and
+// /meta/connect are processed one request at a time, in order, however
+// many requests the client has in flight: in the order the requests
+// arrived (an HTTP request when its headers were read, a WebSocket frame
+// when it was read), and where the client numbers its messages with a
+// counter, as CometD and Faye do, in the counter's order, a request
+// waiting up to 50 ms for the requests numbered before it (on one node;
+// with a shared engine a client's requests may reach other nodes). A held
+// connect never delays them, and one session never delays another.
 type Server struct {
 	opts   Options
 	engine Engine
@@ -49,6 +59,11 @@ type Server struct {
 	// warnedProxy is set once an untrusted peer's forwarding headers
 	// were ignored and logged.
 	warnedProxy atomic.Bool
+
+	// lanes order each session's requests; arrivals numbers requests as
+	// they arrive (see order.go).
+	lanes    lanes
+	arrivals atomic.Uint64
 
 	types    []string // supported connection types, preferred first
 	locals   sync.Map // session id -> *LocalClient
@@ -116,8 +131,9 @@ func New(opts Options) (*Server, error) {
 	s.tcp.init(opts.MaxConnsPerIP)
 	s.ipSessions.init(opts.MaxSessionsPerIP)
 	s.handshakes.init(opts.HandshakeRate, opts.HandshakeBurst)
-	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedIPConns, RefusedBodyTimeout, RefusedJSONPSite,
-		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory)
+	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedIPConns, RefusedBodyTimeout, RefusedJSONPSite, RefusedBatch,
+		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory, RefusedDeadline)
+	_, s.lanes.waitGaps = opts.Engine.(*MemoryEngine) // one node: see order.go
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)
 	}
@@ -263,6 +279,7 @@ func (s *Server) removed(rs *RemovedSession, reason string) {
 	if !rs.Info.Local {
 		s.ipSessions.remove(rs.Info.RemoteAddr, rs.Info.ID)
 	}
+	s.lanes.forget(s, rs.Info.ID)
 	s.emit(Event{Kind: EventClientDisconnect, ClientID: rs.Info.ID, User: rs.Info.User, Local: rs.Info.Local,
 		Reason: reason, Channels: rs.Subscriptions})
 }
@@ -291,7 +308,7 @@ func (s *Server) Publish(ctx context.Context, channel string, data any) (int, er
 	if err := s.checkBroadcastChannel(channel); err != nil {
 		return 0, err
 	}
-	n, p, err := s.broadcast(ctx, "", "", m)
+	n, p, err := s.broadcast(ctx, "", "", m, false)
 	if err == nil && p.Stored != nil {
 		err = p.Stored.Wait(ctx)
 	}
@@ -357,12 +374,16 @@ func (s *Server) payload(from string, m *protocol.Message) (*Payload, error) {
 
 var dataKey = []byte(`,"data":`)
 
-// broadcast encodes m once and queues it for every subscriber. The
+// broadcast encodes m once and queues it for every subscriber. With
+// keepID (a local client's publish) the delivery keeps m's id. The
 // payload's Stored says when a message kept in a history is stored.
-func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.Message) (int, *Payload, error) {
+func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.Message, keepID bool) (int, *Payload, error) {
 	p, err := s.payload(from, m)
 	if err != nil {
 		return 0, nil, err
+	}
+	if keepID && m.ID != "" {
+		p.addID(m.ID)
 	}
 	n, err := s.engine.Publish(ctx, p)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"errors"
 	"io"
 	"net"
 	"net/http"
@@ -269,20 +270,22 @@ func (ws *wsConn) read() {
 			return
 		}
 		ws.last.Store(time.Now().UnixNano())
+		ticket := s.arrivals.Add(1)
 		if typ != websocket.MessageText {
 			ws.close(websocket.StatusUnsupportedData, "bayeux: text frames only")
 			return
 		}
-		msgs, err := protocol.DecodeBatch(data)
+		msgs, err := protocol.DecodeBatchLimit(data, s.opts.MaxBatch)
+		if errors.Is(err, protocol.ErrTooManyMessages) {
+			s.refuse(RefusedBatch)
+			ws.close(websocket.StatusPolicyViolation, "bayeux: too many messages in one frame")
+			return
+		}
 		if err != nil {
 			ws.close(websocket.StatusInvalidFramePayloadData, truncate(err.Error(), 120))
 			return
 		}
-		if len(msgs) > s.opts.MaxBatch {
-			ws.close(websocket.StatusPolicyViolation, "bayeux: too many messages in one frame")
-			return
-		}
-		ws.handle(msgs)
+		ws.handle(msgs, ticket)
 		if ws.br.Buffered() == 0 && ws.pollable && s.poller() != nil {
 			ws.next()
 			return
@@ -342,8 +345,9 @@ func (ws *wsConn) exchange() *exchange {
 		req: ws.r, browser: ws.browser, http2: true, bound: bound}
 }
 
-func (ws *wsConn) handle(msgs []*protocol.Message) {
+func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {
 	x := ws.exchange()
+	x.ticket = ticket
 	x.process(msgs)
 	if x.hsReply != nil && x.hsReply.IsSuccessful() {
 		ws.mu.Lock()

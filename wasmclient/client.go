@@ -43,6 +43,7 @@ type Client struct {
 	disp   dispatcher
 	states stateListeners
 	kick   chan struct{} // wakes the sender
+	token  *tokenSource  // Options.Token; nil without it
 
 	mu       sync.Mutex
 	run      *runState // nil when stopped
@@ -95,6 +96,9 @@ func New(url string, opts Options) *Client {
 	}
 	if opts.OutgoingExt != nil {
 		c.exts = append(c.exts, outgoingFunc(opts.OutgoingExt))
+	}
+	if opts.Token != nil {
+		c.token = &tokenSource{fetch: opts.Token}
 	}
 	c.disp.log = c.log
 	if opts.WebSocket && !opts.WebSocketTransport.core.attach(c, c.pushed) {
@@ -158,6 +162,10 @@ func (c *Client) Connect(ctx context.Context) error {
 	c.closing = false
 	c.setStateLocked(r, StateInfo{State: Connecting})
 	r.wg.Add(2)
+	if c.token != nil {
+		r.wg.Add(1)
+		go c.refresher(r)
+	}
 	c.mu.Unlock()
 	go c.loop(r)
 	go c.sender(r)
@@ -321,6 +329,9 @@ func (c *Client) loop(r *runState) {
 		// noWS: the WebSocket failed where long-polling worked; this run
 		// uses long-polling only (Options.WebSocket).
 		noWS = !c.opts.WebSocket
+		// freshToken: the last handshake was refused; the next one asks
+		// Options.Token for a new token, and tokenRetried says it did.
+		freshToken, tokenRetried bool
 	)
 	// retry waits before the next attempt, in state Reconnecting.
 	retry := func(delay time.Duration) bool {
@@ -334,6 +345,21 @@ func (c *Client) loop(r *runState) {
 				return // Disconnect is running: no new session
 			}
 			c.setState(r, StateInfo{State: Connecting, LastError: lastErr, Failures: failures})
+			if c.token != nil {
+				err := c.useToken(r, freshToken)
+				if ctx.Err() != nil {
+					return
+				}
+				if err != nil {
+					failures++
+					lastErr = err
+					if !retry(c.opts.backoff(failures)) {
+						return
+					}
+					continue
+				}
+				tokenRetried, freshToken = freshToken, false
+			}
 			reply, onWS, err := c.handshake(r, !noWS)
 			if ctx.Err() != nil {
 				return
@@ -350,6 +376,11 @@ func (c *Client) loop(r *runState) {
 				err, reconnect = protocol.ErrNoTransport.WithArgs(reply.SupportedConnectionTypes...), protocol.ReconnectNone
 			}
 			if err != nil {
+				if reconnect == protocol.ReconnectNone && c.token != nil && reply != nil && !tokenRetried {
+					// Refused: once more with a token fetched now.
+					freshToken, lastErr = true, err
+					continue
+				}
 				if reconnect == protocol.ReconnectNone {
 					c.end(r, err)
 					return
@@ -363,6 +394,7 @@ func (c *Client) loop(r *runState) {
 			}
 			c.established(r, reply, onWS)
 			session, fresh, lastOK = true, true, time.Now()
+			tokenRetried = false
 		}
 
 		c.mu.Lock()
@@ -455,6 +487,16 @@ func (c *Client) loop(r *runState) {
 // spinThreshold: a held connect that returns empty sooner than this was
 // not held.
 const spinThreshold = 50 * time.Millisecond
+
+// useToken puts Options.Token's token into the handshake's ext (a new
+// one when fresh); its error is Options.Token's.
+func (c *Client) useToken(r *runState, fresh bool) error {
+	tok, err := c.token.get(r.ctx, fresh, true)
+	if err == nil {
+		r.ext["auth"] = tokenJSON(tok)
+	}
+	return err
+}
 
 // end stops run r for good because of err, unless Disconnect is running.
 func (c *Client) end(r *runState, err error) {

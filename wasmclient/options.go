@@ -1,6 +1,7 @@
 package wasmclient
 
 import (
+	"context"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -49,6 +50,20 @@ type Options struct {
 	// for example {"auth": {"user": "alice", "password": "secret"}}. Each
 	// value must be encodable by encoding/json; Connect fails otherwise.
 	Ext map[string]any
+
+	// Token, if set, logs in with a token (a JWT the host site's backend
+	// mints for its user): the handshake carries "ext":{"auth":{"token":
+	// ...}}, replacing an auth field of Ext. The client calls Token for
+	// the first handshake; for a later one when the token it has is due
+	// for a refresh; once more, at once, when the server refuses a
+	// handshake (the token may have expired or been revoked meanwhile; a
+	// second refusal stops the client); and before the token expires (when
+	// a fifth of its lifetime, at most a minute, is left, read from its
+	// exp and iat), to present the fresh one on TokenRefreshService so that
+	// the session goes on. Calls come from the client's goroutines, one at
+	// a time; ctx ends with the client. An error fails that attempt, which
+	// is retried with backoff as a network failure is.
+	Token func(ctx context.Context) (string, error)
 
 	// BackoffIncrement is how much the delay before the next attempt grows
 	// after each consecutive failure. Default 1s.

@@ -14,7 +14,7 @@
    that keeps a session across sites without cookies), falling back to
    long-polling.
 
-   Bayeux.connect({url, user, password, ext, webSocket}) -> Promise
+   Bayeux.connect({url, user, password, token, getToken, ext, webSocket}) -> Promise
    Bayeux.subscribe(channel, (data, message) => ...)    -> Promise<id>
    Bayeux.unsubscribe(id)                               -> Promise
    Bayeux.publish(channel, data)                        -> Promise
@@ -22,6 +22,14 @@
    Bayeux.disconnect()                                  -> Promise
    Bayeux.onState(({state, error}) => ...)              -> Promise<remove function>
    Bayeux.clientId()                                    -> Promise<string>
+
+   With a token (a JWT your backend minted for your user) instead of a
+   user and password, give getToken too: a function that fetches a fresh
+   one from your backend and returns it (or a Promise of it). The client
+   calls it before the token expires, to keep the session, and when the
+   server refuses a handshake:
+
+     Bayeux.connect({token: first, getToken: () => fetch("/chat-token").then((r) => r.text())})
 
    Wrong arguments reject with an Error that says what was expected. The
    methods are implemented in Go: internal/jsapi (cmd/embedwasm).
@@ -73,14 +81,34 @@
   function method(name, fix) {
     return function () {
       var args = Array.prototype.slice.call(arguments);
-      return ready.then(function (api) { return api[name].apply(null, fix ? fix(args) : args); });
+      return ready.then(function (api) { return api[name].apply(null, fix ? fix(args, api) : args); });
+    };
+  }
+
+  // askToken is connect's bridge to the page's getToken: the Go side calls
+  // it with a number and gets the answer through api.token(n, token, error).
+  function askToken(getToken, api) {
+    return function (n) {
+      Promise.resolve()
+        .then(function () { return getToken(); })
+        .then(function (t) {
+          if (typeof t === "string" && t !== "") {
+            api.token(n, t, null);
+          } else {
+            api.token(n, null, "getToken must return a string (or a Promise of one)");
+          }
+        }, function (e) {
+          api.token(n, null, String((e && e.message) || e || "rejected"));
+        });
     };
   }
 
   window.Bayeux = {
     ready: ready.then(function () { return window.Bayeux; }),
-    connect: method("connect", function (args) {
+    connect: method("connect", function (args, api) {
       var o = Object.assign({}, args[0] || {});
+      var getToken = o.getToken;
+      delete o.getToken; // functions do not survive JSON: passed apart
       if (!o.url) {
         o.url = origin + "/cometd";
       } else if (typeof o.url === "string") {
@@ -90,7 +118,10 @@
           // left as is: connect rejects it with the reason
         }
       }
-      return [o];
+      if (getToken === undefined || getToken === null) {
+        return [o];
+      }
+      return [o, typeof getToken === "function" ? askToken(getToken, api) : getToken];
     }),
     subscribe: method("subscribe"),
     unsubscribe: method("unsubscribe"),

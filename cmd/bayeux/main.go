@@ -25,6 +25,16 @@ func main() {
 				os.Exit(2)
 			}
 			return
+		case "token":
+			cfg, err := config.Load()
+			if err == nil {
+				err = app.Token(cfg, os.Args[2:], os.Stdout, os.Stderr)
+			}
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "bayeux token:", err)
+				os.Exit(2)
+			}
+			return
 		default:
 			fmt.Fprintf(os.Stderr, "bayeux: unknown argument %q (try -h)\n", os.Args[1])
 			os.Exit(2)

@@ -265,6 +265,47 @@ describe(`CometD JS client (${which})`, () => {
         assert.equal(bEcho.length, 0);
     });
 
+    test("6b. /service/echo: remoteCall and publish callbacks each run once, and the connection stays healthy", T, async () => {
+        // CometD matches a remote call's result by id (a message with data), a publish's
+        // callback by id (a reply without data), and over WebSocket it closes the socket
+        // when a message it sent gets no data-less reply within maxNetworkDelay.
+        const maxNetworkDelay = 1500;
+        const c = createCometD(server.url, "once", transport);
+        c.configure({ maxNetworkDelay });
+        const unsuccessful = [];
+        c.addListener("/meta/unsuccessful", (m) => unsuccessful.push(m));
+        const hs = await cometdHandshake(c);
+        assert.equal(hs.successful, true, JSON.stringify(hs));
+        await waitFor(() => c.wire.in.some((m) => m.channel === "/meta/connect" && m.successful === true), 5000, "first connect reply");
+
+        const calls = [];
+        const pubs = [];
+        const echoes = [];
+        c.addListener("/service/echo", (m) => echoes.push(m.data));
+        c.remoteCall("echo", { rc: 1 }, 5000, (r) => calls.push(r));
+        c.publish("/service/echo", { pub: 1 }, (r) => pubs.push(r));
+        await waitFor(() => calls.length >= 1 && pubs.length >= 1, 5000,
+            () => `remoteCall and publish callbacks; wire: ${JSON.stringify(c.wire.in.slice(-10))}`);
+        // Past maxNetworkDelay: a message left without its reply would fail by now.
+        await sleep(maxNetworkDelay + 500);
+        const sentinel = await cometdRemoteCall(c, "echo", { sentinel: 1 }, 5000);
+        assert.deepStrictEqual(sentinel.data, { sentinel: 1 }, JSON.stringify(sentinel));
+
+        assert.equal(calls.length, 1, `remoteCall callback ran ${calls.length} times: ${JSON.stringify(calls)}`);
+        assert.equal(calls[0].successful, true, JSON.stringify(calls[0]));
+        assert.deepStrictEqual(calls[0].data, { rc: 1 });
+        assert.equal(pubs.length, 1, `publish callback ran ${pubs.length} times: ${JSON.stringify(pubs)}`);
+        assert.equal(pubs[0].successful, true, JSON.stringify(pubs[0]));
+        assert.deepStrictEqual(echoes, [{ pub: 1 }], "the published echo reaches the /service/echo listener once");
+        assert.deepStrictEqual(unsuccessful, [], `failed messages: ${JSON.stringify(unsuccessful)}`);
+        assert.equal(c.wire.in.filter((m) => m.channel === "/meta/handshake").length, 1, "the client handshook again");
+        // Each request message got exactly one reply (a message with successful and no data).
+        for (const sent of c.wire.out.filter((m) => m.channel === "/service/echo")) {
+            const replies = c.wire.in.filter((m) => m.id === sent.id && m.successful !== undefined && m.data === undefined);
+            assert.equal(replies.length, 1, `replies to ${JSON.stringify(sent)}: ${JSON.stringify(replies)}`);
+        }
+    });
+
     test("7. after disconnect the old clientId is refused (402); meta publish/subscribe refused", T, async () => {
         const a = await connected("A");
         const clientId = a.getClientId();

@@ -173,6 +173,45 @@ describe("Faye Node client (long-polling)", () => {
         assert.equal(bEcho.length, 0);
     });
 
+    test("6b. /service/echo: publish(...).then runs once, and one message per id carries data", T, async () => {
+        const [a] = await connected();
+        const thens = [];
+        const echoes = [];
+        await fayeSubscribe(a, "/service/echo", (d) => echoes.push(d));
+        const pub = a.publish("/service/echo", { once: 1 });
+        pub.then(() => thens.push("ok"), (e) => thens.push(`error: ${e && e.message}`));
+        await waitFor(() => thens.length >= 1 && echoes.length >= 1, 5000,
+            () => `publish ack and echo; wire: ${JSON.stringify(a.wire.in.slice(-10))}`);
+        // A sentinel round trip after it: anything late would have arrived by then.
+        await fayePublish(a, "/service/echo", { sentinel: 1 });
+        await waitFor(() => echoes.length >= 2, 5000, "echo of the sentinel");
+        assert.deepStrictEqual(thens, ["ok"], "publish(...).then callbacks");
+        assert.deepStrictEqual(echoes, [{ once: 1 }, { sentinel: 1 }], "echoes at the caller");
+        const sent = a.wire.out.find((m) => m.channel === "/service/echo" && m.data?.once === 1);
+        const answers = a.wire.in.filter((m) => m.id === sent.id && m.data !== undefined);
+        assert.equal(answers.length, 1, `messages with data for id ${sent.id}: ${JSON.stringify(answers)}`);
+    });
+
+    test("9. a publisher's messages sent without waiting reach a subscriber in order (100 x 10)", { timeout: 120000 }, async () => {
+        // Faye does not wait for one request's reply before the next: the 100 publishes
+        // leave in several HTTP requests at once (a request is flushed at 2 KiB), on
+        // several connections. The server must process one client's requests in the
+        // order they arrive, never interleaved.
+        const [sub, pub] = await connected(2);
+        const want = Array.from({ length: 100 }, (_, i) => i);
+        for (let run = 0; run < 10; run++) {
+            const ch = `/conf/order/r${run}`;
+            const got = [];
+            await fayeSubscribe(sub, ch, (d) => got.push(d.i));
+            const pubs = [];
+            for (const i of want) pubs.push(fayePublish(pub, ch, { i, pad: "x".repeat(40) }));
+            await Promise.all(pubs);
+            await waitFor(() => got.length >= want.length, 10000,
+                () => `run ${run}: 100 deliveries, got ${got.length}: ${JSON.stringify(got)}`);
+            assert.deepStrictEqual(got, want, `run ${run}: deliveries out of order`);
+        }
+    });
+
     test("7. after disconnect the old clientId is refused (402); meta publish/subscribe refused", T, async () => {
         const [a] = await connected();
         const clientId = fayeClientId(a);

@@ -176,6 +176,48 @@ describe("raw Bayeux over HTTP", () => {
         await s.disconnect();
     });
 
+    test("member names are exact: a message whose only channel member is misspelt is refused and reaches nobody", T, async () => {
+        const sub = new RawSession(server.url);
+        await sub.handshake();
+        assert.equal(replyFor(await sub.connect({ timeout: 0 }), "/meta/connect")?.successful, true);
+        assert.equal(replyFor(await sub.subscribe("/conf/keys"), "/meta/subscribe")?.successful, true);
+        const pub = new RawSession(server.url);
+        await pub.handshake();
+
+        for (const [id, name] of [["k1", "ChAnnel"], ["k2", "CHANNEL"], ["k3", "channeL"]]) {
+            const r = await pub.send([{ id, [name]: "/conf/keys", clientId: pub.clientId, data: { via: name } }]);
+            assert.equal(r.status, 200, show(r));
+            const reply = Array.isArray(r.json) ? r.json.find((m) => m.id === id) : undefined;
+            assert.ok(reply, `no reply to ${name}: ${show(r)}`);
+            assert.equal(reply.successful, false, `${name} accepted: ${show(r)}`);
+            assert.equal(reply.error, "400::channel_missing", show(r));
+        }
+        // A member twice is ambiguous: the request is refused as a whole.
+        const twice = await pub.send(`[{"id":"k5","channel":"/conf/other","channel":"/conf/keys","clientId":${JSON.stringify(pub.clientId)},"data":{"via":"twice"}}]`);
+        assert.equal(twice.status, 400, `a member twice: ${show(twice)}`);
+        // Invalid UTF-8 in data: refused, never forwarded.
+        const bad = Buffer.concat([Buffer.from(`[{"id":"k6","channel":"/conf/keys","clientId":${JSON.stringify(pub.clientId)},"data":"caf`), Buffer.from([0xe9]), Buffer.from(`"}]`)]);
+        const utf = await pub.send(new Uint8Array(bad));
+        assert.equal(utf.status, 400, `invalid UTF-8: ${show(utf)}`);
+
+        assert.equal(replyFor(await pub.publish("/conf/keys", { via: "channel" }), "/conf/keys")?.successful, true);
+        const r = await sub.connect({ timeout: 0 });
+        const got = (r.json || []).filter((m) => m.channel === "/conf/keys").map((m) => m.data);
+        assert.deepStrictEqual(got, [{ via: "channel" }], `deliveries: ${show(r)}`);
+        await sub.disconnect();
+        await pub.disconnect();
+    });
+
+    test("a batch over BAYEUX_MAX_BATCH is refused with 400", T, async () => {
+        const s = new RawSession(server.url);
+        await s.handshake();
+        const msgs = Array.from({ length: 300 }, (_, i) => ({ id: `b${i}`, channel: "/conf/batch", clientId: s.clientId, data: i }));
+        const r = await s.send(msgs);
+        assert.equal(r.status, 400, show(r));
+        assert.match(r.text, /more than 256 messages/, show(r));
+        await s.disconnect();
+    });
+
     test("broadcast deliveries carry no clientId and no id; events come before replies", T, async () => {
         const sub = new RawSession(server.url);
         await sub.handshake();

@@ -135,6 +135,10 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		return nil, err
 	}
 	a.Chat = chat.New(a.Auth, a.Logins, a.Log)
+	if a.Chat.Tokens, err = newTokens(cfg); err != nil {
+		a.Close()
+		return nil, err
+	}
 	a.Chat.RoomRate, a.Chat.RoomBurst = cfg.RoomRate, cfg.RoomBurst
 	admins, err := admin.OpenAdmins(filepath.Join(cfg.DataDir, "admins"), cfg.Admins)
 	if err != nil {

@@ -218,9 +218,9 @@ flags:
 // urls are the endpoints of URL.
 func (c *Config) urls() []string { return strings.Split(c.URL, ",") }
 
-// parsePIDs parses comma-separated process ids ("" is none).
+// parsePIDs parses comma-separated process ids ("" and "0" are none).
 func parsePIDs(s string) ([]int, error) {
-	if s == "" {
+	if s == "" || s == "0" {
 		return nil, nil
 	}
 	var out []int

@@ -13,8 +13,9 @@ import (
 // is 100 on every Linux architecture Go supports.
 const clockTicks = 100
 
-// procCPU returns the CPU time (user + system) process pid has used.
-func procCPU(pid int) (time.Duration, error) {
+// ProcCPU returns the CPU time (user + system) process pid has used
+// (/proc/PID/stat). bayeux-abuse uses it too.
+func ProcCPU(pid int) (time.Duration, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
 		return 0, err
@@ -64,8 +65,9 @@ func systemBusy() (time.Duration, error) {
 	return time.Duration(busy) * time.Second / clockTicks, nil
 }
 
-// procRSS returns the resident set size of pid in KiB (VmRSS).
-func procRSS(pid int) (int64, error) {
+// ProcRSS returns the resident set size of pid in KiB (VmRSS of
+// /proc/PID/status). bayeux-abuse uses it too.
+func ProcRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err

@@ -707,7 +707,7 @@ func newWatcher(cfg Config) *watcher {
 func cpu(pids []int) (time.Duration, error) {
 	var total time.Duration
 	for _, pid := range pids {
-		d, err := procCPU(pid)
+		d, err := ProcCPU(pid)
 		if err != nil {
 			return 0, err
 		}
@@ -720,7 +720,7 @@ func cpu(pids []int) (time.Duration, error) {
 func rss(pids []int) (int64, error) {
 	var total int64
 	for _, pid := range pids {
-		kb, err := procRSS(pid)
+		kb, err := ProcRSS(pid)
 		if err != nil {
 			return 0, err
 		}

@@ -81,6 +81,8 @@ const (
 type Chat struct {
 	Auth   *auth.Authenticator
 	Logins *auth.Logins // may be nil: then only ext.auth logs in
+	// Tokens is the token login (ext.auth.token); nil: tokens are refused.
+	Tokens *Tokens
 	// MaxText is the longest chat text in characters. Default 2000.
 	MaxText int
 	Log     *slog.Logger
@@ -108,15 +110,22 @@ func New(a *auth.Authenticator, l *auth.Logins, log *slog.Logger) *Chat {
 }
 
 // Attach gives the chat its server; call it right after server.New. The
-// chat's and the login limits' refusals are counted in the server's
-// Stats().Refused.
+// chat's, the login limits' and the token login's refusals are counted in
+// the server's Stats().Refused.
 func (c *Chat) Attach(s *server.Server) {
 	c.srv = s
 	c.rooms.init(c.RoomRate, c.RoomBurst)
 	s.Stats().Refused.Declare(RefusedRoomWildcard, RefusedRoomCreate, auth.RefusedLoginUserIP, auth.RefusedLoginUser, auth.RefusedLoginIP)
+	s.Stats().Refused.Declare(auth.TokenReasons...)
+	s.Stats().Refused.Declare(RefusedTokenChannels, RefusedTokenDisabled)
 }
 
-func (c *Chat) isAdmin(user string) bool { return user != "" && c.IsAdmin != nil && c.IsAdmin(user) }
+// isAdmin: admins are local users, whose names cannot contain ':'; a
+// token user's always does (Tokens.Prefix), so it is never an admin, even
+// if its name was listed by mistake.
+func (c *Chat) isAdmin(user string) bool {
+	return auth.ValidName(user) && c.IsAdmin != nil && c.IsAdmin(user)
+}
 
 // coversRooms reports whether pattern is a wildcard that matches rooms.
 func coversRooms(pattern string) bool {
@@ -154,6 +163,9 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 	case protocol.MetaHandshake:
 		return c.handshake(ctx, cl, m)
 	case protocol.MetaSubscribe:
+		if err := c.checkTokenChannels(cl, m); err != nil {
+			return err
+		}
 		for _, ch := range m.Subscription.Channels {
 			// "/**" and "/presence/**" match every room too.
 			if (isChatChannel(ch) || ch == "/**" || ch == server.PresencePrefix+"/**") && cl.User() == "" {
@@ -177,6 +189,9 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 	}
 	if protocol.IsMeta(m.Channel) || protocol.IsService(m.Channel) {
 		return nil
+	}
+	if err := c.checkTokenChannels(cl, m); err != nil {
+		return err
 	}
 	if strings.HasPrefix(m.Channel, PresencePrefix) {
 		return protocol.ErrPublishDenied // only the server publishes presence
@@ -202,9 +217,13 @@ func (c *Chat) handshake(ctx context.Context, cl *server.Client, m *protocol.Mes
 		var cred struct {
 			User     string `json:"user"`
 			Password string `json:"password"`
+			Token    string `json:"token"`
 		}
 		if err := json.Unmarshal(raw, &cred); err != nil {
 			return ErrBadAuth
+		}
+		if cred.Token != "" {
+			return c.tokenLogin(cl, cred.Token)
 		}
 		err := c.Auth.Authenticate(ctx, cred.User, cred.Password, cl.RemoteAddr())
 		var limit *auth.LimitError
@@ -273,9 +292,11 @@ type Message struct {
 }
 
 // Services returns the chat's /service/ handlers: chat/whoami answers
-// {"user":NAME} ("" when not logged in).
+// {"user":NAME} ("" when not logged in), and auth/refresh
+// (RefreshService) takes a token session's fresh token.
 func (c *Chat) Services() map[string]server.ServiceFunc {
-	return map[string]server.ServiceFunc{"chat/whoami": whoami}
+	return map[string]server.ServiceFunc{"chat/whoami": whoami,
+		strings.TrimPrefix(RefreshService, "/service/"): c.refresh}
 }
 
 func whoami(_ context.Context, cl *server.Client, _ *protocol.Message) ([]*protocol.Message, error) {

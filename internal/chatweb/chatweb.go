@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"html"
 	"io/fs"
 	"net/http"
 	"strconv"
@@ -54,9 +55,11 @@ type Options struct {
 	Guard func(http.Handler) http.Handler
 
 	// EmbedOrigins lists the origins (scheme://host[:port], "*" for any)
-	// allowed to show the chat in a frame, besides the chat's own origin;
-	// they match by scheme, host and port (a default port is the same as
-	// none). Empty: no framing at all (X-Frame-Options: DENY).
+	// allowed to show the chat in a frame, besides the chat's own origin,
+	// and to hand the framed chat a login token by postMessage (the page
+	// lists them in a meta tag, chatui.EmbedOriginsMetaName); they match
+	// by scheme, host and port (a default port is the same as none).
+	// Empty: no framing at all (X-Frame-Options: DENY).
 	EmbedOrigins []string
 }
 
@@ -84,6 +87,11 @@ func New(opts Options) (http.Handler, error) {
 		version = hex.EncodeToString(sum[:8])
 	}
 	goapp := chatui.NewHandler(version, resolver{})
+	if list, _ := origin.ParseList(opts.EmbedOrigins); !list.Empty() {
+		// A framed chat takes login tokens from these origins only
+		// (normalised, as frame-ancestors lists them).
+		goapp.RawHeaders = append(goapp.RawHeaders, embedOriginsMeta(list.Sources()))
+	}
 	if built {
 		// The wasm is sent compressed, so its Content-Length is not the
 		// size go-app's loader counts for its progress.
@@ -181,6 +189,13 @@ func contentSecurityPolicy(embed []string) (string, error) {
 		"form-action 'self'",
 		"frame-ancestors " + frames,
 	}, "; "), nil
+}
+
+// embedOriginsMeta is the page's meta tag listing the embed origins,
+// which a framed chat takes login tokens from (see chatui's
+// embedtoken.go). The list is not secret: frame-ancestors says the same.
+func embedOriginsMeta(origins []string) string {
+	return `<meta name="` + chatui.EmbedOriginsMetaName + `" content="` + html.EscapeString(strings.Join(origins, " ")) + `">`
 }
 
 // notBuilt answers the page when app.wasm is missing.

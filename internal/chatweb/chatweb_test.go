@@ -220,6 +220,12 @@ func TestEmbedOrigins(t *testing.T) {
 	if res.Header.Get("X-Frame-Options") != "" {
 		t.Errorf("X-Frame-Options set with embed origins")
 	}
+	if page := body(t, res); !strings.Contains(page, `<meta name="bayeux-embed-origins" content="http://dev.example:8080 https://blog.example">`) {
+		t.Errorf("the page does not list the embed origins for the frame's token exchange:\n%s", page)
+	}
+	if page := body(t, get(t, newHandler(t, Options{}), "/chat/")); strings.Contains(page, "bayeux-embed-origins") {
+		t.Errorf("a chat that may not be framed lists embed origins")
+	}
 	for _, o := range []string{"https://x; script-src *", "blog.example", "https://blog.example/page"} {
 		if _, err := New(Options{Files: fakeWeb(), EmbedOrigins: []string{o}}); err == nil {
 			t.Errorf("embed origin %q was accepted", o)
@@ -248,5 +254,13 @@ func TestResolver(t *testing.T) {
 		if got := (resolver{}).Resolve(in); got != want {
 			t.Errorf("Resolve(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestEmbedOriginsMetaEscapes(t *testing.T) {
+	got := embedOriginsMeta([]string{"https://a.example", `https://b.example"><script>`})
+	want := `<meta name="bayeux-embed-origins" content="https://a.example https://b.example&#34;&gt;&lt;script&gt;">`
+	if got != want {
+		t.Errorf("embedOriginsMeta = %s, want %s", got, want)
 	}
 }

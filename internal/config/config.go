@@ -92,6 +92,15 @@ type Config struct {
 	LoginsPerUser    int           `env:"LOGINS_PER_USER" envDefault:"10" desc:"browser logins kept per user; a new one beyond ends the one used least recently"`
 	Engine           string        `env:"ENGINE" envDefault:"memory" desc:"memory; redis://host:port/db (one Redis); redis-cluster://host:port?addr=host2:port2&addr=... (Redis Cluster); redis-sentinel://host:port/db?master_name=NAME&addr=... (Sentinel); rediss... for TLS"`
 	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
+
+	TokenKeys        string        `env:"TOKEN_KEYS" desc:"keys that verify login tokens (ext.auth.token JWTs), comma-separated: hs256:[kid:]<base64 secret> or file:<PEM or JWKS of RS256/ES256/EdDSA public keys>; empty = token login off"`
+	TokenAudience    string        `env:"TOKEN_AUDIENCE" desc:"when set, a token's aud must name it"`
+	TokenIssuer      string        `env:"TOKEN_ISSUER" desc:"when set, a token's iss must be it"`
+	TokenPrefix      string        `env:"TOKEN_PREFIX" envDefault:"token:" desc:"put before a token's sub to name its user; must contain ':' (local user names cannot, so token users never are local users or admins)"`
+	TokenMaxLifetime time.Duration `env:"TOKEN_MAX_LIFETIME" envDefault:"1h" desc:"tokens valid for longer (exp - iat, or exp - now) are refused"`
+	TokenLeeway      time.Duration `env:"TOKEN_LEEWAY" envDefault:"30s" desc:"clock skew allowed when checking a token's exp, nbf and iat"`
+	TokenMaxBytes    int           `env:"TOKEN_MAX_BYTES" envDefault:"8192" desc:"longest token accepted, in bytes"`
+	TokenIPFailures  int           `env:"TOKEN_IP_FAILURES" envDefault:"20" desc:"invalid tokens one IP address may present within 5 minutes; beyond, its tokens are refused unverified; 0 = no limit"`
 }
 
 // Load parses the environment.
@@ -245,6 +254,21 @@ func (c *Config) validate() error {
 	if c.DataDir == "" {
 		bad("DATA_DIR", "must not be empty")
 	}
+	if !strings.Contains(c.TokenPrefix, ":") || strings.ContainsAny(c.TokenPrefix, " \t\r\n") || len(c.TokenPrefix) > 32 {
+		bad("TOKEN_PREFIX", "must contain ':' and no spaces, at most 32 bytes")
+	}
+	if c.TokenMaxLifetime <= 0 {
+		bad("TOKEN_MAX_LIFETIME", "must be positive")
+	}
+	if c.TokenLeeway < 0 {
+		bad("TOKEN_LEEWAY", "must not be negative")
+	}
+	if c.TokenMaxBytes <= 0 {
+		bad("TOKEN_MAX_BYTES", "must be positive")
+	}
+	if c.TokenIPFailures < 0 {
+		bad("TOKEN_IP_FAILURES", "must be 0 (no limit) or positive")
+	}
 	return errors.Join(errs...)
 }
 
@@ -266,7 +290,7 @@ func (c *Config) EnsureDataDir() error { return os.MkdirAll(c.DataDir, 0o700) }
 
 // PrintHelp writes every variable with its default and description.
 func PrintHelp(w io.Writer) {
-	fmt.Fprintf(w, "bayeux: a Bayeux (cometd) server with a chat.\n\nUsage:\n  bayeux        serve, configured by the environment below\n  bayeux -h     print this help\n  bayeux passwd FILE NAME   add or update a user (password read from stdin)\n\nEnvironment:\n")
+	fmt.Fprintf(w, "bayeux: a Bayeux (cometd) server with a chat.\n\nUsage:\n  bayeux        serve, configured by the environment below\n  bayeux -h     print this help\n  bayeux passwd FILE NAME   add or update a user (password read from stdin)\n  bayeux token NAME [-ttl 5m] [-channels /chat/a,/chat/b/*]\n                mint a login token for NAME with the first hs256 key of BAYEUX_TOKEN_KEYS\n\nEnvironment:\n")
 	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
 	t := reflect.TypeFor[Config]()
 	for i := range t.NumField() {

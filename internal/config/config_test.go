@@ -100,6 +100,19 @@ func TestParse(t *testing.T) {
 		{name: "bad embed origin", vars: map[string]string{"BAYEUX_EMBED_ORIGINS": "https://a.example/page"}, wantErr: "EMBED_ORIGINS"},
 		{name: "cert without key", vars: map[string]string{"BAYEUX_TLS_CERT": "c.pem"}, wantErr: "TLS_CERT"},
 		{name: "no read timeout", vars: map[string]string{"BAYEUX_READ_TIMEOUT": "0s"}, wantErr: "READ_TIMEOUT"},
+		{name: "token defaults", vars: nil, check: func(c *Config) bool {
+			return c.TokenKeys == "" && c.TokenPrefix == "token:" && c.TokenMaxLifetime == time.Hour && c.TokenLeeway == 30*time.Second &&
+				c.TokenMaxBytes == 8192 && c.TokenIPFailures == 20
+		}},
+		{name: "token settings", vars: map[string]string{"BAYEUX_TOKEN_KEYS": "hs256:abc,file:/k.pem", "BAYEUX_TOKEN_AUDIENCE": "chat",
+			"BAYEUX_TOKEN_PREFIX": "blog:", "BAYEUX_TOKEN_MAX_LIFETIME": "10m", "BAYEUX_TOKEN_LEEWAY": "0s"}, check: func(c *Config) bool {
+			return c.TokenKeys == "hs256:abc,file:/k.pem" && c.TokenAudience == "chat" && c.TokenPrefix == "blog:" &&
+				c.TokenMaxLifetime == 10*time.Minute && c.TokenLeeway == 0
+		}},
+		{name: "token prefix without a colon", vars: map[string]string{"BAYEUX_TOKEN_PREFIX": "blog-"}, wantErr: "TOKEN_PREFIX"},
+		{name: "token lifetime", vars: map[string]string{"BAYEUX_TOKEN_MAX_LIFETIME": "0s"}, wantErr: "TOKEN_MAX_LIFETIME"},
+		{name: "token leeway", vars: map[string]string{"BAYEUX_TOKEN_LEEWAY": "-1s"}, wantErr: "TOKEN_LEEWAY"},
+		{name: "token failures", vars: map[string]string{"BAYEUX_TOKEN_IP_FAILURES": "-1"}, wantErr: "TOKEN_IP_FAILURES"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c, err := LoadFrom(tc.vars)
@@ -133,5 +146,10 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	}
 	if !strings.Contains(b.String(), ":8080") {
 		t.Error("help lacks defaults")
+	}
+	for _, want := range []string{"BAYEUX_TOKEN_KEYS", "BAYEUX_TOKEN_AUDIENCE", "bayeux token NAME [-ttl 5m] [-channels"} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("help lacks %q", want)
+		}
 	}
 }

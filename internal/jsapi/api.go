@@ -2,7 +2,7 @@
 // (wasmclient): the object that bayeux.js turns into window.Bayeux,
 // compiled to WebAssembly by cmd/embedwasm.
 //
-//	Bayeux.connect({url, user, password, ext, webSocket}) → Promise
+//	Bayeux.connect({url, user, password, token, getToken, ext, webSocket}) → Promise
 //	Bayeux.subscribe(channel, (data, message) => ...) → Promise<id>
 //	Bayeux.unsubscribe(id) → Promise
 //	Bayeux.publish(channel, data) → Promise
@@ -100,6 +100,7 @@ type API struct {
 	nextSub   int
 	listeners map[int]Func
 	nextLis   int
+	asks      tokenAsks
 }
 
 // New returns an API without a client.
@@ -118,34 +119,48 @@ func (a *API) Methods() []Method {
 		{Name: "disconnect", Async: true, Fn: a.disconnect},
 		{Name: "onState", Fn: a.onState},
 		{Name: "clientId", Fn: a.clientID},
+		{Name: "token", Fn: a.token}, // bayeux.js's answers for getToken
 	}
 }
 
-// connect: ({url, user, password, ext, webSocket}). It resolves when the
-// client is connected and rejects when the server refused the handshake
-// or could not be reached; the client is then stopped and forgotten.
+// connect: ({url, user, password, token, ext, webSocket}, ask). ask is
+// bayeux.js's bridge to the page's getToken (see tokenAsks). It resolves
+// when the client is connected and rejects when the server refused the
+// handshake or could not be reached; the client is then stopped and
+// forgotten.
 func (a *API) connect(args []any) (any, error) {
 	raw, ok := arg(args, 0).(json.RawMessage)
 	if !ok && arg(args, 0) != nil {
-		return nil, errors.New("bayeux: connect takes an object {url, user, password, ext, webSocket}")
+		return nil, errors.New("bayeux: connect takes an object {url, user, password, token, getToken, ext, webSocket}")
 	}
 	o, err := ParseConnectOptions(raw)
 	if err != nil {
 		return nil, err
 	}
-	return nil, a.open(o)
+	ask, ok := arg(args, 1).(Func)
+	if !ok && arg(args, 1) != nil {
+		return nil, errors.New("bayeux: connect: getToken must be a function")
+	}
+	if ask != nil && o.User != "" {
+		return nil, errors.New("bayeux: connect: give a user and password, or a token, not both")
+	}
+	opts := o.clientOptions()
+	if o.Token != "" || ask != nil {
+		opts.Token = a.tokenFunc(o.Token, ask)
+	}
+	return nil, a.open(o.URL, opts)
 }
 
 // open connects a new client with o. The first failure to reach the
 // server ends the attempt (a page wants to know now, not after the
 // client's retries); later ones are retried by the client.
-func (a *API) open(o ConnectOptions) error {
+func (a *API) open(url string, opts wasmclient.Options) error {
 	a.mu.Lock()
 	if a.client != nil {
 		a.mu.Unlock()
 		return ErrAlreadyConnected
 	}
-	c := wasmclient.New(o.URL, o.clientOptions())
+	c := wasmclient.New(url, opts)
 	a.client = c
 	a.mu.Unlock()
 	c.OnState(a.notify)

@@ -11,19 +11,25 @@ import (
 
 // ConnectOptions is the object Bayeux.connect takes:
 //
-//	{url, user, password, ext, webSocket}
+//	{url, user, password, token, getToken, ext, webSocket}
 //
 // URL is the server's Bayeux endpoint, an absolute http(s) URL such as
 // "https://chat.example/cometd" (bayeux.js fills it in from its own URL
 // and resolves a relative one). User and Password, when User is set,
 // become ext.auth {user, password} of the handshake, replacing an auth
-// field of Ext. Ext is the handshake's ext object. WebSocket (default
-// true) makes the client try the WebSocket transport first, the only one
-// that keeps a session across sites without cookies.
+// field of Ext. Token, a JWT the host site minted for its user, logs in
+// with ext.auth {token} instead; getToken, a function of the page that
+// returns a fresh token (or a Promise of one), is asked for the next ones
+// (before the token expires, and when a handshake is refused); it is not
+// part of this JSON (bayeux.js passes it apart). Ext is the handshake's
+// ext object. WebSocket (default true) makes the client try the
+// WebSocket transport first, the only one that keeps a session across
+// sites without cookies.
 type ConnectOptions struct {
 	URL       string
 	User      string
 	Password  string
+	Token     string
 	Ext       map[string]json.RawMessage
 	WebSocket bool
 }
@@ -39,7 +45,7 @@ func ParseConnectOptions(raw json.RawMessage) (ConnectOptions, error) {
 	}
 	var fields map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &fields); err != nil {
-		return o, errors.New("bayeux: connect takes an object {url, user, password, ext, webSocket}")
+		return o, errors.New("bayeux: connect takes an object {url, user, password, token, getToken, ext, webSocket}")
 	}
 	for _, f := range []struct {
 		name, kind string
@@ -48,6 +54,7 @@ func ParseConnectOptions(raw json.RawMessage) (ConnectOptions, error) {
 		{"url", "a string", &o.URL},
 		{"user", "a string", &o.User},
 		{"password", "a string", &o.Password},
+		{"token", "a string", &o.Token},
 		{"ext", "an object", &o.Ext},
 		{"webSocket", "true or false", &o.WebSocket},
 	} {
@@ -67,6 +74,9 @@ func ParseConnectOptions(raw json.RawMessage) (ConnectOptions, error) {
 	}
 	if o.User == "" && o.Password != "" {
 		return o, errors.New("bayeux: connect: a password needs a user")
+	}
+	if o.User != "" && o.Token != "" {
+		return o, errors.New("bayeux: connect: give a user and password, or a token, not both")
 	}
 	return o, nil
 }

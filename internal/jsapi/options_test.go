@@ -39,6 +39,10 @@ func TestParseConnectOptions(t *testing.T) {
 		{name: "ext not an object", raw: `{"url":"http://h/cometd","ext":[1]}`, wantErr: "ext must be an object"},
 		{name: "user not a string", raw: `{"url":"http://h/cometd","user":{}}`, wantErr: "user must be a string"},
 		{name: "password without user", raw: `{"url":"http://h/cometd","password":"pw"}`, wantErr: "needs a user"},
+		{name: "token", raw: `{"url":"http://h/cometd","token":"a.b.c"}`,
+			want: ConnectOptions{URL: "http://h/cometd", Token: "a.b.c", WebSocket: true}},
+		{name: "token not a string", raw: `{"url":"http://h/cometd","token":1}`, wantErr: "token must be a string"},
+		{name: "user and token", raw: `{"url":"http://h/cometd","user":"alice","token":"a.b.c"}`, wantErr: "not both"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var raw json.RawMessage

@@ -11,6 +11,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/server/enginetest"
 )
 
 // redisCPU returns the CPU time redis-server used so far (user + system,
@@ -92,10 +93,11 @@ func BenchmarkRedisPublish(b *testing.B) {
 }
 
 // BenchmarkRedisFanoutTake is the whole path for 1, 50 or 500
-// subscribers: one publish, then every session takes it (as its connect
-// would) and commits its position. The commits of the sessions that take
-// at the same moment share a round trip; redis-us/op is the CPU
-// redis-server used per publish, takes included.
+// subscribers: every session waits as a held connect does (a take with
+// Watch, then Ready), one publish wakes them, each takes the message and
+// commits its position. The commits of the sessions that take at the
+// same moment share a round trip (commit-roundtrips/op); redis-us/op is
+// the CPU redis-server used per publish, takes included.
 func BenchmarkRedisFanoutTake(b *testing.B) {
 	for _, subs := range []int{1, 50, 500} {
 		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
@@ -104,27 +106,19 @@ func BenchmarkRedisFanoutTake(b *testing.B) {
 			p := testPayload("/bench/room", 1)
 			cpu := redisCPU(b, pub.Client())
 			batches := a.Stats().CommitBatches
+			held := make([]*enginetest.Pending, len(ids))
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
+				for i, id := range ids {
+					held[i] = a.node.Begin(ctx, id, server.TakeOptions{}, 10*time.Second)
+				}
 				if _, err := pub.Publish(ctx, p); err != nil {
 					b.Fatal(err)
 				}
-				done := make(chan error, len(ids))
-				for _, id := range ids {
-					go func() {
-						for {
-							bt, err := a.Take(ctx, id, server.TakeOptions{})
-							if err != nil || len(bt.Payloads) > 0 {
-								done <- err
-								return
-							}
-						}
-					}()
-				}
-				for range ids {
-					if err := <-done; err != nil {
-						b.Fatal(err)
+				for _, h := range held {
+					if bt, err := h.Wait(); err != nil || len(bt.Payloads) != 1 {
+						b.Fatalf("took %d messages, %v", len(bt.Payloads), err)
 					}
 				}
 			}

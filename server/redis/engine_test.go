@@ -456,3 +456,40 @@ func TestWatchWithoutGoroutines(t *testing.T) {
 		}
 	}
 }
+
+// TestDeadlineOfATakenSession: the node that takes for a session answers
+// Session from memory; a deadline moved on another node reaches it.
+func TestDeadlineOfATakenSession(t *testing.T) {
+	t.Parallel()
+	a := engine(t, Options{}, server.EngineHooks{})
+	b := engine(t, Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
+	ctx := context.Background()
+	mkSession(t, a, "s")
+	if _, err := b.Take(ctx, "s", server.TakeOptions{}); err != nil { // b takes for s now
+		t.Fatal(err)
+	}
+	deadlineOn := func(e testEngine) time.Time {
+		info, ok, err := e.Session(ctx, "s")
+		if err != nil || !ok {
+			t.Fatalf("Session: %v, %v", ok, err)
+		}
+		return info.Deadline
+	}
+	for _, tc := range []struct {
+		name     string
+		by       testEngine
+		deadline time.Time
+	}{
+		{"set by another node", a, time.Now().Add(time.Hour).Round(time.Millisecond)},
+		{"moved by the taker", b, time.Now().Add(2 * time.Hour).Round(time.Millisecond)},
+		{"removed by another node", a, time.Time{}},
+	} {
+		if err := tc.by.SetDeadline(ctx, "s", tc.deadline); err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		testutil.Eventually(t, 2*time.Second, func() bool { return deadlineOn(b).Equal(tc.deadline) }, tc.name+": the taker's Session")
+		if got := deadlineOn(a); !got.Equal(tc.deadline) {
+			t.Errorf("%s: the other node's Session says %v, want %v", tc.name, got, tc.deadline)
+		}
+	}
+}

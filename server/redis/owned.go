@@ -124,6 +124,9 @@ type osession struct {
 	dstale   atomic.Bool   // a direct message arrived: read the queue again
 	sstale   atomic.Bool   // subscriptions changed elsewhere: read them again
 	lastUse  atomic.Int64  // unix nanoseconds of the last Take
+	// deadline is the Deadline SetDeadline gave since the claim (unix
+	// nanoseconds, noDeadline for none); 0: info's.
+	deadline atomic.Int64
 
 	expMu      sync.Mutex
 	expWant    time.Time // the expiry the server asked for last
@@ -363,6 +366,9 @@ func (s *osession) takeOnce(ctx context.Context, o server.TakeOptions) (b server
 // s.takeMu is held.
 func (s *osession) claim(ctx context.Context) error {
 	e := s.e
+	// The info read next has every deadline set before; the ones set
+	// after come as notices (this node is the session's from then on).
+	s.deadline.Store(0)
 	v, err := claimScript.Run(ctx, e.client, e.sessionKeys(s.id), e.opts.NodeID, e.k.nodeChan(), s.id).Slice()
 	if err != nil {
 		return e.fail("claim", err)
@@ -537,7 +543,21 @@ type source struct {
 	from    cursor
 	entries []*entry
 	trimmed string // why the stream lost entries (see luaTrim)
+
+	first *entry // the first returned
+	last  *entry // the newest consumed
 }
+
+// item is an entry in a take's merge of its sources.
+type item struct {
+	src  *source
+	e    *entry
+	copy bool // taken through another subscription
+	drop bool // over the session's bounds
+}
+
+// itemPool holds the merge buffers of takes.
+var itemPool = sync.Pool{New: func() any { return new([]item) }}
 
 // drops counts messages dropped, by reason.
 type drops struct{ length, bytes, queued int }
@@ -655,12 +675,6 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 	dropped.queued += int(reported[2])
 
 	// Merge by time (each source is in order), once per message id.
-	type item struct {
-		src  *source
-		e    *entry
-		copy bool // taken through another subscription
-		drop bool // over the session's bounds
-	}
 	total, nonEmpty := 0, 0
 	for _, src := range srcs {
 		total += len(src.entries)
@@ -668,12 +682,19 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 			nonEmpty++
 		}
 	}
-	all := make([]item, 0, total)
+	buf := itemPool.Get().(*[]item)
+	defer func() {
+		clear(*buf)
+		*buf = (*buf)[:0]
+		itemPool.Put(buf)
+	}()
+	all := slices.Grow((*buf)[:0], total)
 	for _, src := range srcs {
 		for _, en := range src.entries {
 			all = append(all, item{src: src, e: en})
 		}
 	}
+	*buf = all
 	if nonEmpty > 1 {
 		slices.SortStableFunc(all, func(a, b item) int { return cmp.Compare(a.e.us, b.e.us) })
 	}
@@ -720,7 +741,10 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 	}
 	// One batch: the oldest of them within MaxFetchBytes (at least one);
 	// the rest stay for the next take.
-	ret := make([]item, 0, keep)
+	var payloads []*server.Payload
+	if keep > 0 {
+		payloads = make([]*server.Payload, 0, keep)
+	}
 	end := len(all) // all[:end] is consumed
 	size = 0
 	for i, it := range all {
@@ -728,16 +752,19 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 			continue
 		}
 		size += it.e.size()
-		if len(ret) > 0 && budget.MaxFetchBytes > 0 && size > budget.MaxFetchBytes {
+		if len(payloads) > 0 && budget.MaxFetchBytes > 0 && size > budget.MaxFetchBytes {
 			end = i
 			break
 		}
-		ret = append(ret, it)
+		payloads = append(payloads, it.e.p)
+		if it.src.first == nil {
+			it.src.first = it.e
+		}
 	}
 
 	// The new position: past everything consumed (returned, dropped or a
 	// copy of something returned).
-	if len(ret) == 0 && dropped.total() == 0 {
+	if len(payloads) == 0 && dropped.total() == 0 {
 		s.st = st // an acknowledgement needs no commit: the client repeats it
 		// The client goes on acknowledging what it did: this node may know
 		// less (another node sent since, and this one has not heard yet).
@@ -746,15 +773,11 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 	if o.Watch {
 		s.watching.Store(false)
 	}
-	b := server.Batch{Dropped: dropped.total(), Payloads: make([]*server.Payload, len(ret))}
-	for i, it := range ret {
-		b.Payloads[i] = it.e.p
-	}
+	b := server.Batch{Dropped: dropped.total(), Payloads: payloads}
 	// Each source's newest entry consumed: one cursor each.
-	last := make(map[*source]*entry, len(srcs))
 	for _, it := range all[:end] {
-		if l := last[it.src]; l == nil || it.e.seq > l.seq {
-			last[it.src] = it.e
+		if l := it.src.last; l == nil || it.e.seq > l.seq {
+			it.src.last = it.e
 		}
 	}
 	sent := position{direct: from.direct, streams: make(map[string]cursor, len(s.subs))}
@@ -763,11 +786,13 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 			sent.streams[p] = c
 		}
 	}
-	for src, en := range last {
-		if src.name == "" {
-			sent.direct = max(sent.direct, en.seq)
-		} else {
-			sent.streams[src.name] = cursor{seq: en.seq, id: en.id}
+	for _, src := range srcs {
+		switch {
+		case src.last == nil:
+		case src.name == "":
+			sent.direct = max(sent.direct, src.last.seq)
+		default:
+			sent.streams[src.name] = cursor{seq: src.last.seq, id: src.last.id}
 		}
 	}
 	st.sent = sent
@@ -775,16 +800,10 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 	if o.Ack {
 		// What was dropped is gone for good: the base moves past it, up to
 		// the first message returned from each source.
-		first := map[*source]*entry{}
-		for _, it := range ret {
-			if first[it.src] == nil {
-				first[it.src] = it.e
-			}
-		}
 		base := from.clone()
 		for _, it := range all[:end] {
 			src := it.src
-			if f := first[src]; f != nil && it.e.seq >= f.seq {
+			if f := src.first; f != nil && it.e.seq >= f.seq {
 				continue
 			}
 			if src.name == "" {
@@ -793,7 +812,11 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 				base.streams[src.name] = cursor{seq: it.e.seq, id: it.e.id}
 			}
 		}
-		for src, f := range first {
+		for _, src := range srcs {
+			f := src.first
+			if f == nil {
+				continue
+			}
 			// Past a gap too: up to just before the first returned.
 			c := before(f)
 			if src.name == "" {
@@ -829,8 +852,8 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 		if s.recent == nil {
 			s.recent = newMidRing()
 		}
-		for _, it := range ret {
-			if it.src.name != "" && it.e.mid != "" {
+		for _, it := range all[:end] {
+			if !it.copy && !it.drop && it.src.name != "" && it.e.mid != "" {
 				s.recent.add(it.e.mid, it.src.name, it.e.seq)
 			}
 		}

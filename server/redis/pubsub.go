@@ -195,6 +195,8 @@ func (p *pubsub) message(m *goredis.Message) {
 		}
 	case 'd':
 		e.dropOwned(n[1:], server.ErrSessionRemoved)
+	case 'i':
+		e.deadlineNotice(n[1:])
 	case 'r':
 		ep, id, ok := strings.Cut(n[1:], ":")
 		claim, err := strconv.ParseUint(ep, 10, 64)

@@ -115,7 +115,9 @@ func (st *stream) addWatcher(s *osession) {
 }
 
 // after returns the entries after c from the window, and false when the
-// window does not reach back to c (the caller reads the stream).
+// window does not reach back to c (the caller reads the stream). The
+// slice shares the window's array (the window never writes over what it
+// handed out) and is not to be appended to.
 func (st *stream) after(c cursor) ([]*entry, bool) {
 	st.mu.RLock()
 	defer st.mu.RUnlock()
@@ -126,14 +128,14 @@ func (st *stream) after(c cursor) ([]*entry, bool) {
 	if c.seq >= last {
 		return nil, true
 	}
-	es := st.win[c.seq-st.start:]
+	es := st.win[c.seq-st.start : len(st.win) : len(st.win)]
 	if !newerID(es[0].id, c.id) {
 		// The window is of an earlier life of the stream (deleted when its
 		// last subscriber left, its sequence numbers started again): the
 		// caller reads the stream.
 		return nil, false
 	}
-	return append([]*entry(nil), es...), true
+	return es, true
 }
 
 // notice adds an entry from the stream's notice channel.
@@ -175,7 +177,9 @@ func (st *stream) notice(en *entry) {
 }
 
 // push appends the next entry, keeping at most MaxQueue entries and
-// MaxQueueBytes (at least the newest). st.mu is held.
+// MaxQueueBytes (at least the newest). The entries left behind are not
+// cleared: takes may still read them (see after); they go with the array
+// when append moves the window to a new one. st.mu is held.
 func (st *stream) push(en *entry) {
 	st.win = append(st.win, en)
 	st.lastID = en.id
@@ -187,7 +191,6 @@ func (st *stream) push(en *entry) {
 		n++
 	}
 	if n > 0 {
-		clear(st.win[:n])
 		st.win = st.win[n:]
 		st.start += uint64(n)
 	}
@@ -318,8 +321,7 @@ func (st *stream) add(en *entry) {
 	case en.seq == last+1:
 		st.push(en)
 	default:
-		clear(st.win)
-		st.win, st.bytes = st.win[:0], 0
+		st.win, st.bytes = nil, 0 // takes may still read the old one
 		st.start = en.seq - 1
 		st.push(en)
 	}

@@ -45,7 +45,9 @@ const maxText = 2000
 // blocked): when the handshake is anonymous the chat shows its own login
 // form and handshakes again with ext.auth {user, password}. The
 // credentials stay in memory, for re-handshakes, until the frame is
-// reloaded.
+// reloaded. A frame whose host page hands it a login token by postMessage
+// logs in with that instead, and asks the page again before the token
+// expires (embedtoken.go).
 //
 // When the server ends the session (reconnect "none") the page asks
 // /login whether the login cookie still stands; when the login was ended
@@ -82,6 +84,9 @@ type Chat struct {
 	loginErr  string // why the last login failed
 	loggingIn bool   // a login with creds is under way
 	creds     *credentials
+	// noFrameToken: the page framing the chat gave no login token (see
+	// embedtoken.go); sessions log in as without one.
+	noFrameToken bool
 }
 
 // credentials are what the frame's login form was given. They stay in
@@ -178,6 +183,8 @@ func (c *Chat) connect(ctx app.Context) {
 		opts.WebSocket = true
 		if c.creds != nil {
 			opts.Ext = map[string]any{"auth": map[string]string{"user": c.creds.user, "password": c.creds.password}}
+		} else if !c.noFrameToken && hasFrameToken() {
+			opts.Token = askParent
 		}
 	}
 	s := newSession(endpoint, opts, c.events(ctx, c.gen))
@@ -253,6 +260,11 @@ func (c *Chat) events(ctx app.Context, gen int) events {
 		state: func(info wasmclient.StateInfo) {
 			ctx.Dispatch(func(ctx app.Context) {
 				if gen != c.gen {
+					return
+				}
+				if c.framed && errors.Is(info.LastError, errNoToken) && c.creds == nil && !c.noFrameToken {
+					c.noFrameToken = true // the page gives no token: log in as before
+					c.connect(ctx)
 					return
 				}
 				c.status = info

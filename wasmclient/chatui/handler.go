@@ -52,6 +52,7 @@ func NewHandler(version string, resources app.ResourceResolver) *app.Handler {
 		ThemeColor:            "#2563eb",
 		LoadingLabel:          "Loading the chat… {progress}%",
 		Styles:                []string{"/web/chat.css"},
+		Scripts:               []string{FrameTokenScript},
 		Version:               version,
 		Resources:             resources,
 		ServiceWorkerTemplate: ServiceWorkerJS,

@@ -288,3 +288,31 @@ func TestChannelRulesExcluded(t *testing.T) {
 		t.Error("/a/b has none")
 	}
 }
+
+// TestLocalPublishWithIDKeepsPosition: a local client's publish keeps its
+// id and ext, and on a channel with history gets its position too: the
+// delivery is valid JSON with all three.
+func TestLocalPublishWithIDKeepsPosition(t *testing.T) {
+	h := newHarness(t, Options{Channels: []ChannelRule{{Pattern: "/h", History: 10}}})
+	lc, err := h.srv.NewLocalClient("bot")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lc.Close()
+	m := &protocol.Message{Channel: "/h", ID: "m-1", Data: json.RawMessage(`{"n":1}`),
+		Ext: map[string]json.RawMessage{"tag": json.RawMessage(`"x"`)}}
+	if err := lc.PublishMessage(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	pg, err := h.srv.History(context.Background(), "/h", HistoryQuery{})
+	if err != nil || len(pg.Messages) != 1 {
+		t.Fatalf("history %+v, %v", pg, err)
+	}
+	var got protocol.Message
+	if err := json.Unmarshal(pg.Messages[0].JSON, &got); err != nil {
+		t.Fatalf("stored %s: %v", pg.Messages[0].JSON, err)
+	}
+	if p, ok := protocol.PositionOf(&got); got.ID != "m-1" || string(got.Ext["tag"]) != `"x"` || !ok || p != pg.Messages[0].Pos {
+		t.Errorf("stored %s", pg.Messages[0].JSON)
+	}
+}

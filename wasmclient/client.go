@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,7 +35,7 @@ var (
 type Client struct {
 	url  string
 	opts Options
-	log  *slog.Logger
+	log  Logger
 	exts []Extension
 	ids  atomic.Uint64
 

@@ -316,3 +316,30 @@ func TestLocalPublishWithIDKeepsPosition(t *testing.T) {
 		t.Errorf("stored %s", pg.Messages[0].JSON)
 	}
 }
+
+// TestWithPosition: the position goes into the delivery's ext, a new one
+// or the one it has, and the result is the same JSON with it.
+func TestWithPosition(t *testing.T) {
+	pos := protocol.Position{Epoch: "e", Offset: 7}
+	for _, tc := range []struct {
+		name string
+		m    *protocol.Message
+	}{
+		{"no ext", &protocol.Message{Channel: "/a", Data: json.RawMessage(`{"x":{"y":1}}`)}},
+		{"ext", &protocol.Message{Channel: "/a", Data: json.RawMessage(`1`), Ext: map[string]json.RawMessage{"k": json.RawMessage(`{"z":2}`)}}},
+		{"null data", &protocol.Message{Channel: "/a"}},
+	} {
+		b, err := protocol.EncodeDelivery(nil, tc.m.Channel, tc.m.Data, tc.m.Ext)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := WithPosition(b, len(tc.m.Ext) > 0, pos)
+		var got protocol.Message
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("%s: %s: %v", tc.name, out, err)
+		}
+		if p, ok := protocol.PositionOf(&got); !ok || p != pos || got.Channel != "/a" || len(got.Ext) != len(tc.m.Ext)+1 {
+			t.Errorf("%s: %s", tc.name, out)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	mathrand "math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -315,6 +316,14 @@ func (x *exchange) subscribe(m *protocol.Message) {
 		}
 		if protocol.IsService(ch) {
 			continue // service channels are never broadcast: nothing to record
+		}
+		if of, ok := strings.CutPrefix(ch, PresencePrefix); ok && s.rules.hasPresence(of) {
+			// A channel's member list is the channel's: who may not
+			// subscribe to it may not read who is in it.
+			if err := s.authorizeRead(x.ctx, c, of); err != nil {
+				x.fail(m, err, nil)
+				return
+			}
 		}
 		var err error
 		if pol := s.rules.policy(ch); pol != nil {

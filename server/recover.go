@@ -141,7 +141,8 @@ func (s *Server) recover(ctx context.Context, h Historian, channel string, pol *
 		msgs = msgs[:len(msgs)-1] // published after the subscription: delivered
 	}
 	if pg.More && len(msgs) == len(pg.Messages) {
-		return nil, false // more than MaxRecover (or its bytes)
+		s.stats.Refused.Add(RefusedRecover) // more than MaxRecover (or its bytes)
+		return nil, false
 	}
 	return msgs, true
 }

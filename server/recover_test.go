@@ -132,6 +132,7 @@ func TestRecoverProtocol(t *testing.T) {
 	for range 3 {
 		a.publish("/h/a", 100)
 	}
+	before := h.srv.Stats().Refused.Load(RefusedRecover)
 	for _, tc := range []testCase{
 		{"removed by the retention", epoch + ":1", false, nil},
 		{"just kept", epoch + ":2", false, nil}, // 5 missed, MaxRecover 4
@@ -139,6 +140,9 @@ func TestRecoverProtocol(t *testing.T) {
 		{"since before the stream, trimmed", "", false, nil},
 	} {
 		check(tc)
+	}
+	if n := h.srv.Stats().Refused.Load(RefusedRecover) - before; n != 1 {
+		t.Errorf("%s counted %d times, want once (MaxRecover)", RefusedRecover, n)
 	}
 
 	for _, bad := range []string{`{"/h/a":"nope"}`, `{"/h/a":5}`, `"E:1"`, `{"/h/a":"E:-1"}`} {
@@ -342,4 +346,26 @@ func TestWithPosition(t *testing.T) {
 			t.Errorf("%s: %s", tc.name, out)
 		}
 	}
+}
+
+// TestPresenceFollowsTheChannel: who may not subscribe to a channel may
+// not subscribe to its presence either, nor ask /service/presence or
+// /service/history about it.
+func TestPresenceFollowsTheChannel(t *testing.T) {
+	h := newHarness(t, Options{
+		Channels: []ChannelRule{{Pattern: "/secret", History: 5, Presence: true}, {Pattern: "/open", Presence: true}},
+		Authorize: func(_ context.Context, _ *Client, m *protocol.Message) error {
+			if m.Channel == protocol.MetaSubscribe && slices.Contains(m.Subscription.Channels, "/secret") {
+				return protocol.ErrSubscribeDenied
+			}
+			return nil
+		},
+	})
+	c := h.client().start()
+	denied := "403:denied_by_security_policy:subscribe_denied"
+	wantError(t, replyTo(t, c.must(subscribeMsg(c.id, "/presence/secret")), protocol.MetaSubscribe), denied)
+	for _, svc := range []string{"/service/presence", "/service/history"} {
+		wantError(t, replyTo(t, c.must(publishMsg(c.id, svc, map[string]string{"channel": "/secret"})), svc), denied)
+	}
+	c.subscribe("/presence/open")
 }

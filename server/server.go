@@ -132,7 +132,8 @@ func New(opts Options) (*Server, error) {
 	s.ipSessions.init(opts.MaxSessionsPerIP)
 	s.handshakes.init(opts.HandshakeRate, opts.HandshakeBurst)
 	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedIPConns, RefusedBodyTimeout, RefusedJSONPSite, RefusedBatch,
-		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory, RefusedDeadline)
+		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory, RefusedDeadline,
+		RefusedRecover)
 	_, s.lanes.waitGaps = opts.Engine.(*MemoryEngine) // one node: see order.go
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)

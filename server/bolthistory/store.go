@@ -398,8 +398,12 @@ func (s *Store) writer() {
 				s.failed[ch] = max(s.failed[ch], off)
 			}
 			for _, o := range batch {
-				if !o.forget {
-					s.failed[o.channel] = max(s.failed[o.channel], o.off)
+				if o.forget {
+					continue
+				}
+				s.failed[o.channel] = max(s.failed[o.channel], o.off)
+				if c := s.channels[o.channel]; o.epoch != "" && c != nil && c.epoch == o.epoch {
+					c.fresh = true // its record was not written: the next append writes it
 				}
 			}
 			s.mu.Unlock()

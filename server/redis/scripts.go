@@ -167,7 +167,9 @@ local function htrim(hx, hm, maxLen, maxBytes, cut, b)
   local len = redis.call('XLEN', hx)
   local last = nil
   while len > 0 do
-    local es = redis.call('XRANGE', hx, '-', '+', 'COUNT', 16)
+    local want = 16
+    if maxLen > 0 and len > maxLen then want = math.min(16, len - maxLen) elseif maxLen > 0 then want = 1 end
+    local es = redis.call('XRANGE', hx, '-', '+', 'COUNT', want)
     local ids, done = {}, false
     for i = 1, #es do
       local over = (maxLen > 0 and len > maxLen) or (maxBytes > 0 and b > maxBytes and len > 1)
@@ -180,6 +182,7 @@ local function htrim(hx, hm, maxLen, maxBytes, cut, b)
     end
     if #ids > 0 then redis.call('XDEL', hx, unpack(ids)) end
     if done or #es == 0 then break end
+    if cut == 0 and not ((maxLen > 0 and len > maxLen) or (maxBytes > 0 and b > maxBytes and len > 1)) then break end
   end
   if last then
     redis.call('HSET', hm, 'd', string.sub(last, 3), 'b', b)

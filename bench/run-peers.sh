@@ -7,6 +7,11 @@
 # long-polling, those ending in -ws over WebSocket (one socket per client);
 # a server without a WebSocket transport is skipped there (a
 # <scenario>.<server>.skipped file in OUT says why, the table shows "-").
+# fanout-redis is fanout against bin/bayeux on a redis-server (its Redis
+# engine); fanout-cluster the same with three bin/bayeux nodes on one
+# redis-server, the subscribers spread over them: bayeux only, the nodes
+# and redis-server sharing SERVER_CPU (two cores allow no more), Redis's
+# CPU per published message measured too.
 #
 #   bench/run-peers.sh                      # everything, ~15 minutes
 #   DURATION=5s SCENARIOS="fanout rooms" SERVERS="bayeux faye" bench/run-peers.sh
@@ -19,7 +24,7 @@ WARMUP=${WARMUP:-3s}
 SERVER_CPU=${SERVER_CPU:-1}
 BENCH_CPU=${BENCH_CPU:-0}
 SERVERS=${SERVERS:-"bayeux faye cometd"}
-SCENARIOS=${SCENARIOS:-"fanout rooms rooms-cometd idle idle-ws fanout-ws handshake"}
+SCENARIOS=${SCENARIOS:-"fanout rooms rooms-cometd idle idle-ws fanout-ws fanout-redis fanout-cluster handshake"}
 PORT=${PORT:-18090}
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/bayeux-peers.XXXXXX")}
 mkdir -p "$OUT"
@@ -32,7 +37,8 @@ echo "run-peers: building bin/bayeux and bin/bayeux-bench" >&2
 mkdir -p bin
 go build -o bin/bayeux ./cmd/bayeux
 go build -o bin/bayeux-bench ./cmd/bayeux-bench
-if [ ! -d bench/peers/node_modules/faye ] || [ ! -d bench/peers/node_modules/cometd-nodejs-server ]; then
+if [[ " $SERVERS " == *" faye "* || " $SERVERS " == *" cometd "* ]] &&
+  { [ ! -d bench/peers/node_modules/faye ] || [ ! -d bench/peers/node_modules/cometd-nodejs-server ]; }; then
   (cd bench/peers && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
@@ -68,34 +74,79 @@ wait_quiet() {
 }
 
 server_pid=
-start_server() { # name
-  local name=$1 datadir
+server_pids=  # all the server processes (the nodes of fanout-cluster)
+redis_pid=
+bench_urls=
+start_bayeux() { # port engine
+  local datadir
+  datadir=$(mktemp -d "$OUT/bayeux-data.XXXX")
+  # The load generator is one address: no per-address limits.
+  BAYEUX_ADDR=127.0.0.1:$1 BAYEUX_ENGINE=$2 BAYEUX_CLIENT_MAX_CONNECTIONS=0 BAYEUX_MAX_CONNS_PER_IP=0 BAYEUX_MAX_SESSIONS_PER_IP=0 BAYEUX_HANDSHAKE_RATE=0 BAYEUX_DATA_DIR=$datadir \
+    taskset -c "$SERVER_CPU" "$ROOT/bin/bayeux" >>"$OUT/server.bayeux.log" 2>&1 &
+}
+wait_port() { # port
+  for _ in $(seq 100); do
+    if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+    sleep 0.1
+  done
+  return 1
+}
+start_redis() {
+  local rport=$((PORT + 100)) rdir
+  command -v redis-server >/dev/null || { echo "run-peers: $scenario needs redis-server" >&2; return 1; }
+  rdir=$(mktemp -d "$OUT/redis-data.XXXX")
+  taskset -c "$SERVER_CPU" redis-server --port "$rport" --bind 127.0.0.1 --dir "$rdir" --save '' --appendonly no \
+    --maxmemory-policy noeviction --loglevel warning --logfile "$OUT/server.redis.log" --daemonize no &
+  redis_pid=$!
+  wait_port "$rport" || { echo "run-peers: redis-server did not start" >&2; return 1; }
+  redis_url=redis://127.0.0.1:$rport/0
+}
+start_server() { # name scenario
+  local name=$1 scenario=${2:-}
+  bench_urls=http://127.0.0.1:$PORT/cometd
+  server_pids=
   case $name in
   bayeux)
-    datadir=$(mktemp -d "$OUT/bayeux-data.XXXX")
-    # The load generator is one address: no per-address limits.
-    BAYEUX_ADDR=127.0.0.1:$PORT BAYEUX_CLIENT_MAX_CONNECTIONS=0 BAYEUX_MAX_SESSIONS_PER_IP=0 BAYEUX_HANDSHAKE_RATE=0 BAYEUX_DATA_DIR=$datadir \
-      taskset -c "$SERVER_CPU" "$ROOT/bin/bayeux" >>"$OUT/server.$name.log" 2>&1 &
+    case $scenario in
+    fanout-redis)
+      start_redis || return 1
+      start_bayeux "$PORT" "$redis_url"
+      ;;
+    fanout-cluster)
+      start_redis || return 1
+      start_bayeux "$PORT" "$redis_url"
+      server_pids=$!
+      for i in 1 2; do
+        start_bayeux $((PORT + i)) "$redis_url"
+        server_pids="$server_pids,$!"
+        wait_port $((PORT + i)) || { echo "run-peers: bayeux node $i did not start" >&2; stop_server; return 1; }
+        bench_urls="$bench_urls,http://127.0.0.1:$((PORT + i))/cometd"
+      done
+      server_pid=${server_pids%%,*}
+      ;;
+    *) start_bayeux "$PORT" memory ;;
+    esac
     ;;
   faye) PORT=$PORT taskset -c "$SERVER_CPU" node "$ROOT/bench/peers/faye.js" >>"$OUT/server.$name.log" 2>&1 & ;;
   cometd) PORT=$PORT taskset -c "$SERVER_CPU" node "$ROOT/bench/peers/cometd.js" >>"$OUT/server.$name.log" 2>&1 & ;;
   *) echo "run-peers: unknown server $name" >&2; exit 2 ;;
   esac
-  server_pid=$!
-  for _ in $(seq 100); do
-    if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then return 0; fi
-    sleep 0.1
-  done
+  if [ -z "$server_pids" ]; then
+    server_pid=$!
+    server_pids=$server_pid
+  fi
+  if wait_port "$PORT"; then return 0; fi
   echo "run-peers: $name did not start (see $OUT/server.$name.log)" >&2
   stop_server
   return 1
 }
 stop_server() {
-  if [ -n "$server_pid" ]; then
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
-  fi
+  local pid
+  for pid in ${server_pids//,/ } $server_pid $redis_pid; do
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+  done
+  server_pid= server_pids= redis_pid=
 }
 trap stop_server EXIT
 trap 'stop_server; exit 130' INT TERM
@@ -110,8 +161,16 @@ flags() { # scenario
   idle) echo "-scenario idle -clients 10000 -workers 64" ;;
   idle-ws) echo "-scenario idle -clients 10000 -workers 64 -transport websocket" ;;
   fanout-ws) echo "-scenario fanout -subscribers 500 -rate 1600 -transport websocket" ;;
+  fanout-redis | fanout-cluster) echo "-scenario fanout -subscribers 500 -rate 1600" ;;
   handshake) echo "-scenario handshake -workers 64" ;;
   *) echo "run-peers: unknown scenario $1" >&2; exit 2 ;;
+  esac
+}
+
+# bayeux_only SCENARIO: why only bayeux runs SCENARIO (nothing if all do).
+bayeux_only() {
+  case $1 in
+  fanout-redis | fanout-cluster) echo "bayeux's Redis engine: the peers have no comparable setup here" ;;
   esac
 }
 
@@ -142,15 +201,22 @@ for scenario in $SCENARIOS; do
       echo "$why" >"$OUT/$scenario.$server.skipped"
       continue
     fi
+    if [ "$server" != bayeux ] && why=$(bayeux_only "$scenario") && [ -n "$why" ]; then
+      echo "run-peers: $scenario against $server: skipped: $why" >&2
+      echo "$why" >"$OUT/$scenario.$server.skipped"
+      continue
+    fi
     for try in $(seq "$TRIES"); do
       echo "run-peers: $scenario against $server${try:+ (try $try)}" >&2
       wait_quiet
-      start_server "$server" || continue
+      start_server "$server" "$scenario" || continue
       sleep 1
       out=$OUT/$scenario.$server.try$try
+      redis_flag=()
+      [ -n "$redis_pid" ] && redis_flag=(-redis-pid "$redis_pid")
       # shellcheck disable=SC2046
-      taskset -c "$BENCH_CPU" "$ROOT/bin/bayeux-bench" -url "http://127.0.0.1:$PORT/cometd" $(flags "$scenario") \
-        -duration "$DURATION" -warmup "$WARMUP" -pid "$server_pid" -json \
+      taskset -c "$BENCH_CPU" "$ROOT/bin/bayeux-bench" -url "$bench_urls" $(flags "$scenario") \
+        -duration "$DURATION" -warmup "$WARMUP" -pid "$server_pids" "${redis_flag[@]}" -json \
         >"$out.json" 2>"$out.log" || echo "run-peers: bench failed: see $out.log" >&2
       stop_server
       noise=$(other_cpu "$out.json")

@@ -6,185 +6,60 @@ package e2e
 // PATH and fail, never skip, without it.
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/url"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/bayeux-go/bayeux/internal/testutil/redistest"
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/wasmclient"
 )
 
-// redisProc is a redis-server started by a test, without persistence.
-type redisProc struct {
-	t    *testing.T
-	bin  string
-	dir  string
-	port int
-	URL  string
+// redisKinds are the Redis deployments every cluster test runs on: one
+// redis-server, and a Redis Cluster of three masters.
+var redisKinds = []string{"redis", "redis-cluster"}
 
-	mu   sync.Mutex
-	cmd  *exec.Cmd
-	done chan struct{}
-	out  *bytes.Buffer
+// redisDeployment is a Redis started by a test, without persistence.
+type redisDeployment struct {
+	URL     string // what BAYEUX_ENGINE takes
+	kill    func()
+	restart func() error
 }
 
-// startRedisServer starts redis-server on a free loopback port with its
-// data in a temporary directory; it is killed when the test ends.
-func startRedisServer(t *testing.T) *redisProc {
+// startRedis starts a deployment of kind (see redisKinds) on free
+// loopback ports with its data in a temporary directory; it is killed
+// when the test ends.
+func startRedis(t *testing.T, kind string) *redisDeployment {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatal("redis-server not found in PATH: the cluster tests need a real Redis (Debian/Ubuntu: apt-get install -y redis-server)")
-	}
-	r := &redisProc{t: t, bin: bin, dir: t.TempDir()}
-	for range 5 {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	switch kind {
+	case "redis":
+		r := redistest.Start(t)
+		return &redisDeployment{URL: r.URL, kill: r.Kill, restart: r.Restart}
+	case "redis-cluster":
+		c, err := redistest.StartCluster(t.TempDir(), 3)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r.port = ln.Addr().(*net.TCPAddr).Port
-		ln.Close()
-		if err = r.start(); err == nil {
-			t.Cleanup(r.kill)
-			return r
-		}
-		t.Logf("redis-server on port %d: %v", r.port, err)
+		t.Cleanup(c.Kill)
+		return &redisDeployment{URL: c.URL, kill: c.Kill, restart: c.Restart}
 	}
-	t.Fatal("could not start redis-server")
+	t.Fatalf("unknown Redis kind %q", kind)
 	return nil
 }
 
-func (r *redisProc) addr() string { return "127.0.0.1:" + strconv.Itoa(r.port) }
-
-// start runs redis-server on r.port and waits until it answers PING.
-func (r *redisProc) start() error {
-	out := new(bytes.Buffer)
-	cmd := exec.Command(r.bin, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
-		"--maxmemory-policy", "noeviction", "--loglevel", "warning", "--logfile", "")
-	cmd.Stdout, cmd.Stderr = out, out
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	r.mu.Lock()
-	r.cmd, r.done, r.out = cmd, done, out
-	r.mu.Unlock()
-	r.URL = "redis://" + r.addr() + "/0"
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-done:
-			return fmt.Errorf("redis-server exited: %s", strings.TrimSpace(out.String()))
-		default:
-		}
-		if r.ping() == nil {
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	r.kill()
-	return fmt.Errorf("redis-server on port %d did not answer", r.port)
-}
-
-// ping sends a RESP PING and expects +PONG.
-func (r *redisProc) ping() error {
-	_, err := r.command("PING")
-	return err
-}
-
-// command sends one inline command and returns the reply (bulk replies
-// read whole; good enough for PING and INFO).
-func (r *redisProc) command(args ...string) (string, error) {
-	c, err := net.DialTimeout("tcp", r.addr(), time.Second)
-	if err != nil {
-		return "", err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(2 * time.Second))
-	var req strings.Builder
-	fmt.Fprintf(&req, "*%d\r\n", len(args))
-	for _, a := range args {
-		fmt.Fprintf(&req, "$%d\r\n%s\r\n", len(a), a)
-	}
-	if _, err := c.Write([]byte(req.String())); err != nil {
-		return "", err
-	}
-	var buf bytes.Buffer
-	tmp := make([]byte, 64<<10)
-	for {
-		n, err := c.Read(tmp)
-		buf.Write(tmp[:n])
-		s := buf.String()
-		if strings.HasPrefix(s, "+") || strings.HasPrefix(s, "-") {
-			if strings.HasSuffix(s, "\r\n") {
-				if strings.HasPrefix(s, "-") {
-					return s, errors.New(strings.TrimSpace(s))
-				}
-				return s, nil
-			}
-		} else if strings.HasPrefix(s, "$") {
-			if i := strings.Index(s, "\r\n"); i > 0 {
-				n, _ := strconv.Atoi(s[1:i])
-				if len(s) >= i+2+n+2 {
-					return s[i+2 : i+2+n], nil
-				}
-			}
-		}
-		if err != nil {
-			return s, err
-		}
-	}
-}
-
-// kill ends redis-server with SIGKILL (nothing is saved).
-func (r *redisProc) kill() {
-	r.mu.Lock()
-	cmd, done := r.cmd, r.done
-	r.cmd = nil
-	r.mu.Unlock()
-	if cmd == nil {
-		return
-	}
-	_ = cmd.Process.Kill()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-	}
-}
-
-// restart starts redis-server again on the same port (empty: no
-// persistence).
-func (r *redisProc) restart() {
-	r.t.Helper()
-	var err error
-	for range 50 {
-		if err = r.start(); err == nil {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	r.t.Fatalf("restart redis-server: %v", err)
-}
-
-// startCluster starts redis-server and n bin/bayeux nodes on it, each with
-// its own data directory.
-func startCluster(t *testing.T, n int, env ...string) (*redisProc, []*bayeux) {
+// startCluster starts a Redis of kind and n bin/bayeux nodes on it, each
+// with its own data directory.
+func startCluster(t *testing.T, kind string, n int, env ...string) (*redisDeployment, []*bayeux) {
 	t.Helper()
-	r := startRedisServer(t)
+	r := startRedis(t, kind)
 	nodes := make([]*bayeux, n)
 	for i := range nodes {
 		nodes[i] = startBayeux(t, nil, append([]string{
@@ -195,6 +70,13 @@ func startCluster(t *testing.T, n int, env ...string) (*redisProc, []*bayeux) {
 		}, env...)...)
 	}
 	return r, nodes
+}
+
+// onEachRedis runs f as a subtest for every kind of Redis deployment.
+func onEachRedis(t *testing.T, f func(t *testing.T, kind string)) {
+	for _, kind := range redisKinds {
+		t.Run(kind, func(t *testing.T) { f(t, kind) })
+	}
 }
 
 // nodeTransport sends each request to a node chosen by pick; all nodes
@@ -451,7 +333,11 @@ func (p *publisher) run(channel string, from, total, rate int, during func()) (o
 // node 1, connects held on node 2; a publish on node 0 by another client
 // arrives.
 func TestClusterAnyNodeServesAnyClient(t *testing.T) {
-	_, nodes := startCluster(t, 3)
+	onEachRedis(t, testClusterAnyNodeServesAnyClient)
+}
+
+func testClusterAnyNodeServesAnyClient(t *testing.T, kind string) {
+	_, nodes := startCluster(t, kind, 3)
 	route := func(ch string) int {
 		switch ch {
 		case protocol.MetaHandshake:
@@ -492,8 +378,12 @@ func TestClusterAnyNodeServesAnyClient(t *testing.T) {
 // in order, none lost or duplicated (with the ack extension; without it
 // the result is only logged, unless it duplicates).
 func TestClusterRoundRobin(t *testing.T) {
+	onEachRedis(t, testClusterRoundRobin)
+}
+
+func testClusterRoundRobin(t *testing.T, kind string) {
 	const total, rate = 1000, 200
-	_, nodes := startCluster(t, 3)
+	_, nodes := startCluster(t, kind, 3)
 	for _, ack := range []bool{true, false} {
 		channel := fmt.Sprintf("/cluster/rr/%v", ack)
 		tr := newNodeTransport(nodes, 0, nil)
@@ -525,9 +415,13 @@ func TestClusterRoundRobin(t *testing.T) {
 // mid-stream. The clients that used it carry on on the others, and with
 // ack every acknowledged publish arrives, once, in order.
 func TestClusterNodeKilled(t *testing.T) {
+	onEachRedis(t, testClusterNodeKilled)
+}
+
+func testClusterNodeKilled(t *testing.T, kind string) {
 	const total, rate = 1000, 200
 	const channel = "/cluster/kill"
-	_, nodes := startCluster(t, 3)
+	_, nodes := startCluster(t, kind, 3)
 	var rcvs []*seqReceiver
 	var names []string
 	for i := range 3 {
@@ -593,8 +487,10 @@ func TestClusterNodeKilled(t *testing.T) {
 		if rep.Lost+rep.Duplicated+rep.Reordered+rep.Extra != 0 {
 			t.Errorf("%s: %+v, want all %d acknowledged publishes once, in order", names[i], rep, len(ok))
 		}
-		if st := r.c.State().State; st != wasmclient.Connected {
-			t.Errorf("%s: state %v, want connected", names[i], st)
+		// A client whose last request went to the dead node may be in its
+		// retry back-off right now: it must get connected again.
+		if !waitFor(10*time.Second, func() bool { return r.c.State().State == wasmclient.Connected }) {
+			t.Errorf("%s: state %v, want connected", names[i], r.c.State().State)
 		}
 	}
 	for name, r := range map[string]*seqReceiver{"no ack, round-robin": noAckRR, "no ack, sticky on 2": noAckSticky} {
@@ -609,8 +505,12 @@ func TestClusterNodeKilled(t *testing.T) {
 // the nodes reconnect by themselves and the clients re-handshake (their
 // sessions are gone) and receive again.
 func TestClusterRedisRestart(t *testing.T) {
+	onEachRedis(t, testClusterRedisRestart)
+}
+
+func testClusterRedisRestart(t *testing.T, kind string) {
 	const channel = "/cluster/redis"
-	r, nodes := startCluster(t, 3)
+	r, nodes := startCluster(t, kind, 3)
 	var rcvs []*seqReceiver
 	for i := range 3 {
 		rcvs = append(rcvs, newSeqReceiver(t, nodes[i].URL, newNodeTransport(nodes, i, nil), true, channel))
@@ -629,8 +529,9 @@ func TestClusterRedisRestart(t *testing.T) {
 	}
 
 	r.kill()
-	time.Sleep(500 * time.Millisecond)
-	r.restart()
+	if err := r.restart(); err != nil {
+		t.Fatal(err)
+	}
 	restarted := time.Now()
 	for i, b := range nodes {
 		if !waitFor(15*time.Second, func() bool {

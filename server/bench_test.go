@@ -57,7 +57,7 @@ func TestPublishEncodesOnce(t *testing.T) {
 	}
 	var first *byte
 	for _, id := range ids {
-		b, err := s.engine.Fetch(context.Background(), id, 0)
+		b, err := s.engine.Take(context.Background(), id, TakeOptions{})
 		if err != nil || len(b.Payloads) != 1 {
 			t.Fatalf("fetch %s: %v %d", id, err, len(b.Payloads))
 		}
@@ -88,7 +88,7 @@ func BenchmarkPublishFanout(b *testing.B) {
 			ctx := context.Background()
 			drain := func() {
 				for _, id := range ids {
-					_, _ = s.engine.Fetch(ctx, id, 0)
+					_, _ = s.engine.Take(ctx, id, TakeOptions{})
 				}
 			}
 			// Warm up: let every queue reach its steady capacity, so the
@@ -136,7 +136,7 @@ func BenchmarkHandlePublish(b *testing.B) {
 		if i%512 == 511 {
 			b.StopTimer()
 			for _, id := range ids {
-				_, _ = s.engine.Fetch(ctx, id, 0)
+				_, _ = s.engine.Take(ctx, id, TakeOptions{})
 			}
 			b.StartTimer()
 		}
@@ -158,7 +158,7 @@ func benchEngine(b *testing.B, id string) *MemoryEngine {
 }
 
 // BenchmarkQueue: one message queued for a session and taken by its next
-// connect (Deliver, then a Poll that finds it).
+// connect (Deliver, then a Take that finds it).
 func BenchmarkQueue(b *testing.B) {
 	e := benchEngine(b, "q")
 	ctx := context.Background()
@@ -168,31 +168,39 @@ func BenchmarkQueue(b *testing.B) {
 		if err := e.Deliver(ctx, "q", p); err != nil {
 			b.Fatal(err)
 		}
-		if bt, stop, err := e.Poll("q", false, 0, time.Minute, nil); err != nil || stop != nil || len(bt.Payloads) != 1 {
-			b.Fatalf("poll: %v %v", err, stop != nil)
+		if bt, err := e.Take(ctx, "q", TakeOptions{Watch: true}); err != nil || len(bt.Payloads) != 1 {
+			b.Fatalf("take: %v %d", err, len(bt.Payloads))
 		}
 	}
 }
 
-// BenchmarkPollWake: a held connect waiting on Poll (no goroutine) is woken
-// by a message; done runs on a goroutine of its own.
-func BenchmarkPollWake(b *testing.B) {
-	e := benchEngine(b, "w")
+// BenchmarkHoldWake: a held connect (a hold, no goroutine while it waits)
+// is woken by a message through the engine's Ready hook; done runs on a
+// goroutine of its own.
+func BenchmarkHoldWake(b *testing.B) {
+	s := quietServer(b, Options{})
 	ctx := context.Background()
+	info := &SessionInfo{ID: "w"}
+	if err := s.engine.CreateSession(ctx, info); err != nil {
+		b.Fatal(err)
+	}
+	c := &Client{info: info}
 	p := &Payload{Channel: "/w", JSON: []byte(`{"channel":"/w","data":1}`)}
 	woken := make(chan int, 1)
-	done := func(bt Batch, err error) { woken <- len(bt.Payloads) }
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, stop, err := e.Poll("w", false, 0, time.Minute, done); err != nil || stop == nil {
-			b.Fatalf("poll did not wait: %v", err)
+		x := &exchange{s: s, ctx: ctx, transport: protocol.LongPolling}
+		h := x.newHold(c, &protocol.Message{Channel: protocol.MetaConnect, ID: "1"}, true)
+		if !h.start(func() { woken <- len(x.events) }) {
+			b.Fatal("the connect did not wait")
 		}
-		if err := e.Deliver(ctx, "w", p); err != nil {
+		if err := s.engine.Deliver(ctx, "w", p); err != nil {
 			b.Fatal(err)
 		}
 		if n := <-woken; n != 1 {
 			b.Fatalf("woken with %d messages", n)
 		}
+		x.done()
 	}
 }
 

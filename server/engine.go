@@ -3,16 +3,26 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
 // Engine stores what every node of a cluster must agree on: sessions, their
-// subscriptions and their message queues, and it fans published messages
-// out to the queues of matching subscribers. The in-memory engine
+// subscriptions and what is queued for them, and it fans published messages
+// out to the sessions that subscribed. The in-memory engine
 // (NewMemoryEngine) is the default; a Redis engine lets several nodes share
 // state so that any node can serve any request of any client.
+//
+// The engine stores and fans out; it never waits. When a session has
+// nothing to take, Take with TakeOptions.Watch asks the engine to call
+// EngineHooks.Ready once something arrives, and the Server does the
+// waiting (timeouts, parked connections, WebSockets) itself.
+//
+// What an operator's page, presence and chat history need besides is in
+// small optional interfaces (SessionLister, SubscriberLister, Historian),
+// so that an engine that does not offer them stays short.
 //
 // Implementations must be safe for concurrent use by many goroutines and
 // must not hold a global lock on the publish path.
@@ -20,7 +30,8 @@ type Engine interface {
 	// Start begins background work (such as expiring sessions) and reports
 	// to hooks. It is called once by the Server before any other method.
 	Start(hooks EngineHooks) error
-	// Close stops background work and wakes every blocked Fetch.
+	// Close stops background work. Sessions that wait (Watch) get their
+	// Ready call; their next Take fails with ErrEngineClosed.
 	Close() error
 
 	// CreateSession stores a new session. Its id must be unique.
@@ -28,71 +39,106 @@ type Engine interface {
 	// Session returns the stored session, or ok=false when it does not
 	// exist. The returned value must not be modified.
 	Session(ctx context.Context, id string) (info *SessionInfo, ok bool, err error)
-	// DestroySession removes a session with its subscriptions and queue and
-	// wakes a Fetch blocked on it. It returns nil when there was no such
-	// session.
+	// DestroySession removes a session with its subscriptions and queue,
+	// calls Ready for it if it waits, and returns what was removed (nil
+	// when there was no such session).
 	DestroySession(ctx context.Context, id string) (*RemovedSession, error)
 	// Touch sets the time after which the session expires unless touched
-	// again. Held connects push it past the end of the hold.
+	// again (the zero time: never). Held connects push it past the end of
+	// the hold. An engine may apply it with a delay of up to its sweep
+	// interval.
 	Touch(ctx context.Context, id string, expires time.Time) error
-	// SessionCount returns the number of sessions.
-	SessionCount(ctx context.Context) (int, error)
-	// ListSessions returns every session (for operators; not a hot path).
-	ListSessions(ctx context.Context) ([]*SessionInfo, error)
 
 	// Subscribe adds pattern to the session's subscriptions. Adding an
 	// existing subscription is not an error. It fails with
 	// protocol.ErrSessionUnknown when the session does not exist and with
 	// protocol.ErrSubscriptionLimit when the session already has limit
-	// subscriptions (limit <= 0 means no limit).
+	// subscriptions (limit <= 0 means no limit). Messages published after
+	// Subscribe returned reach the session.
 	Subscribe(ctx context.Context, id, pattern string, limit int) error
 	// Unsubscribe removes a subscription and reports whether it existed.
 	Unsubscribe(ctx context.Context, id, pattern string) (bool, error)
+
+	// Publish queues p for every session with a subscription that matches
+	// p.Channel, once per session even when several of its subscriptions
+	// match, and returns the number of subscribers it reached. An engine
+	// that fans out per subscription may count a session once for each of
+	// its matching subscriptions; the session still gets the message once.
+	// A queue over its bounds (messages or bytes) drops its oldest
+	// messages, and when the engine's budget for all queues together is
+	// over, the biggest queues drop their oldest (see Budgets); drops are
+	// counted in the session's next Batch.Dropped and reported to
+	// EngineHooks.Dropped.
+	Publish(ctx context.Context, p *Payload) (int, error)
+	// Deliver queues p for one session, as Publish does.
+	Deliver(ctx context.Context, id string, p *Payload) error
+
+	// Take returns what is queued for the session, oldest first, without
+	// waiting: it returns an empty batch when nothing is. Without ack mode
+	// what it returns is removed. In ack mode (TakeOptions.Ack) messages
+	// stay until acknowledged: Batch.Last numbers the batch, and a later
+	// Take whose Acked is at least that number removes them; a Take that
+	// acknowledges less returns them again. It fails with
+	// protocol.ErrSessionUnknown when the session does not exist and with
+	// ErrSuperseded when o.Resume is set and a newer connect of the
+	// session took meanwhile on another node; with ErrSessionRemoved when
+	// the session was removed while it watched.
+	Take(ctx context.Context, id string, o TakeOptions) (Batch, error)
+}
+
+// TakeOptions says how Take takes.
+type TakeOptions struct {
+	// Ack is true for a session using the ack extension.
+	Ack bool
+	// Acked is the newest batch number the client acknowledged (ack mode).
+	Acked uint64
+	// Watch asks for one EngineHooks.Ready call for the session when Take
+	// returns no messages: as soon as something is queued for it, or it
+	// ends (destroyed, expired, taken over by another node, engine
+	// closed). The waiter should Take again (with Resume) then.
+	Watch bool
+	// Resume marks a Take for a connect that took before and waited. A
+	// Take without it starts a connect: on an engine shared by several
+	// nodes it makes this node the session's taker, and a connect still
+	// waiting on another node gets Ready and then ErrSuperseded.
+	Resume bool
+}
+
+// ErrSessionRemoved is returned by Take for a session that was removed
+// (destroyed or expired) while a Take of it watched; it wraps
+// protocol.ErrSessionUnknown. A plain protocol.ErrSessionUnknown means the
+// session is not there (it never was, or the engine's store lost it): the
+// client should handshake again, while a removed client is told not to
+// reconnect.
+var ErrSessionRemoved = fmt.Errorf("%w (removed)", protocol.ErrSessionUnknown)
+
+// ErrSuperseded is returned by Take (with TakeOptions.Resume) when a newer
+// connect of the session took it over on another node.
+var ErrSuperseded = errors.New("bayeux: superseded by a newer connect")
+
+// SessionLister is implemented by engines that can list their sessions,
+// for operators (the admin pages, metrics, DisconnectWhere). None of it is
+// on a hot path.
+type SessionLister interface {
+	// SessionCount returns the number of sessions.
+	SessionCount(ctx context.Context) (int, error)
+	// ListSessions returns every session.
+	ListSessions(ctx context.Context) ([]*SessionInfo, error)
 	// Subscriptions lists the session's subscriptions.
 	Subscriptions(ctx context.Context, id string) ([]string, error)
+}
+
+// SubscriberLister is implemented by engines that can list the sessions
+// subscribed to a channel (presence).
+type SubscriberLister interface {
 	// Subscribers lists the sessions subscribed to exactly channel (a name
 	// or a pattern; wildcard subscriptions that match it are not included).
 	Subscribers(ctx context.Context, channel string) ([]*SessionInfo, error)
+}
 
-	// Publish queues p for every session with a subscription that matches
-	// p.Channel, once per session even when several subscriptions match,
-	// and returns the number of sessions it was queued for. A queue over
-	// its bounds (messages or bytes) drops its oldest messages, and when
-	// the engine's budget for all queues together is over, the biggest
-	// queues drop their oldest (see Budgets); drops are counted in the
-	// session's next Batch.Dropped and reported to EngineHooks.Dropped.
-	Publish(ctx context.Context, p *Payload) (int, error)
-	// Deliver queues p for one session.
-	Deliver(ctx context.Context, id string, p *Payload) error
-	// Fetch removes and returns the messages queued for a session, in order:
-	// the oldest ones whose JSON adds up to at most the engine's fetch byte
-	// cap (Budgets.MaxFetchBytes; at least one message, however big), the
-	// rest staying queued for the next Fetch. When none are queued it waits
-	// up to wait for one to arrive (or for ctx to end, or for the session
-	// to be destroyed). It returns protocol.ErrSessionUnknown when the
-	// session does not exist.
-	Fetch(ctx context.Context, id string, wait time.Duration) (Batch, error)
-	// FetchAck is Fetch for a session using the ack extension: messages
-	// stay queued until acknowledged. It first removes the messages whose
-	// sequence number is at most ack, then returns the others, oldest
-	// first and within the fetch byte cap as Fetch, without removing them
-	// (waiting as Fetch does when there are none). Batch.Last is the sequence number of the newest message
-	// returned, or ack when none is. Sequence numbers are per session,
-	// start at 1 and increase by one per queued message.
-	FetchAck(ctx context.Context, id string, ack uint64, wait time.Duration) (Batch, error)
-
-	// Poll is Fetch (ackMode false) or FetchAck (ackMode true, with ack)
-	// for a server that holds many connects without a goroutine each. It
-	// takes what is queued and returns it at once, with a nil stop, when
-	// there is something, when wait <= 0 or on error. Otherwise it returns
-	// an empty batch and a stop function, and later calls done exactly
-	// once, on a goroutine of its own, with what Fetch would have returned
-	// after waiting. stop ends the wait early as a cancelled context ends
-	// Fetch (done is still called, with nothing taken, or with what a look
-	// already under way took) and reports whether it did; it may be called
-	// from any goroutine, more than once.
-	Poll(id string, ackMode bool, ack uint64, wait time.Duration, done func(Batch, error)) (b Batch, stop func() bool, err error)
-
+// Historian is implemented by engines that keep a short history per
+// channel (the chat's).
+type Historian interface {
 	// AppendHistory appends an encoded message to channel's history and
 	// keeps only the newest max entries. The engine keeps the history of
 	// at most Budgets.MaxHistoryChannels channels: appending to one more
@@ -103,6 +149,20 @@ type Engine interface {
 	// oldest first. Reading a channel's history counts as using it.
 	History(ctx context.Context, channel string, n int) ([][]byte, error)
 }
+
+// BatchPublisher is implemented by engines for which publishing several
+// messages at once costs less than one by one (the Redis engine sends
+// them in one round trip). The Server publishes the messages of one
+// request with it.
+type BatchPublisher interface {
+	// PublishBatch publishes ps in order, as Publish would one after the
+	// other, and returns each one's count and error.
+	PublishBatch(ctx context.Context, ps []*Payload) ([]int, []error)
+}
+
+// ErrNotSupported is returned for an operation the engine does not offer
+// (see SessionLister, SubscriberLister, Historian).
+var ErrNotSupported = errors.New("bayeux: not supported by this engine")
 
 // RemovedSession describes a session the engine removed.
 type RemovedSession struct {
@@ -116,6 +176,11 @@ type EngineHooks struct {
 	// Expired is called after the engine removed a session whose expiry
 	// time passed.
 	Expired func(*RemovedSession)
+	// Ready is called once for each Take with Watch that returned no
+	// messages, when the session has something to take or ended. It may
+	// be called on any goroutine, with engine locks released, and must not
+	// block; a Ready for a session nobody waits for any more is harmless.
+	Ready func(id string)
 	// Dropped is called when the engine discarded n stored messages for
 	// reason: DropQueueLength, DropQueueBytes or DropQueuedBytes (queued
 	// messages, also reported to their session in Batch.Dropped), or
@@ -152,9 +217,9 @@ type Budgets struct {
 	// oldest messages are dropped, but the newest is always kept.
 	// Default DefaultMaxQueueBytes.
 	MaxQueueBytes int64
-	// MaxFetchBytes bounds the messages one Fetch, FetchAck or Poll
-	// returns (one connect reply); the rest stay queued. A fetch returns
-	// at least one message. Default DefaultMaxFetchBytes.
+	// MaxFetchBytes bounds the messages one Take returns (one connect
+	// reply); the rest stay queued. A Take returns at least one message.
+	// Default DefaultMaxFetchBytes.
 	MaxFetchBytes int64
 	// MaxQueuedBytes bounds all queues together. When a publish takes
 	// them over it, the engine drops the oldest messages of the biggest
@@ -212,7 +277,7 @@ type SessionInfo struct {
 	Flags      map[string]string `json:"flags,omitempty"`
 	Local      bool              `json:"local,omitempty"`
 	// Ack is true when the client negotiated the ack extension: its
-	// messages are fetched with FetchAck and kept until acknowledged.
+	// messages are taken in ack mode and kept until acknowledged.
 	Ack bool `json:"ack,omitempty"`
 	// Deadline is when the session ends whatever its activity (the
 	// expiry of the token it logged in with); zero: never. Set by
@@ -247,40 +312,18 @@ func (p *Payload) Message() (*protocol.Message, error) {
 	return msgs[0], nil
 }
 
-// Batch is what Fetch returns.
+// Batch is what Take returns.
 type Batch struct {
 	Payloads []*Payload
-	// Dropped counts messages discarded from this session's queue since
-	// the previous Fetch, because it was full (in messages or bytes) or
+	// Dropped counts messages discarded for this session since the
+	// previous Take, because its queue was full (in messages or bytes) or
 	// the engine's budget for all queues was (see Budgets).
 	Dropped int
-	// Last is the sequence number of the newest message in Payloads (see
-	// FetchAck); for FetchAck without messages it is the ack passed in.
+	// Last numbers the batch in ack mode (see Take): numbers increase from
+	// one batch with messages to the next. For a Take that returned no
+	// messages it is the number the client should go on acknowledging.
 	Last uint64
 }
 
 // ErrEngineClosed is returned by engine calls after Close.
 var ErrEngineClosed = errors.New("bayeux: engine closed")
-
-// FetchByPoll implements a blocking Fetch or FetchAck with an engine's
-// Poll: it waits for the poll's result, or stops it when ctx ends. Engines
-// use it so that both ways of fetching behave the same.
-func FetchByPoll(ctx context.Context, poll func(done func(Batch, error)) (Batch, func() bool, error)) (Batch, error) {
-	type result struct {
-		b   Batch
-		err error
-	}
-	ch := make(chan result, 1)
-	b, stop, err := poll(func(b Batch, err error) { ch <- result{b, err} })
-	if stop == nil {
-		return b, err
-	}
-	select {
-	case r := <-ch:
-		return r.b, r.err
-	case <-ctx.Done():
-		stop()
-		r := <-ch
-		return r.b, r.err
-	}
-}

@@ -15,6 +15,13 @@ import (
 
 const memShards = 64
 
+var (
+	_ Engine           = (*MemoryEngine)(nil)
+	_ SessionLister    = (*MemoryEngine)(nil)
+	_ SubscriberLister = (*MemoryEngine)(nil)
+	_ Historian        = (*MemoryEngine)(nil)
+)
+
 // MemoryEngineOptions configures NewMemoryEngine.
 type MemoryEngineOptions struct {
 	// Budgets bound the queues and histories (zero fields: defaults).
@@ -38,9 +45,13 @@ type MemoryEngine struct {
 	history  memHistory
 	count    atomic.Int64
 	hooks    EngineHooks
-	stop     chan struct{}
-	done     chan struct{}
-	closed   atomic.Bool
+	// removed holds, for a while, the ids of sessions destroyed while a
+	// Take watched them (to unix nanoseconds): their next Take says
+	// ErrSessionRemoved.
+	removed sync.Map
+	stop    chan struct{}
+	done    chan struct{}
+	closed  atomic.Bool
 
 	// queued is the bytes of the messages held by any queue, each counted
 	// once (see memPayload); shedding is set while one goroutine brings
@@ -165,9 +176,9 @@ type memSession struct {
 	dropped int
 	subs    []string // a slice: most sessions have a few, and a map costs 200+ bytes
 	closed  bool
-	// polls wait for the next enqueue (or the session's end); each is
-	// started once and removed when it fires or stops.
-	polls []*memPoll
+	// watch is set by a Take with Watch that found nothing: the next
+	// enqueue (or the session's end) calls the Ready hook and clears it.
+	watch bool
 }
 
 // NewMemoryEngine returns an in-memory Engine.
@@ -209,8 +220,12 @@ func (e *MemoryEngine) Close() error {
 		for _, s := range sh.m {
 			s.mu.Lock()
 			s.closed = true
+			watched := s.watch
+			s.watch = false
 			s.mu.Unlock()
-			s.signal()
+			if watched {
+				e.ready(s.info.ID)
+			}
 		}
 		sh.mu.RUnlock()
 	}
@@ -249,6 +264,13 @@ func (e *MemoryEngine) sweep(now time.Time) {
 			e.hooks.Expired(rs)
 		}
 	}
+	// Forget removals no Take asked about within a minute.
+	e.removed.Range(func(k, v any) bool {
+		if v.(int64) < n-int64(time.Minute) {
+			e.removed.Delete(k)
+		}
+		return true
+	})
 }
 
 func (e *MemoryEngine) lookup(id string) *memSession {
@@ -308,13 +330,18 @@ func (e *MemoryEngine) destroy(id string, onlyExpiredBefore int64) *RemovedSessi
 		e.unref(q.mp)
 	}
 	s.queue, s.head, s.bytes = nil, 0, 0
+	watched := s.watch
+	s.watch = false
 	s.mu.Unlock()
 	rs := &RemovedSession{Info: s.info, Subscriptions: make([]string, 0, len(subs))}
 	for _, pattern := range subs {
 		e.removeSub(pattern, s)
 		rs.Subscriptions = append(rs.Subscriptions, pattern)
 	}
-	s.signal()
+	if watched {
+		e.removed.Store(id, time.Now().UnixNano())
+		e.ready(id)
+	}
 	return rs
 }
 
@@ -351,7 +378,7 @@ func (e *MemoryEngine) Pending() (messages, sessions int) {
 	return messages, sessions
 }
 
-// ListSessions implements Engine.
+// ListSessions implements SessionLister.
 func (e *MemoryEngine) ListSessions(context.Context) ([]*SessionInfo, error) {
 	out := make([]*SessionInfo, 0, e.count.Load())
 	for i := range e.sessions {
@@ -393,7 +420,7 @@ func (e *MemoryEngine) QueueLen(_ context.Context, id string) (int, error) {
 	return len(s.queue) - s.head, nil
 }
 
-// SessionCount implements Engine.
+// SessionCount implements SessionLister.
 func (e *MemoryEngine) SessionCount(context.Context) (int, error) { return int(e.count.Load()), nil }
 
 // Subscribe implements Engine.
@@ -470,7 +497,7 @@ func (e *MemoryEngine) Unsubscribe(_ context.Context, id, pattern string) (bool,
 	return ok, nil
 }
 
-// Subscriptions implements Engine.
+// Subscriptions implements SessionLister.
 func (e *MemoryEngine) Subscriptions(_ context.Context, id string) ([]string, error) {
 	s := e.lookup(id)
 	if s == nil {
@@ -481,7 +508,7 @@ func (e *MemoryEngine) Subscriptions(_ context.Context, id string) ([]string, er
 	return slices.Clone(s.subs), nil
 }
 
-// Subscribers implements Engine.
+// Subscribers implements SubscriberLister.
 func (e *MemoryEngine) Subscribers(_ context.Context, channel string) ([]*SessionInfo, error) {
 	subs := e.subscribers(channel)
 	out := make([]*SessionInfo, len(subs))
@@ -617,11 +644,11 @@ func (s *memSession) enqueue(e *MemoryEngine, mp *memPayload) (ok bool, d drops)
 			d.bytes++
 		}
 	}
-	polls := s.polls
-	s.polls = nil
+	watched := s.watch
+	s.watch = false
 	s.mu.Unlock()
-	for _, q := range polls {
-		q.fire(false)
+	if watched {
+		e.ready(s.info.ID)
 	}
 	return true, d
 }
@@ -699,29 +726,11 @@ func (e *MemoryEngine) shed() {
 	e.report(DropQueuedBytes, dropped)
 }
 
-// signal fires the session's waiting polls. It must be called without
-// s.mu held.
-func (s *memSession) signal() {
-	s.mu.Lock()
-	polls := s.polls
-	s.polls = nil
-	s.mu.Unlock()
-	for _, p := range polls {
-		p.fire(false)
-	}
-}
-
-// take returns what is queued, the oldest first, up to MaxFetchBytes (at
-// least one message). Without ack mode it removes what it returns; in
-// ack mode it removes the messages with sequence <= ack and returns the
-// next ones without removing them. ok is false when the session is
-// closed.
-func (s *memSession) take(e *MemoryEngine, ackMode bool, ack uint64) (b Batch, ok bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.takeLocked(e, ackMode, ack)
-}
-
+// takeLocked returns what is queued, the oldest first, up to
+// MaxFetchBytes (at least one message). Without ack mode it removes what
+// it returns; in ack mode it removes the messages with sequence <= ack and
+// returns the next ones without removing them. ok is false when the
+// session is closed. s.mu is held.
 func (s *memSession) takeLocked(e *MemoryEngine, ackMode bool, ack uint64) (b Batch, ok bool) {
 	if s.closed {
 		return b, false
@@ -730,7 +739,9 @@ func (s *memSession) takeLocked(e *MemoryEngine, ackMode bool, ack uint64) (b Ba
 		for s.head < len(s.queue) && s.queue[s.head].seq <= ack {
 			s.removeHead(e)
 		}
-		b.Last = ack
+		// An ack beyond what was ever queued acknowledges everything; the
+		// client goes on from the newest number, not from its own.
+		b.Last = min(ack, s.seq)
 	}
 	pending := s.queue[s.head:]
 	n, size, max := 0, int64(0), e.opts.MaxFetchBytes
@@ -762,109 +773,41 @@ func (s *memSession) takeLocked(e *MemoryEngine, ackMode bool, ack uint64) (b Ba
 	return b, true
 }
 
-// Fetch implements Engine.
-func (e *MemoryEngine) Fetch(ctx context.Context, id string, wait time.Duration) (Batch, error) {
-	return FetchByPoll(ctx, func(done func(Batch, error)) (Batch, func() bool, error) {
-		return e.Poll(id, false, 0, wait, done)
-	})
-}
-
-// FetchAck implements Engine.
-func (e *MemoryEngine) FetchAck(ctx context.Context, id string, ack uint64, wait time.Duration) (Batch, error) {
-	return FetchByPoll(ctx, func(done func(Batch, error)) (Batch, func() bool, error) {
-		return e.Poll(id, true, ack, wait, done)
-	})
-}
-
-// Poll implements Engine. A waiting poll costs a timer and a small struct,
-// no goroutine.
-func (e *MemoryEngine) Poll(id string, ackMode bool, ack uint64, wait time.Duration, done func(Batch, error)) (Batch, func() bool, error) {
+// Take implements Engine. In ack mode batch numbers are the sequence
+// numbers of the messages (per session, from 1): Batch.Last is the newest
+// one returned, and acknowledging n removes every message up to n. A
+// watching session costs a flag, no goroutine and no timer.
+func (e *MemoryEngine) Take(_ context.Context, id string, o TakeOptions) (Batch, error) {
+	if e.closed.Load() {
+		return Batch{}, ErrEngineClosed
+	}
 	s := e.lookup(id)
 	if s == nil {
-		return Batch{}, nil, protocol.ErrSessionUnknown
-	}
-	s.mu.Lock()
-	b, ok := s.takeLocked(e, ackMode, ack)
-	if !ok {
-		s.mu.Unlock()
-		return b, nil, protocol.ErrSessionUnknown
-	}
-	if len(b.Payloads) > 0 || wait <= 0 {
-		s.mu.Unlock()
-		return b, nil, nil
-	}
-	// Registered under the lock of the take: no enqueue slips between.
-	p := &memPoll{e: e, s: s, ackMode: ackMode, ack: ack, first: b, done: done}
-	s.polls = append(s.polls, p)
-	p.timer = time.AfterFunc(wait, func() { p.fire(true) })
-	s.mu.Unlock()
-	return Batch{}, p.stop, nil
-}
-
-// memPoll is a Poll waiting for an enqueue, its timeout or its stop.
-type memPoll struct {
-	e       *MemoryEngine
-	s       *memSession
-	ackMode bool
-	ack     uint64
-	first   Batch // what the first take returned: nothing but Dropped, Last
-	done    func(Batch, error)
-	claimed atomic.Bool
-	timer   *time.Timer
-}
-
-// fire ends the poll with what is queued now (on its own goroutine unless
-// it runs on the timer's already).
-func (p *memPoll) fire(timedOut bool) {
-	if !p.claimed.CompareAndSwap(false, true) {
-		return
-	}
-	if timedOut {
-		p.unlink()
-		p.finish()
-		return
-	}
-	p.timer.Stop()
-	go p.finish()
-}
-
-func (p *memPoll) finish() {
-	b, ok := p.s.take(p.e, p.ackMode, p.ack)
-	if !ok {
-		p.done(Batch{}, protocol.ErrSessionUnknown)
-		return
-	}
-	b.Dropped += p.first.Dropped
-	p.done(b, nil)
-}
-
-// stop ends the poll early with nothing (the messages stay queued).
-func (p *memPoll) stop() bool {
-	if !p.claimed.CompareAndSwap(false, true) {
-		return false
-	}
-	p.timer.Stop()
-	p.unlink()
-	go p.done(Batch{Dropped: p.first.Dropped, Last: p.first.Last}, nil)
-	return true
-}
-
-func (p *memPoll) unlink() {
-	s := p.s
-	s.mu.Lock()
-	for i, q := range s.polls {
-		if q == p {
-			s.polls = append(s.polls[:i], s.polls[i+1:]...)
-			break
+		if _, ok := e.removed.LoadAndDelete(id); ok {
+			return Batch{}, ErrSessionRemoved
 		}
+		return Batch{}, protocol.ErrSessionUnknown
 	}
-	if len(s.polls) == 0 {
-		s.polls = nil
+	s.mu.Lock()
+	b, ok := s.takeLocked(e, o.Ack, o.Acked)
+	if ok && len(b.Payloads) == 0 && o.Watch {
+		s.watch = true
 	}
 	s.mu.Unlock()
+	if !ok {
+		return b, protocol.ErrSessionUnknown
+	}
+	return b, nil
 }
 
-// AppendHistory implements Engine.
+// ready calls the Ready hook for a session that watched.
+func (e *MemoryEngine) ready(id string) {
+	if e.hooks.Ready != nil {
+		e.hooks.Ready(id)
+	}
+}
+
+// AppendHistory implements Historian.
 func (e *MemoryEngine) AppendHistory(_ context.Context, channel string, msg []byte, max int) error {
 	if max <= 0 {
 		return nil
@@ -894,7 +837,7 @@ func (e *MemoryEngine) AppendHistory(_ context.Context, channel string, msg []by
 	return nil
 }
 
-// History implements Engine.
+// History implements Historian.
 func (e *MemoryEngine) History(_ context.Context, channel string, n int) ([][]byte, error) {
 	h := &e.history
 	h.mu.Lock()

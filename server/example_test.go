@@ -142,7 +142,7 @@ func ExampleOptions_onEvent() {
 
 // Budgets bound what an engine keeps for clients that stop reading: here
 // a queue holds at most 64 bytes, so of three 40-byte messages only the
-// newest waits, and the next fetch says how many were dropped (a connect
+// newest waits, and the next take says how many were dropped (a connect
 // reply tells the client in ext.dropped). The hook counts drops by reason,
 // as the Server does in Stats().Refused.
 func ExampleBudgets() {
@@ -154,7 +154,7 @@ func ExampleBudgets() {
 	for i := range 3 {
 		e.Deliver(ctx, "slow", &server.Payload{Channel: "/news", JSON: fmt.Appendf(nil, `{"channel":"/news","data":"item %d.."}`, i)})
 	}
-	b, _ := e.Fetch(ctx, "slow", 0)
+	b, _ := e.Take(ctx, "slow", server.TakeOptions{})
 	fmt.Println(len(b.Payloads), "queued,", b.Dropped, "dropped")
 	// Output:
 	// dropped 1 queue_bytes

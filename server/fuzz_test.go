@@ -99,10 +99,9 @@ func FuzzJSONPQuery(f *testing.F) {
 }
 
 // finish completes the batch's connect on the calling goroutine, waiting
-// as startHold does.
+// as a long-polling handler does.
 func (x *exchange) finish() {
-	ch := make(chan struct{})
-	if x.startHold(func() { close(ch) }) {
-		<-ch
+	if x.hold != nil && x.hold.start(nil) {
+		x.hold.Wait(nil)
 	}
 }

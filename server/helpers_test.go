@@ -100,7 +100,7 @@ func newHarness(t *testing.T, opts Options, setup ...func(*http.Server)) *harnes
 
 func (h *harness) sessionCount() int {
 	h.t.Helper()
-	n, err := h.srv.Engine().SessionCount(context.Background())
+	n, err := h.srv.Engine().(SessionLister).SessionCount(context.Background())
 	if err != nil {
 		h.t.Fatal(err)
 	}

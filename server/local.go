@@ -25,6 +25,8 @@ type LocalClient struct {
 	id     string
 	cancel context.CancelFunc
 	done   chan struct{}
+	// ready gets a token when the engine calls Ready for the session.
+	ready chan struct{}
 
 	mu        sync.Mutex
 	listeners map[string][]*LocalListener
@@ -42,7 +44,8 @@ func (s *Server) NewLocalClient(hint string) (*LocalClient, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	lc := &LocalClient{s: s, id: id, cancel: cancel, done: make(chan struct{}), listeners: make(map[string][]*LocalListener)}
+	lc := &LocalClient{s: s, id: id, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}, 1),
+		listeners: make(map[string][]*LocalListener)}
 	s.locals.Store(id, lc)
 	s.emit(Event{Kind: EventClientConnect, ClientID: id, Local: true})
 	go lc.loop(ctx)
@@ -52,21 +55,43 @@ func (s *Server) NewLocalClient(hint string) (*LocalClient, error) {
 // ID returns the client's id.
 func (lc *LocalClient) ID() string { return lc.id }
 
+// loop takes what is queued for the client and dispatches it, and waits
+// for the engine's Ready when nothing is.
 func (lc *LocalClient) loop(ctx context.Context) {
 	defer close(lc.done)
 	for ctx.Err() == nil {
-		b, err := lc.s.engine.Fetch(ctx, lc.id, time.Minute)
+		b, err := lc.s.engine.Take(ctx, lc.id, TakeOptions{Watch: true})
 		if err != nil {
-			if !errors.Is(err, protocol.ErrSessionUnknown) && ctx.Err() == nil {
-				lc.s.log.Error("local client fetch failed", "client", lc.id, "err", err)
-				time.Sleep(100 * time.Millisecond)
-				continue
+			if errors.Is(err, protocol.ErrSessionUnknown) || errors.Is(err, ErrEngineClosed) || ctx.Err() != nil {
+				return
 			}
-			return
+			lc.s.log.Error("local client take failed", "client", lc.id, "err", err)
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
 		}
 		for _, p := range b.Payloads {
 			lc.dispatch(p)
 		}
+		if len(b.Payloads) > 0 {
+			continue
+		}
+		select {
+		case <-lc.ready:
+		case <-ctx.Done():
+			return
+		}
+	}
+}
+
+// wake is the engine's Ready for the client's session.
+func (lc *LocalClient) wake() {
+	select {
+	case lc.ready <- struct{}{}:
+	default:
 	}
 }
 

@@ -354,7 +354,7 @@ func BenchmarkProcessPublish(b *testing.B) {
 		if i%512 == 511 {
 			b.StopTimer()
 			for _, id := range ids {
-				_, _ = s.engine.Fetch(ctx, id, 0)
+				_, _ = s.engine.Take(ctx, id, TakeOptions{})
 			}
 			b.StartTimer()
 		}

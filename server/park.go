@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -200,60 +199,29 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 	return c.Conn.Read(b)
 }
 
-// lpWait is a held long-polling connect: answered by its handler, or
-// parked and answered by the goroutine that ends the wait.
-type lpWait struct {
-	state atomic.Int32 // lpWaiting, lpWoken or lpParked
-	woken chan struct{}
-	p     *parkedConn // set before state becomes lpParked
-}
-
-const (
-	lpWaiting = iota
-	lpWoken
-	lpParked
-)
-
-// resume is called once the connect's reply is complete.
-func (w *lpWait) resume() {
-	if w.state.CompareAndSwap(lpWaiting, lpWoken) {
-		close(w.woken)
-		return
-	}
-	w.p.respond()
-}
-
 // holdLongPoll holds x's connect. It reports true when the connect was
 // parked: the handler must return without touching w, x or the IP slot
 // again (the parked connection answers and releases them).
 func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchange, callback, ip string) bool {
-	lw := &lpWait{woken: make(chan struct{})}
-	if !x.startHold(lw.resume) {
+	h := x.hold
+	if !h.start(nil) {
 		return false
 	}
 	// Until parked, a client that goes away ends the wait.
 	gone := r.Context().Done()
-	wait := func() {
-		select {
-		case <-lw.woken:
-		case <-gone:
-			x.held.cancel()
-			<-lw.woken
-		}
-	}
 	l, _ := r.Context().Value(parkKey{}).(*parkListener)
 	if l == nil || s.opts.ParkAfter < 0 || r.ProtoMajor != 1 || r.ProtoMinor < 1 || r.Close {
-		wait()
+		h.Wait(gone)
 		return false
 	}
 	t := time.NewTimer(s.opts.ParkAfter)
 	defer t.Stop()
 	select {
-	case <-lw.woken:
+	case <-h.woken:
 		return false
 	case <-gone:
-		x.held.cancel()
-		<-lw.woken
+		h.cancel()
+		<-h.woken
 		return false
 	case <-t.C:
 	}
@@ -261,12 +229,12 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 	// not kept.
 	var hdr bytes.Buffer
 	if err := w.Header().Write(&hdr); err != nil {
-		wait()
+		h.Wait(gone)
 		return false
 	}
 	conn, brw, err := http.NewResponseController(w).Hijack()
 	if err != nil {
-		wait() // not HTTP/1 or a wrapper that cannot hijack
+		h.Wait(gone) // not HTTP/1 or a wrapper that cannot hijack
 		return false
 	}
 	p := &parkedConn{s: s, conn: conn, l: l, x: x, callback: callback, ip: ip}
@@ -280,14 +248,11 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 	// What only the handler needed is let go.
 	x.req = nil
 	x.clients = nil
-	x.hold.c.req = nil
+	h.c.req = nil
 	s.stats.Parked.Add(1)
-	lw.p = p
-	if !lw.state.CompareAndSwap(lpWaiting, lpParked) {
+	if !h.park(p) {
 		p.respond() // woken while parking
-		return true
 	}
-	lw.woken = nil // resume no longer uses it
 	return true
 }
 

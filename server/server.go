@@ -73,37 +73,7 @@ type Server struct {
 
 type connShard struct {
 	mu sync.Mutex
-	m  map[string]*heldConnect
-}
-
-// heldConnect is a /meta/connect waiting on this node.
-type heldConnect struct {
-	superseded atomic.Bool
-	mu         sync.Mutex
-	canceled   bool
-	stop       func() bool // the engine poll's
-}
-
-// cancel ends the wait now (the connect is answered with what it has), or
-// as soon as it starts.
-func (h *heldConnect) cancel() {
-	h.mu.Lock()
-	h.canceled = true
-	stop := h.stop
-	h.mu.Unlock()
-	if stop != nil {
-		stop()
-	}
-}
-
-func (h *heldConnect) setStop(stop func() bool) {
-	h.mu.Lock()
-	h.stop = stop
-	canceled := h.canceled
-	h.mu.Unlock()
-	if canceled {
-		stop()
-	}
+	m  map[string]*hold
 }
 
 type browserShard struct {
@@ -152,7 +122,7 @@ func New(opts Options) (*Server, error) {
 		return nil, fmt.Errorf("bayeux: TrustedProxies: %w", err)
 	}
 	for i := range s.conns {
-		s.conns[i].m = make(map[string]*heldConnect)
+		s.conns[i].m = make(map[string]*hold)
 		s.browsers[i].m = make(map[string][]browserSlot)
 	}
 	s.ips.init(opts.ClientMaxConnections)
@@ -171,7 +141,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.handlers = h
-	if err := s.engine.Start(EngineHooks{Expired: s.expired, Dropped: s.dropped}); err != nil {
+	if err := s.engine.Start(EngineHooks{Expired: s.expired, Ready: s.ready, Dropped: s.dropped}); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -228,7 +198,7 @@ func (s *Server) ShuttingDown() bool { return s.closing.Load() }
 func (s *Server) BeginShutdown() {
 	s.closing.Store(true)
 	// Held connects answer now (those registered after this see closing).
-	var held []*heldConnect
+	var held []*hold
 	for i := range s.conns {
 		sh := &s.conns[i]
 		sh.mu.Lock()
@@ -383,10 +353,16 @@ func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.M
 	if err != nil {
 		return 0, err
 	}
+	s.published(from, user, m, p, n)
+	return n, nil
+}
+
+// published counts a publish that reached n subscribers and emits its
+// event.
+func (s *Server) published(from, user string, m *protocol.Message, p *Payload, n int) {
 	s.stats.Published.Add(1)
 	s.stats.MessagesOut.Add(int64(n))
 	s.emit(Event{Kind: EventPublish, ClientID: from, User: user, Channel: m.Channel, Message: m, Payload: p})
-	return n, nil
 }
 
 func shortID(id string) string {
@@ -422,9 +398,14 @@ func (s *Server) TryHandshake(r *http.Request, ext map[string]json.RawMessage) (
 }
 
 // DisconnectWhere removes every session for which match returns true, as
-// Disconnect does, and returns how many it removed.
+// Disconnect does, and returns how many it removed. It needs an engine that
+// lists its sessions (SessionLister); otherwise it returns ErrNotSupported.
 func (s *Server) DisconnectWhere(ctx context.Context, match func(*SessionInfo) bool) (int, error) {
-	infos, err := s.engine.ListSessions(ctx)
+	l, ok := s.engine.(SessionLister)
+	if !ok {
+		return 0, ErrNotSupported
+	}
+	infos, err := l.ListSessions(ctx)
 	if err != nil {
 		return 0, err
 	}

@@ -512,7 +512,7 @@ func TestSubscribeEcho(t *testing.T) {
 			t.Errorf("%s: reply %s, want subscription %s echoed", tc.name, r.body, tc.want)
 		}
 	}
-	subs, err := h.srv.Engine().Subscriptions(context.Background(), a.id)
+	subs, err := h.srv.Engine().(SessionLister).Subscriptions(context.Background(), a.id)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -610,7 +610,7 @@ func TestSubscribeMetaRefused(t *testing.T) {
 			t.Errorf("subscribe %s: error %q, want a 403", ch, rep.Error)
 		}
 	}
-	subs, _ := h.srv.Engine().Subscriptions(context.Background(), a.id)
+	subs, _ := h.srv.Engine().(SessionLister).Subscriptions(context.Background(), a.id)
 	if len(subs) != 0 {
 		t.Errorf("meta subscriptions recorded: %q", subs)
 	}
@@ -632,7 +632,7 @@ func TestServiceSubscriptionNotBroadcast(t *testing.T) {
 	if d := deliveries(a.connectNow()); len(d) != 0 {
 		t.Errorf("publish to /service/x was broadcast: %s", dump(d))
 	}
-	subs, _ := h.srv.Engine().Subscriptions(context.Background(), a.id)
+	subs, _ := h.srv.Engine().(SessionLister).Subscriptions(context.Background(), a.id)
 	if len(subs) != 0 {
 		t.Errorf("service subscriptions recorded: %q", subs)
 	}
@@ -707,7 +707,7 @@ func TestSubscribeErrors(t *testing.T) {
 	wantError(t, rep, "403::subscription_missing")
 	rep = replyTo(t, a.must(&protocol.Message{Channel: protocol.MetaUnsubscribe, ClientID: a.id}), protocol.MetaUnsubscribe)
 	wantError(t, rep, "403::subscription_missing")
-	subs, _ := h.srv.Engine().Subscriptions(context.Background(), a.id)
+	subs, _ := h.srv.Engine().(SessionLister).Subscriptions(context.Background(), a.id)
 	if len(subs) != 0 {
 		t.Errorf("invalid subscriptions recorded: %q", subs)
 	}

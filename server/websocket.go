@@ -64,9 +64,9 @@ type wsConn struct {
 	bound    string
 	known    []string // sessions this socket acted for
 	closed   bool
-	unpoll   func() bool  // cancels the poller's wait, while parked
-	held     *heldConnect // the socket's held connect, while it waits
-	writeMu  sync.Mutex   // one frame at a time through out
+	unpoll   func() bool // cancels the poller's wait, while parked
+	held     *hold       // the socket's held connect, while it waits
+	writeMu  sync.Mutex  // one frame at a time through out
 	pollable bool
 	pollConn syscall.Conn // the TCP connection under raw, when pollable
 }
@@ -355,7 +355,9 @@ func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {
 		ws.mu.Unlock()
 		ws.know(x.hsReply.ClientID)
 		// The handshake reply travels alone in its frame.
-		ws.writeExchange(&exchange{hsReply: x.hsReply})
+		hr := &response{hsReply: x.hsReply}
+		ws.write(hr)
+		hr.done()
 		x.hsReply = nil
 	}
 	for id, c := range x.clients {
@@ -363,54 +365,54 @@ func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {
 			ws.know(id)
 		}
 	}
-	hold := x.hold
+	h := x.hold
 	x.hold = nil
-	ws.writeExchange(x)
+	ws.write(&x.response)
 	x.done()
-	if hold != nil {
-		// The connect is held off the read loop, so the client can go on
-		// sending on this socket; a newer connect supersedes it.
-		// It waits without a goroutine; the reply is written by the
-		// goroutine that ends the wait.
-		cx := ws.exchange()
-		cx.hold = hold
-		reply := func() {
-			ws.mu.Lock()
-			if ws.held == cx.held {
-				ws.held = nil
-			}
-			ws.mu.Unlock()
-			// CometD drops a superseded WebSocket connect silently.
-			if !cx.superseded || len(cx.events) > 0 {
-				ws.writeExchange(cx)
-			}
-			cx.done()
-		}
-		// Registered under ws.mu so that close sees it (or it sees close).
+	if h == nil {
+		return
+	}
+	// The connect is held off the read loop, so the client can go on
+	// sending on this socket; a newer connect supersedes it. It waits
+	// without a goroutine; the reply, in a response of its own, is written
+	// by the goroutine that ends the wait.
+	cx := ws.exchange()
+	cx.hold, h.x = h, cx
+	reply := func() {
 		ws.mu.Lock()
-		if !cx.startHold(reply) {
-			ws.mu.Unlock()
-			reply()
-			return
+		if ws.held == h {
+			ws.held = nil
 		}
-		ws.held = cx.held
-		closed := ws.closed
 		ws.mu.Unlock()
-		if closed {
-			cx.held.cancel()
+		// CometD drops a superseded WebSocket connect silently.
+		if !h.superseded.Load() || len(cx.events) > 0 {
+			ws.write(&cx.response)
 		}
+		cx.done()
+	}
+	// Registered under ws.mu so that close sees it (or it sees close).
+	ws.mu.Lock()
+	if !h.start(reply) {
+		ws.mu.Unlock()
+		reply()
+		return
+	}
+	ws.held = h
+	closed := ws.closed
+	ws.mu.Unlock()
+	if closed {
+		h.cancel()
 	}
 }
 
-// writeExchange writes x's response as one frame, if it has anything. A
-// client that does not read it within WriteTimeout is cut off (its
-// session expires as usual).
-func (ws *wsConn) writeExchange(x *exchange) {
-	if x.hsReply == nil && len(x.events) == 0 && len(x.replies) == 0 {
+// write writes a response as one frame, if it has anything. A client
+// that does not read it within WriteTimeout is cut off (its session
+// expires as usual).
+func (ws *wsConn) write(r *response) {
+	if r.empty() {
 		return
 	}
-	x.s = ws.s
-	body, err := x.encode(x.buf(x.sizeHint()))
+	body, err := r.encode(r.buf(r.sizeHint()))
 	if err != nil {
 		ws.s.log.Error("encode websocket frame failed", "err", err)
 		return

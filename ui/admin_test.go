@@ -551,7 +551,7 @@ func TestAdminPublish(t *testing.T) {
 		t.Errorf("time %q: %v", msg.Time, err)
 	}
 	// It is in the room's history like any chat message.
-	hist, err := s.srv.Engine().History(context.Background(), "/chat/demo", 10)
+	hist, err := s.srv.Engine().(server.Historian).History(context.Background(), "/chat/demo", 10)
 	if err != nil || len(hist) != 1 || !bytes.Contains(hist[0], []byte(`"alice (admin)"`)) {
 		t.Errorf("history %q, %v", hist, err)
 	}

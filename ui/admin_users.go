@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/bayeux-go/bayeux/internal/admin"
+	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/auth"
 )
 
@@ -18,10 +19,12 @@ func (h *adminHandler) users(w http.ResponseWriter, r *http.Request, user string
 
 func (h *adminHandler) renderUsers(w http.ResponseWriter, r *http.Request, user string, status int, addName string, fl flash) {
 	sessions := map[string]int{}
-	if infos, err := h.p.Bayeux.Engine().ListSessions(r.Context()); err == nil {
-		for _, in := range infos {
-			if in.User != "" && !in.Local {
-				sessions[in.User]++
+	if l, ok := h.p.Bayeux.Engine().(server.SessionLister); ok {
+		if infos, err := l.ListSessions(r.Context()); err == nil {
+			for _, in := range infos {
+				if in.User != "" && !in.Local {
+					sessions[in.User]++
+				}
 			}
 		}
 	}

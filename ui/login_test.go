@@ -257,7 +257,7 @@ func (b *browser) connect(id string) *protocol.Message {
 
 func (s *site) sessionCount() int {
 	s.t.Helper()
-	n, err := s.srv.Engine().SessionCount(context.Background())
+	n, err := s.srv.Engine().(server.SessionLister).SessionCount(context.Background())
 	if err != nil {
 		s.t.Fatal(err)
 	}

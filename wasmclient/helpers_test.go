@@ -89,7 +89,7 @@ func (ts *testServer) stop() {
 }
 
 func (ts *testServer) sessionCount() int {
-	n, err := ts.srv.Engine().SessionCount(context.Background())
+	n, err := ts.srv.Engine().(server.SessionLister).SessionCount(context.Background())
 	if err != nil {
 		ts.t.Fatal(err)
 	}

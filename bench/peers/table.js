@@ -31,6 +31,14 @@ const idle = [
   ['errors', (r) => Object.values(r.errors || {}).reduce((a, b) => a + b, 0), false],
   ['other CPU % (noise)', (r) => r.other_cpu_pct, null],
 ];
+// fanout-redis and fanout-cluster: bayeux on Redis (one node, three nodes).
+const redis = [
+  ...traffic.slice(0, 7),
+  ['server RSS max MiB', (r) => r.server_rss_kb && r.server_rss_kb.max / 1024, false],
+  ['redis CPU %', (r) => r.redis_cpu_pct, false],
+  ['redis CPU us/msg', (r) => r.redis_cpu_us_per_msg, false],
+  ...traffic.slice(8),
+];
 // In table order; the -ws scenarios are the same over WebSocket.
 const metrics = {
   fanout: traffic,
@@ -39,6 +47,8 @@ const metrics = {
   idle,
   'idle-ws': idle,
   'fanout-ws': traffic,
+  'fanout-redis': redis,
+  'fanout-cluster': redis,
   handshake: [
     ['handshakes/s', (r) => r.handshakes_per_s, true],
     ['latency p50 ms', (r) => r.latency_ms.p50, false],
@@ -163,6 +173,28 @@ const targets = [
       const ready = want && r.clients < want ? `; only ${fmt(r.clients)} of ${fmt(want)} clients ready` : '';
       return [kb(kib) <= limit, `${fmt(kb(kib))} KB (${fmt(kib)} KiB) per client${ready}${noisy(r)}`];
     }]),
+  ['fanout-redis: 0 lost, every publish acknowledged, p99 <= 2 x fanout p99, redis-server < 25% of a core', () => {
+    const r = load('fanout-redis', own);
+    const m = load('fanout', own);
+    if (!r) return ['n.a.', 'fanout-redis not run'];
+    const errs = Object.values(r.errors || {}).reduce((a, b) => a + b, 0) + (r.refused || 0);
+    let ok = lost(r) === 0 && errs === 0 && r.redis_cpu_pct < 25;
+    let p99 = `p99 ${fmt(r.latency_ms.p99)} ms`;
+    if (m) {
+      ok = ok && r.latency_ms.p99 <= 2 * m.latency_ms.p99;
+      p99 += ` (limit 2 x ${fmt(m.latency_ms.p99)} = ${fmt(2 * m.latency_ms.p99)} ms)`;
+    } else {
+      p99 += ' (no fanout result to compare)';
+    }
+    return [ok, `${p99}, lost ${fmt(lost(r))}, refused or failed publishes ${fmt(errs)}, redis-server ${fmt(r.redis_cpu_pct)}% of a core${noisy(r, m)}`];
+  }],
+  ['fanout-cluster: three nodes on one Redis (report; two cores allow no speed-up)', () => {
+    const r = load('fanout-cluster', own);
+    if (!r) return ['n.a.', 'fanout-cluster not run'];
+    const us = r.redis_cpu_us_per_msg;
+    const est = typeof us === 'number' && us > 0 ? `; at ${fmt(us)} us of Redis CPU per message one Redis saturates near ${fmt(1e6 / us)} msg/s` : '';
+    return [lost(r) === 0 ? 'ok' : 'FAIL', `${fmt(r.deliveries_per_s)} deliveries/s, p99 ${fmt(r.latency_ms.p99)} ms, lost ${fmt(lost(r))}${est}${noisy(r)}`];
+  }],
   ['handshake: >= 10,000 handshakes/s', () => {
     const r = load('handshake', own);
     if (!r) return ['n.a.', 'handshake not run'];

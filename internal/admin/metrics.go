@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/bayeux-go/bayeux/protocol"
+	"github.com/bayeux-go/bayeux/server"
 )
 
 // MetricsOptions configures Metrics.
@@ -140,10 +141,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	if n, err := s.Engine().SessionCount(ctx); err == nil {
-		gauge(c.sessions, float64(n))
-	} else {
-		ch <- prometheus.NewInvalidMetric(c.sessions, err)
+	if l, ok := s.Engine().(server.SessionLister); ok {
+		if n, err := l.SessionCount(ctx); err == nil {
+			gauge(c.sessions, float64(n))
+		} else {
+			ch <- prometheus.NewInvalidMetric(c.sessions, err)
+		}
 	}
 	snap, err := r.Snapshot(ctx)
 	if err != nil {

@@ -307,8 +307,8 @@ func TestReady(t *testing.T) {
 
 type failingEngine struct{ server.Engine }
 
-func (failingEngine) SessionCount(context.Context) (int, error) {
-	return 0, io.ErrUnexpectedEOF
+func (failingEngine) Session(context.Context, string) (*server.SessionInfo, bool, error) {
+	return nil, false, io.ErrUnexpectedEOF
 }
 
 func TestReadyEngineDown(t *testing.T) {
@@ -376,7 +376,7 @@ func TestRecorderConcurrent(t *testing.T) {
 
 // queueEngine is an engine that tells queue lengths (as the proposed
 // MemoryEngine.QueueLen would).
-type queueEngine struct{ server.Engine }
+type queueEngine struct{ *server.MemoryEngine }
 
 func (queueEngine) QueueLen(_ context.Context, id string) (int, error) { return len(id), nil }
 

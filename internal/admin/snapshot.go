@@ -70,15 +70,19 @@ type Snapshot struct {
 	QueueKnown bool
 }
 
-// Snapshot reads every session with its subscriptions from the engine. It
-// costs one engine call per session: fine for an operator's page or a
-// metrics scrape, not for a hot path.
+// Snapshot reads every session with its subscriptions from the engine
+// (which must be a server.SessionLister; otherwise it returns
+// server.ErrNotSupported). It costs one engine call per session: fine for
+// an operator's page or a metrics scrape, not for a hot path.
 func (r *Recorder) Snapshot(ctx context.Context) (*Snapshot, error) {
 	s := r.srv.Load()
 	if s == nil {
 		return nil, errors.New("admin: no server attached")
 	}
-	eng := s.Engine()
+	eng, ok := s.Engine().(server.SessionLister)
+	if !ok {
+		return nil, server.ErrNotSupported
+	}
 	infos, err := eng.ListSessions(ctx)
 	if err != nil {
 		return nil, err

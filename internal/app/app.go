@@ -84,7 +84,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		guesses    auth.Guesses
 		loginStore auth.LoginStore
 	)
-	if strings.HasPrefix(cfg.Engine, "redis://") {
+	if config.IsRedisEngine(cfg.Engine) {
 		re, err := redis.New(redis.Options{URL: cfg.Engine, Budgets: budgets(cfg), Logger: a.Log})
 		if err != nil {
 			a.Close()

@@ -17,6 +17,7 @@ import (
 
 	"github.com/bayeux-go/bayeux/internal/testutil"
 	"github.com/bayeux-go/bayeux/protocol"
+	"github.com/bayeux-go/bayeux/server"
 )
 
 // Tests of the network edge (issue 13, findings 6 to 8 and "behind a
@@ -409,7 +410,7 @@ func TestTrustedProxyHeaders(t *testing.T) {
 			resp, msgs := bayeux(from("198.51.100.7"), handshakeJSON)
 			secure(resp, "BAYEUX_BROWSER")
 			id := msgs[0].ClientID
-			infos, err := r.app.Bayeux.Engine().ListSessions(context.Background())
+			infos, err := r.app.Bayeux.Engine().(server.SessionLister).ListSessions(context.Background())
 			if err != nil || len(infos) != 1 || infos[0].RemoteAddr != tc.ip {
 				t.Errorf("sessions %v (%v), want one from %s", infos, err, tc.ip)
 			}

@@ -19,6 +19,7 @@ import (
 	"github.com/bayeux-go/bayeux/internal/testutil"
 	"github.com/bayeux-go/bayeux/internal/testutil/redistest"
 	"github.com/bayeux-go/bayeux/protocol"
+	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/auth"
 	"github.com/bayeux-go/bayeux/wasmclient"
 )
@@ -354,7 +355,7 @@ func TestAdminEndsEveryLoginAndSession(t *testing.T) {
 			if strings.Contains(alice.get("/admin/users").body, `data-testid="admin-login-row" data-user="bob"`) {
 				t.Error("the Users page still lists a login of bob")
 			}
-			infos, err := r.app.Bayeux.Engine().ListSessions(t.Context())
+			infos, err := r.app.Bayeux.Engine().(server.SessionLister).ListSessions(t.Context())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -27,6 +28,8 @@ const (
 // Config is one run. The zero value of a field means its default (see
 // the flags in ParseFlags).
 type Config struct {
+	// URL is the Bayeux endpoint; several, comma-separated, are nodes of
+	// one cluster: the clients are spread over them in turn.
 	URL      string
 	Scenario string
 
@@ -44,9 +47,15 @@ type Config struct {
 	Timeout  time.Duration // network delay allowance and drain time
 	Workers  int           // concurrency of setup, and of the handshake scenario
 
-	PID   int // server process to watch (CPU, RSS); 0: none
-	Procs int // GOMAXPROCS of the generator
-	JSON  bool
+	PID int // server process to watch (CPU, RSS); 0: none
+	// PIDs are more server processes (the other nodes of a cluster):
+	// their CPU and RSS add up with PID's.
+	PIDs []int
+	// RedisPIDs are redis-server processes to watch: their CPU in the
+	// window, also per published message.
+	RedisPIDs []int
+	Procs     int // GOMAXPROCS of the generator
+	JSON      bool
 
 	// TransportType is "long-polling" (default) or "websocket".
 	TransportType string
@@ -115,9 +124,11 @@ func (c *Config) setDefaults() {
 }
 
 func (c *Config) validate() error {
-	u, err := url.Parse(c.URL)
-	if c.URL == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("-url must be an http(s) URL of a Bayeux endpoint, got %q", c.URL)
+	for _, raw := range c.urls() {
+		u, err := url.Parse(raw)
+		if raw == "" || err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return fmt.Errorf("-url must be http(s) URLs of Bayeux endpoints (comma-separated), got %q", c.URL)
+		}
 	}
 	switch c.Scenario {
 	case Fanout, Rooms, Idle, Handshake:
@@ -162,7 +173,7 @@ flags:
 `)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&c.URL, "url", "", "Bayeux endpoint URL, e.g. http://127.0.0.1:8080/cometd")
+	fs.StringVar(&c.URL, "url", "", "Bayeux endpoint URL, e.g. http://127.0.0.1:8080/cometd; several comma-separated (nodes of one cluster): clients spread over them in turn")
 	fs.StringVar(&c.Scenario, "scenario", Fanout, "fanout, rooms, idle or handshake")
 	fs.IntVar(&c.Clients, "clients", 100, "simulated clients (rooms, idle)")
 	fs.IntVar(&c.Subscribers, "subscribers", 0, "fanout subscribers (default: -clients)")
@@ -175,7 +186,9 @@ flags:
 	fs.DurationVar(&c.Warmup, "warmup", 2*time.Second, "load before the measured window (not measured)")
 	fs.DurationVar(&c.Timeout, "timeout", 10*time.Second, "network delay allowance (a connect may take advice.timeout plus this) and how long to wait for late deliveries")
 	fs.IntVar(&c.Workers, "workers", 32, "concurrent handshakes (setup, and the handshake scenario)")
-	fs.IntVar(&c.PID, "pid", 0, "server process id: report its CPU and RSS")
+	var pids, redisPids string
+	fs.StringVar(&pids, "pid", "", "server process id(s), comma-separated: report their CPU and RSS (summed)")
+	fs.StringVar(&redisPids, "redis-pid", "", "redis-server process id(s), comma-separated: report their CPU, also per published message")
 	fs.IntVar(&c.Procs, "gomaxprocs", 1, "GOMAXPROCS of the generator (cores it may use)")
 	fs.BoolVar(&c.JSON, "json", false, "print one JSON line of results on stdout")
 	fs.StringVar(&c.ChannelPrefix, "channel-prefix", "/bench", "root of the channels used")
@@ -188,6 +201,35 @@ flags:
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
+	all, err := parsePIDs(pids)
+	if err != nil {
+		return c, fmt.Errorf("-pid: %w", err)
+	}
+	if len(all) > 0 {
+		c.PID, c.PIDs = all[0], all[1:]
+	}
+	if c.RedisPIDs, err = parsePIDs(redisPids); err != nil {
+		return c, fmt.Errorf("-redis-pid: %w", err)
+	}
 	c.setDefaults()
 	return c, c.validate()
+}
+
+// urls are the endpoints of URL.
+func (c *Config) urls() []string { return strings.Split(c.URL, ",") }
+
+// parsePIDs parses comma-separated process ids ("" and "0" are none).
+func parsePIDs(s string) ([]int, error) {
+	if s == "" || s == "0" {
+		return nil, nil
+	}
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return nil, fmt.Errorf("not a process id: %q", f)
+		}
+		out = append(out, n)
+	}
+	return out, nil
 }

@@ -73,10 +73,15 @@ type Result struct {
 	// BenchCPUPct is this generator's CPU during the window, in percent
 	// of one core; near 100 × gomaxprocs the generator was the bottleneck.
 	BenchCPUPct float64 `json:"bench_cpu_pct"`
+	// RedisCPUPct is the redis-server processes' CPU during the window
+	// (-redis-pid), in percent of one core; RedisCPUUsPerMsg the same per
+	// message published in the window, in microseconds.
+	RedisCPUPct      *float64 `json:"redis_cpu_pct,omitempty"`
+	RedisCPUUsPerMsg *float64 `json:"redis_cpu_us_per_msg,omitempty"`
 	// OtherCPUPct is what the rest of the machine used meanwhile (all
-	// processes but the generator and, with -pid, the server), in percent
-	// of one core, from /proc/stat; more than a few percent means the
-	// numbers are disturbed.
+	// processes but the generator and, with -pid and -redis-pid, the
+	// server and Redis), in percent of one core, from /proc/stat; more
+	// than a few percent means the numbers are disturbed.
 	OtherCPUPct *float64 `json:"other_cpu_pct"`
 	Warnings    []string `json:"warnings,omitempty"`
 }
@@ -194,7 +199,14 @@ func (r *run) finish(res *Result, w *watcher, quiet bool) {
 	if pct, ok := w.serverCPUPct(); ok {
 		res.ServerCPUPct = &pct
 	}
-	if w.pid > 0 && w.err == nil && w.rss.n > 0 {
+	if pct, ok := w.redisCPUPct(); ok {
+		res.RedisCPUPct = &pct
+		if n := r.sentWin.Load(); n > 0 {
+			us := pct / 100 * win.Seconds() * 1e6 / float64(n)
+			res.RedisCPUUsPerMsg = &us
+		}
+	}
+	if len(w.pids) > 0 && w.err == nil && w.rss.n > 0 {
 		s := &RSSStats{Baseline: w.base, Max: w.rss.max, Avg: w.rss.avg()}
 		if r.cfg.Scenario == Idle && res.Clients > 0 {
 			per := float64(s.Avg-s.Baseline) / float64(res.Clients)
@@ -202,8 +214,8 @@ func (r *run) finish(res *Result, w *watcher, quiet bool) {
 		}
 		res.ServerRSSKB = s
 	}
-	if w.pid > 0 && w.err != nil {
-		res.Warnings = append(res.Warnings, fmt.Sprintf("server process %d: %v", w.pid, w.err))
+	if len(w.pids) > 0 && w.err != nil {
+		res.Warnings = append(res.Warnings, fmt.Sprintf("server process(es) %v: %v", w.pids, w.err))
 	}
 	res.BenchCPUPct = w.benchCPUPct()
 	if limit := 90 * float64(r.cfg.Procs); res.BenchCPUPct > limit {
@@ -308,6 +320,13 @@ func (res *Result) WriteText(w io.Writer) error {
 			if s.PerClientKB != nil {
 				fmt.Fprintf(&b, ", %.1f KiB per client", *s.PerClientKB)
 			}
+		}
+		b.WriteString("\n")
+	}
+	if res.RedisCPUPct != nil {
+		fmt.Fprintf(&b, "  redis-server CPU %.1f%% of a core", *res.RedisCPUPct)
+		if res.RedisCPUUsPerMsg != nil {
+			fmt.Fprintf(&b, ", %.1f us per published message", *res.RedisCPUUsPerMsg)
 		}
 		b.WriteString("\n")
 	}

@@ -212,21 +212,30 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.pad = bytes.Repeat([]byte{'x'}, cfg.Size)
 	r.tr = cfg.Transport
 	if r.tr == nil {
-		if cfg.TransportType == TransportWebSocket {
-			r.tr = NewWebSocket(cfg.URL)
-		} else if cfg.HTTP == "std" {
-			r.tr = NewLongPolling(cfg.URL, cfg.Clients+cfg.Subscribers+cfg.Workers)
-		} else {
-			raw, err := NewRawLongPolling(cfg.URL)
-			if err != nil {
-				return nil, err
+		var trs []Transport
+		for _, u := range cfg.urls() {
+			var tr Transport
+			if cfg.TransportType == TransportWebSocket {
+				tr = NewWebSocket(u)
+			} else if cfg.HTTP == "std" {
+				tr = NewLongPolling(u, cfg.Clients+cfg.Subscribers+cfg.Workers)
+			} else {
+				raw, err := NewRawLongPolling(u)
+				if err != nil {
+					return nil, err
+				}
+				tr = raw
 			}
-			r.tr = raw
+			trs = append(trs, tr)
+		}
+		r.tr = trs[0]
+		if len(trs) > 1 {
+			r.tr = &spread{trs: trs}
 		}
 		defer r.tr.Close()
 	}
 	res := &Result{Scenario: cfg.Scenario, URL: cfg.URL, Transport: r.tr.ConnectionType(), Config: configJSON(cfg)}
-	watch := newWatcher(cfg.PID)
+	watch := newWatcher(cfg)
 	watch.baseline()
 
 	if cfg.Scenario == Handshake {
@@ -650,13 +659,34 @@ func (r *run) runHandshakes(ctx context.Context, watch *watcher, res *Result) {
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
-// watcher measures the server process (CPU, RSS) and this process (CPU)
-// over the measured window.
+// spread dials its connections on several transports in turn: clients
+// spread over the nodes of a cluster.
+type spread struct {
+	trs  []Transport
+	next atomic.Int64
+}
+
+func (s *spread) ConnectionType() string { return s.trs[0].ConnectionType() }
+
+func (s *spread) Dial(push Push) (Conn, error) {
+	return s.trs[int(s.next.Add(1)-1)%len(s.trs)].Dial(push)
+}
+
+func (s *spread) Close() {
+	for _, t := range s.trs {
+		t.Close()
+	}
+}
+
+// watcher measures the server processes (CPU, RSS), the Redis processes
+// (CPU) and this process (CPU) over the measured window.
 type watcher struct {
-	pid              int
+	pids             []int // the server's, first cfg.PID
+	redis            []int
 	base             int64 // RSS before the run, KiB
 	began, ended     time.Time
 	srvCPU0, srvCPU1 time.Duration
+	rdsCPU0, rdsCPU1 time.Duration
 	selfCPU0, self1  time.Duration
 	sys0, sys1       time.Duration // all processes (0 when /proc/stat is unreadable)
 	rss              rssSampler
@@ -665,11 +695,43 @@ type watcher struct {
 	err              error
 }
 
-func newWatcher(pid int) *watcher { return &watcher{pid: pid} }
+func newWatcher(cfg Config) *watcher {
+	w := &watcher{redis: cfg.RedisPIDs}
+	if cfg.PID > 0 {
+		w.pids = append([]int{cfg.PID}, cfg.PIDs...)
+	}
+	return w
+}
+
+// cpu sums the CPU time of processes.
+func cpu(pids []int) (time.Duration, error) {
+	var total time.Duration
+	for _, pid := range pids {
+		d, err := ProcCPU(pid)
+		if err != nil {
+			return 0, err
+		}
+		total += d
+	}
+	return total, nil
+}
+
+// rss sums the resident memory of processes, in KiB.
+func rss(pids []int) (int64, error) {
+	var total int64
+	for _, pid := range pids {
+		kb, err := ProcRSS(pid)
+		if err != nil {
+			return 0, err
+		}
+		total += kb
+	}
+	return total, nil
+}
 
 func (w *watcher) baseline() {
-	if w.pid > 0 {
-		w.base, w.err = ProcRSS(w.pid)
+	if len(w.pids) > 0 {
+		w.base, w.err = rss(w.pids)
 	}
 }
 
@@ -680,17 +742,20 @@ func (w *watcher) begin() {
 	w.began = time.Now()
 	w.selfCPU0 = selfCPU()
 	w.sys0, _ = systemBusy()
-	if w.pid <= 0 || w.err != nil {
+	if len(w.redis) > 0 {
+		w.rdsCPU0, _ = cpu(w.redis)
+	}
+	if len(w.pids) == 0 || w.err != nil {
 		return
 	}
-	w.srvCPU0, w.err = ProcCPU(w.pid)
+	w.srvCPU0, w.err = cpu(w.pids)
 	w.stop, w.done = make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(w.done)
 		t := time.NewTicker(250 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if kb, err := ProcRSS(w.pid); err == nil {
+			if kb, err := rss(w.pids); err == nil {
 				w.rss.add(kb)
 			}
 			select {
@@ -709,17 +774,30 @@ func (w *watcher) end() {
 	w.ended = time.Now()
 	w.self1 = selfCPU()
 	w.sys1, _ = systemBusy()
+	if len(w.redis) > 0 {
+		w.rdsCPU1, _ = cpu(w.redis)
+	}
 	if w.stop != nil {
 		close(w.stop)
 		<-w.done
-		if kb, err := ProcRSS(w.pid); err == nil {
+		if kb, err := rss(w.pids); err == nil {
 			w.rss.add(kb)
 		}
 		var err error
-		if w.srvCPU1, err = ProcCPU(w.pid); err != nil && w.err == nil {
+		if w.srvCPU1, err = cpu(w.pids); err != nil && w.err == nil {
 			w.err = err
 		}
 	}
+}
+
+// redisCPUPct is the Redis processes' CPU during the window, in percent
+// of one core.
+func (w *watcher) redisCPUPct() (float64, bool) {
+	d := w.window()
+	if len(w.redis) == 0 || d <= 0 || w.rdsCPU1 == 0 {
+		return 0, false
+	}
+	return 100 * float64(w.rdsCPU1-w.rdsCPU0) / float64(d), true
 }
 
 // window returns the length of the measured window.
@@ -752,12 +830,15 @@ func (w *watcher) otherCPUPct() (float64, bool) {
 	if srv, ok := w.serverCPUPct(); ok {
 		other -= time.Duration(srv / 100 * float64(d))
 	}
+	if rds, ok := w.redisCPUPct(); ok {
+		other -= time.Duration(rds / 100 * float64(d))
+	}
 	return max(0, 100*float64(other)/float64(d)), true
 }
 
 func (w *watcher) serverCPUPct() (float64, bool) {
 	d := w.window()
-	if w.pid <= 0 || w.err != nil || d <= 0 || w.stop == nil {
+	if len(w.pids) == 0 || w.err != nil || d <= 0 || w.stop == nil {
 		return 0, false
 	}
 	return 100 * float64(w.srvCPU1-w.srvCPU0) / float64(d), true

@@ -7,8 +7,11 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -153,6 +156,49 @@ func TestLossIsReported(t *testing.T) {
 	}
 	if want := res.Expected / 10; res.Lost < want-2 || res.Lost > want+2 {
 		t.Errorf("lost %d, want about %d (every 10th)", res.Lost, want)
+	}
+}
+
+// TestSeveralURLs: with several URLs (nodes of one cluster, here two
+// paths of one server) the clients spread over them in turn; -pid and
+// -redis-pid take lists and are reported (this process stands in for the
+// processes watched).
+func TestSeveralURLs(t *testing.T) {
+	var hits [2]atomic.Int64
+	url := startServer(t, func(h http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if strings.HasPrefix(r.URL.Path, "/cometd/b") {
+				hits[1].Add(1)
+			} else {
+				hits[0].Add(1)
+			}
+			h.ServeHTTP(w, r)
+		})
+	})
+	pid := strconv.Itoa(os.Getpid())
+	cfg, err := ParseFlags([]string{"-url", url + "/a," + url + "/b", "-scenario", "fanout", "-subscribers", "10",
+		"-rate", "50", "-duration", "1s", "-warmup", "0s", "-pid", pid + "," + pid, "-redis-pid", pid}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.PID != os.Getpid() || len(cfg.PIDs) != 1 || len(cfg.RedisPIDs) != 1 {
+		t.Fatalf("parsed pids %d %v %v", cfg.PID, cfg.PIDs, cfg.RedisPIDs)
+	}
+	res := runBench(t, cfg)
+	if res.Lost+res.Duplicated != 0 || res.Delivered == 0 {
+		t.Errorf("delivered %d, lost %d, duplicated %d", res.Delivered, res.Lost, res.Duplicated)
+	}
+	if hits[0].Load() == 0 || hits[1].Load() == 0 {
+		t.Errorf("requests per URL %d and %d: not spread", hits[0].Load(), hits[1].Load())
+	}
+	if res.ServerCPUPct == nil || res.RedisCPUPct == nil || res.RedisCPUUsPerMsg == nil {
+		t.Errorf("server CPU %v, redis CPU %v per message %v: not reported", res.ServerCPUPct, res.RedisCPUPct, res.RedisCPUUsPerMsg)
+	}
+	if _, err := ParseFlags([]string{"-url", url, "-pid", "1,x"}, io.Discard); err == nil {
+		t.Error("-pid 1,x accepted")
+	}
+	if _, err := ParseFlags([]string{"-url", url + ",ftp://x"}, io.Discard); err == nil {
+		t.Error("a second URL that is not http accepted")
 	}
 }
 

@@ -65,7 +65,7 @@ func TestChatExtNotStoredOrForwarded(t *testing.T) {
 			t.Errorf("delivered with ext %d bytes", len(dump([]*protocol.Message{m})))
 		}
 	}
-	h, err := cs.srv.Engine().History(context.Background(), "/chat/demo", 10)
+	h, err := cs.srv.Engine().(server.Historian).History(context.Background(), "/chat/demo", 10)
 	if err != nil || len(h) != 1 {
 		t.Fatalf("history %d entries, %v", len(h), err)
 	}
@@ -129,7 +129,7 @@ func TestAttackRoomFlood(t *testing.T) {
 	withHistory := 0
 	for i := range rooms {
 		for _, p := range []string{"a", "c"} {
-			if h, _ := cs.srv.Engine().History(context.Background(), fmt.Sprintf("/chat/%s%d", p, i), 1); len(h) > 0 {
+			if h, _ := cs.srv.Engine().(server.Historian).History(context.Background(), fmt.Sprintf("/chat/%s%d", p, i), 1); len(h) > 0 {
 				withHistory++
 			}
 		}

@@ -282,8 +282,8 @@ type Message struct {
 func (c *Chat) OnEvent(ev server.Event) {
 	switch ev.Kind {
 	case server.EventPublish:
-		if RoomOf(ev.Channel) != "" && ev.Payload != nil {
-			if err := c.srv.Engine().AppendHistory(context.Background(), ev.Channel, ev.Payload.JSON, c.HistorySize); err != nil {
+		if h, ok := c.srv.Engine().(server.Historian); ok && RoomOf(ev.Channel) != "" && ev.Payload != nil {
+			if err := h.AppendHistory(context.Background(), ev.Channel, ev.Payload.JSON, c.HistorySize); err != nil {
 				c.Log.Error("history append failed", "channel", ev.Channel, "err", err)
 			}
 		}
@@ -300,9 +300,14 @@ func (c *Chat) OnEvent(ev server.Event) {
 	}
 }
 
-// Members returns the users in room, sorted.
+// Members returns the users in room, sorted (none when the engine cannot
+// list subscribers: see server.SubscriberLister).
 func (c *Chat) Members(ctx context.Context, room string) ([]string, error) {
-	infos, err := c.srv.Engine().Subscribers(ctx, RoomPrefix+room)
+	l, ok := c.srv.Engine().(server.SubscriberLister)
+	if !ok {
+		return []string{}, nil
+	}
+	infos, err := l.Subscribers(ctx, RoomPrefix+room)
 	if err != nil {
 		return nil, err
 	}
@@ -370,9 +375,12 @@ func (c *Chat) history(ctx context.Context, cl *server.Client, m *protocol.Messa
 		c.refuse(RefusedTokenChannels)
 		return nil, protocol.ErrSubscribeDenied
 	}
-	raw, err := c.srv.Engine().History(ctx, RoomPrefix+in.Room, c.HistorySize)
-	if err != nil {
-		return nil, err
+	var raw [][]byte
+	if h, ok := c.srv.Engine().(server.Historian); ok {
+		var err error
+		if raw, err = h.History(ctx, RoomPrefix+in.Room, c.HistorySize); err != nil {
+			return nil, err
+		}
 	}
 	msgs := make([]json.RawMessage, 0, len(raw))
 	for _, r := range raw {

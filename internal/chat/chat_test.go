@@ -408,7 +408,7 @@ func TestHandshakeCredentials(t *testing.T) {
 				if r.ClientID != "" {
 					t.Errorf("a refused handshake got clientId %q", r.ClientID)
 				}
-				if n, _ := cs.srv.Engine().SessionCount(context.Background()); n != 0 {
+				if n, _ := cs.srv.Engine().(server.SessionLister).SessionCount(context.Background()); n != 0 {
 					t.Errorf("%d sessions after a refused handshake", n)
 				}
 				return
@@ -792,7 +792,7 @@ func TestPresenceConcurrentSubscribes(t *testing.T) {
 // result, as a slow (remote) engine would, to order concurrent presence
 // updates deterministically.
 type gatedEngine struct {
-	server.Engine
+	*server.MemoryEngine
 	mu      sync.Mutex
 	armed   bool
 	held    chan struct{} // closed when the armed call has its result
@@ -806,7 +806,7 @@ func (e *gatedEngine) arm() {
 }
 
 func (e *gatedEngine) Subscribers(ctx context.Context, channel string) ([]*server.SessionInfo, error) {
-	infos, err := e.Engine.Subscribers(ctx, channel)
+	infos, err := e.MemoryEngine.Subscribers(ctx, channel)
 	e.mu.Lock()
 	armed := e.armed
 	e.armed = false
@@ -824,7 +824,7 @@ func (e *gatedEngine) Subscribers(ctx context.Context, channel string) ([]*serve
 // update for the second. The last list published must still be the
 // room's real membership.
 func TestPresenceUpdatesDoNotGoStale(t *testing.T) {
-	engine := &gatedEngine{Engine: server.NewMemoryEngine(server.MemoryEngineOptions{SweepInterval: 50 * time.Millisecond})}
+	engine := &gatedEngine{MemoryEngine: server.NewMemoryEngine(server.MemoryEngineOptions{SweepInterval: 50 * time.Millisecond})}
 	cs := newChatServerEngine(t, 10*time.Second, engine)
 	dave := cs.client().login("dave")
 	dave.mustSubscribe("/members/demo")

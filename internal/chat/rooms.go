@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/bayeux-go/bayeux/server"
 	"golang.org/x/time/rate"
 )
 
@@ -104,12 +105,18 @@ func (c *Chat) useRoom(ctx context.Context, user, room string) error {
 	return nil
 }
 
-// roomExists reports whether room has members or history.
+// roomExists reports whether room has members or history (as far as the
+// engine can tell: see server.SubscriberLister and server.Historian).
 func (c *Chat) roomExists(ctx context.Context, room string) (bool, error) {
-	subs, err := c.srv.Engine().Subscribers(ctx, RoomPrefix+room)
-	if err != nil || len(subs) > 0 {
-		return len(subs) > 0, err
+	if l, ok := c.srv.Engine().(server.SubscriberLister); ok {
+		subs, err := l.Subscribers(ctx, RoomPrefix+room)
+		if err != nil || len(subs) > 0 {
+			return len(subs) > 0, err
+		}
 	}
-	h, err := c.srv.Engine().History(ctx, RoomPrefix+room, 1)
-	return len(h) > 0, err
+	if hs, ok := c.srv.Engine().(server.Historian); ok {
+		h, err := hs.History(ctx, RoomPrefix+room, 1)
+		return len(h) > 0, err
+	}
+	return false, nil
 }

@@ -84,7 +84,7 @@ type Config struct {
 	LoginMaxAge      time.Duration `env:"LOGIN_MAX_AGE" envDefault:"720h" desc:"a browser login ends this long after it was made"`
 	LoginIdle        time.Duration `env:"LOGIN_IDLE" envDefault:"168h" desc:"a browser login ends when it was not used for this long"`
 	LoginsPerUser    int           `env:"LOGINS_PER_USER" envDefault:"10" desc:"browser logins kept per user; a new one beyond ends the one used least recently"`
-	Engine           string        `env:"ENGINE" envDefault:"memory" desc:"memory, or redis://host:port/db"`
+	Engine           string        `env:"ENGINE" envDefault:"memory" desc:"memory; redis://host:port/db (one Redis); redis-cluster://host:port?addr=host2:port2&addr=... (Redis Cluster); redis-sentinel://host:port/db?master_name=NAME&addr=... (Sentinel); rediss... for TLS"`
 	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
 
 	TokenKeys        string        `env:"TOKEN_KEYS" desc:"keys that verify login tokens (ext.auth.token JWTs), comma-separated: hs256:[kid:]<base64 secret> or file:<PEM or JWKS of RS256/ES256/EdDSA public keys>; empty = token login off"`
@@ -200,8 +200,8 @@ func (c *Config) validate() error {
 	default:
 		bad("LOG_LEVEL", "must be debug, info, warn or error")
 	}
-	if c.Engine != "memory" && !strings.HasPrefix(c.Engine, "redis://") {
-		bad("ENGINE", "must be memory or redis://host:port/db")
+	if c.Engine != "memory" && !IsRedisEngine(c.Engine) {
+		bad("ENGINE", "must be memory, redis://host:port/db, redis-cluster://host:port?addr=... or redis-sentinel://host:port/db?master_name=...")
 	}
 	if c.DataDir == "" {
 		bad("DATA_DIR", "must not be empty")
@@ -258,4 +258,16 @@ func PrintHelp(w io.Writer) {
 		fmt.Fprintf(tw, "  %s%s\t%s\t%s\n", Prefix, name, def, f.Tag.Get("desc"))
 	}
 	tw.Flush()
+}
+
+// IsRedisEngine reports whether an ENGINE value names a Redis deployment
+// (one Redis, a Redis Cluster or Sentinel; TLS or not).
+func IsRedisEngine(engine string) bool {
+	for _, scheme := range []string{"redis://", "rediss://", "redis-cluster://", "rediss-cluster://",
+		"redis-sentinel://", "rediss-sentinel://", "unix://"} {
+		if strings.HasPrefix(engine, scheme) {
+			return true
+		}
+	}
+	return false
 }

@@ -47,6 +47,10 @@ func TestParse(t *testing.T) {
 		{name: "bad duration", vars: map[string]string{"BAYEUX_POLL_TIMEOUT": "soon"}, wantErr: "POLL_TIMEOUT"},
 		{name: "negative limit", vars: map[string]string{"BAYEUX_CLIENT_MAX_CONNECTIONS": "-1"}, wantErr: "CLIENT_MAX_CONNECTIONS"},
 		{name: "bad engine", vars: map[string]string{"BAYEUX_ENGINE": "mysql://x"}, wantErr: "ENGINE"},
+		{name: "redis cluster engine", vars: map[string]string{"BAYEUX_ENGINE": "redis-cluster://10.0.0.1:7000?addr=10.0.0.2:7000"},
+			check: func(c *Config) bool { return IsRedisEngine(c.Engine) }},
+		{name: "redis sentinel engine", vars: map[string]string{"BAYEUX_ENGINE": "redis-sentinel://10.0.0.1:26379/0?master_name=m"},
+			check: func(c *Config) bool { return IsRedisEngine(c.Engine) }},
 		{name: "bad level", vars: map[string]string{"BAYEUX_LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
 		{name: "budget defaults", vars: nil, check: func(c *Config) bool {
 			return c.MaxQueueBytes == 4<<20 && c.MaxQueuedBytes == 256<<20 && c.MaxReplySize == 1<<20 && c.MaxPublishSize == 64<<10 &&

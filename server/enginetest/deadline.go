@@ -14,10 +14,10 @@ import (
 // testDeadline: a session's Deadline is stored with it, and an engine that
 // is a server.DeadlineSetter moves it for every node, keeping the rest of
 // the session's info.
-func testDeadline(t *testing.T, newEngine func(*testing.T, Options) server.Engine) {
+func testDeadline(t *testing.T, m *maker) {
 	ctx := context.Background()
-	e := newEngine(t, Options{})
-	peer := newEngine(t, Options{Peer: e})
+	n := m.node(t, Options{})
+	e, peer := n.Engine, m.peer(t, n, Options{}).Engine
 	first := time.Now().Add(time.Minute).Round(time.Millisecond)
 	in := &server.SessionInfo{ID: "dl", Created: time.Now().Round(time.Millisecond), User: "token:alice",
 		Flags: map[string]string{"auth": "token", "token_channels": "/chat/a,/chat/b/**"}, Ack: true, Deadline: first}

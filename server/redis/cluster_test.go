@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/bayeux-go/bayeux/internal/testutil"
+	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
+	"github.com/bayeux-go/bayeux/internal/testutil/redistest"
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
 )
@@ -18,64 +20,54 @@ import (
 // Two Engines on one Redis with the same prefix are two nodes.
 
 // TestTwoNodesWake: a session created on A, subscribed on B, with its
-// Fetch held on B, is woken by a publish on A; destroying it on A ends
-// the Fetch on B with ErrSessionUnknown.
+// fetch held on B, is woken by a publish on A; destroying it on A ends the
+// fetch on B with ErrSessionRemoved. On one Redis and on a Redis Cluster.
 func TestTwoNodesWake(t *testing.T) {
 	t.Parallel()
-	a := engine(t, Options{}, server.EngineHooks{})
-	b := engine(t, Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
-	ctx := context.Background()
-	mkSession(t, a, "s")
-	mkSub(t, b, "s", "/room/*")
-	if subs, _ := a.Subscriptions(ctx, "s"); !slices.Equal(subs, []string{"/room/*"}) {
-		t.Errorf("A sees subscriptions %q", subs)
-	}
-	type res struct {
-		b   server.Batch
-		err error
-		d   time.Duration
-	}
-	done := make(chan res, 1)
-	fetch := func() {
-		start := time.Now()
-		bt, err := b.Fetch(ctx, "s", 10*time.Second)
-		done <- res{bt, err, time.Since(start)}
-	}
-	go fetch()
-	time.Sleep(100 * time.Millisecond)
-	aNotices, bNotices := a.Stats().Notices, b.Stats().Notices
-	p := testPayload("/room/1", 7)
-	p.From = "publisher"
-	if n, err := a.Publish(ctx, p); n != 1 || err != nil {
-		t.Fatalf("Publish on A = %d, %v", n, err)
-	}
-	select {
-	case r := <-done:
-		if r.err != nil || len(r.b.Payloads) != 1 || r.b.Payloads[0].From != "publisher" || r.b.Payloads[0].Channel != "/room/1" {
-			t.Fatalf("Fetch on B = %+v, %v", r.b, r.err)
-		}
-		if r.d > 2*time.Second {
-			t.Errorf("Fetch on B woke after %v", r.d)
-		}
-	case <-time.After(hWait):
-		t.Fatal("a publish on A did not wake the Fetch held on B")
-	}
-	if a.Stats().Notices != aNotices || b.Stats().Notices != bNotices+1 {
-		t.Errorf("notices: A %d→%d, B %d→%d; want only B's one", aNotices, a.Stats().Notices, bNotices, b.Stats().Notices)
-	}
+	for _, tc := range []struct {
+		name string
+		url  func(testing.TB) string
+	}{
+		{"single", func(t testing.TB) string { return sharedRedis(t).URL }},
+		{"cluster", func(t testing.TB) string { return sharedCluster(t).URL }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			a := newTestEngine(t, tc.url(t), Options{}, server.EngineHooks{})
+			b := newTestEngine(t, tc.url(t), Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
+			ctx := context.Background()
+			mkSession(t, a, "s")
+			mkSub(t, b, "s", "/room/*")
+			if subs, _ := a.Subscriptions(ctx, "s"); !slices.Equal(subs, []string{"/room/*"}) {
+				t.Errorf("A sees subscriptions %q", subs)
+			}
+			p := b.Begin(ctx, "s", 10*time.Second)
+			aNotices, bNotices := a.Stats().Notices, b.Stats().Notices
+			start := time.Now()
+			pl := testPayload("/room/1", 7)
+			pl.From = "publisher"
+			if n, err := a.Publish(ctx, pl); n != 1 || err != nil {
+				t.Fatalf("Publish on A = %d, %v", n, err)
+			}
+			bt, err := p.Wait()
+			if err != nil || len(bt.Payloads) != 1 || bt.Payloads[0].From != "publisher" || bt.Payloads[0].Channel != "/room/1" {
+				t.Fatalf("fetch on B = %+v, %v", bt, err)
+			}
+			if d := time.Since(start); d > 2*time.Second {
+				t.Errorf("the fetch on B woke after %v", d)
+			}
+			if a.Stats().Notices != aNotices || b.Stats().Notices != bNotices+1 {
+				t.Errorf("notices: A %d→%d, B %d→%d; want only B's one", aNotices, a.Stats().Notices, bNotices, b.Stats().Notices)
+			}
 
-	go fetch()
-	time.Sleep(100 * time.Millisecond)
-	if rs, err := a.DestroySession(ctx, "s"); rs == nil || err != nil {
-		t.Fatalf("DestroySession on A = %+v, %v", rs, err)
-	}
-	select {
-	case r := <-done:
-		if !errors.Is(r.err, protocol.ErrSessionUnknown) {
-			t.Errorf("Fetch on B after destroy on A = %+v, %v", r.b, r.err)
-		}
-	case <-time.After(hWait):
-		t.Fatal("destroy on A did not wake the Fetch held on B")
+			p = b.Begin(ctx, "s", 10*time.Second)
+			if rs, err := a.DestroySession(ctx, "s"); rs == nil || err != nil {
+				t.Fatalf("DestroySession on A = %+v, %v", rs, err)
+			}
+			if _, err := p.Wait(); !errors.Is(err, server.ErrSessionRemoved) {
+				t.Errorf("fetch on B after destroy on A = %v, want ErrSessionRemoved", err)
+			}
+		})
 	}
 }
 
@@ -187,18 +179,8 @@ func TestRedisRestart(t *testing.T) {
 	mkSub(t, a, "s", "/r")
 	_ = a.Touch(ctx, "s", time.Now().Add(time.Hour))
 
-	type res struct {
-		b   server.Batch
-		err error
-	}
-	held := make(chan res, 1)
-	go func() {
-		bt, err := b.Fetch(ctx, "s", 20*time.Second)
-		held <- res{bt, err}
-	}()
-	time.Sleep(100 * time.Millisecond)
-
-	rs.kill()
+	held := b.Begin(ctx, "s", 20*time.Second)
+	rs.Kill()
 	if _, err := a.Publish(ctx, testPayload("/r", 1)); err == nil {
 		t.Error("Publish succeeded while Redis is down")
 	}
@@ -213,7 +195,7 @@ func TestRedisRestart(t *testing.T) {
 		t.Errorf("no log line about Redis being unreachable:\n%s", logs)
 	}
 
-	if err := rs.restart(); err != nil {
+	if err := rs.Restart(); err != nil {
 		t.Fatal(err)
 	}
 	testutil.Eventually(t, hWait, func() bool {
@@ -232,70 +214,158 @@ func TestRedisRestart(t *testing.T) {
 	if n, err := a.Publish(ctx, testPayload("/r", 2)); n != 1 || err != nil {
 		t.Fatalf("Publish after restart = %d, %v", n, err)
 	}
-	select {
-	case r := <-held:
-		if got := nums(t, r.b); r.err != nil || !slices.Equal(got, []int{2}) {
-			t.Errorf("Fetch held across the restart = %v, %v", got, r.err)
-		}
-	case <-time.After(hWait):
-		t.Fatal("the Fetch held across the restart was not woken")
+	if bt, err := held.Wait(); !slices.Equal(nums(t, bt), []int{2}) || err != nil {
+		t.Errorf("fetch held across the restart = %v, %v", nums(t, bt), err)
 	}
 	// And a new wait on the other node too.
-	go func() {
-		bt, err := a.Fetch(ctx, "s", 10*time.Second)
-		held <- res{bt, err}
-	}()
-	time.Sleep(100 * time.Millisecond)
+	held = a.Begin(ctx, "s", 10*time.Second)
 	if n, err := b.Publish(ctx, testPayload("/r", 3)); n != 1 || err != nil {
 		t.Fatalf("Publish on B after restart = %d, %v", n, err)
 	}
-	select {
-	case r := <-held:
-		if got := nums(t, r.b); r.err != nil || !slices.Equal(got, []int{3}) {
-			t.Errorf("Fetch after the restart = %v, %v", got, r.err)
-		}
-	case <-time.After(hWait):
-		t.Fatal("pub/sub wake-up does not work after the restart")
+	if bt, err := held.Wait(); !slices.Equal(nums(t, bt), []int{3}) || err != nil {
+		t.Errorf("fetch after the restart = %v, %v", nums(t, bt), err)
 	}
 }
 
-// TestRedisRestartWithoutData: Redis comes back empty. A Fetch held across
-// the restart ends without an error (the session was not destroyed, it
-// was lost), and the session is then unknown, so the server tells the
-// client to handshake again.
+// TestRedisRestartWithoutData: Redis comes back empty. A fetch held across
+// the restart ends with ErrSessionUnknown, not ErrSessionRemoved (the
+// session was lost, not removed: the server tells the client to handshake
+// again, not to stay away).
 func TestRedisRestartWithoutData(t *testing.T) {
 	t.Parallel()
-	rs := startRedis(t)
-	a := newTestEngine(t, rs.URL, Options{}, server.EngineHooks{})
-	ctx := context.Background()
-	mkSession(t, a, "s")
-	type res struct {
-		b   server.Batch
-		err error
+	for _, tc := range []struct {
+		name  string
+		start func(t *testing.T) (url string, restart func())
+	}{
+		{"single", func(t *testing.T) (string, func()) {
+			rs := startRedis(t)
+			return rs.URL, func() {
+				rs.Kill()
+				if err := rs.Restart(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+		{"cluster", func(t *testing.T) (string, func()) {
+			c, err := redistest.StartCluster(t.TempDir(), 3)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(c.Kill)
+			return c.URL, func() {
+				c.Kill()
+				if err := c.Restart(); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			url, restart := tc.start(t)
+			a := newTestEngine(t, url, Options{}, server.EngineHooks{})
+			b := newTestEngine(t, url, Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
+			ctx := context.Background()
+			mkSession(t, a, "s")
+			mkSub(t, a, "s", "/r")
+			held := a.Begin(ctx, "s", 20*time.Second)
+			restart()
+			start := time.Now()
+			if _, err := held.Wait(); !errors.Is(err, protocol.ErrSessionUnknown) || errors.Is(err, server.ErrSessionRemoved) {
+				t.Errorf("fetch held while Redis lost its data = %v; want ErrSessionUnknown", err)
+			}
+			if d := time.Since(start); d > hWait {
+				t.Errorf("the held fetch noticed the restart after %v", d)
+			}
+			testutil.Eventually(t, hWait, func() bool {
+				_, ok, err := a.Session(ctx, "s")
+				return !ok && err == nil
+			}, "the lost session to be reported unknown")
+			if _, err := a.Fetch(ctx, "s", 0); !errors.Is(err, protocol.ErrSessionUnknown) {
+				t.Errorf("Fetch of the lost session = %v", err)
+			}
+			// A new session on the same channel, waiting on the node that
+			// watched the stream before, gets what the other publishes.
+			mkSession(t, b, "s2")
+			mkSub(t, b, "s2", "/r")
+			p := a.Begin(ctx, "s2", 10*time.Second)
+			if n, err := b.Publish(ctx, testPayload("/r", 2)); n != 1 || err != nil {
+				t.Fatalf("Publish after the restart = %d, %v", n, err)
+			}
+			if bt, err := p.Wait(); !slices.Equal(nums(t, bt), []int{2}) || err != nil {
+				t.Errorf("after the restart: %v, %v", nums(t, bt), err)
+			}
+		})
 	}
-	held := make(chan res, 1)
-	go func() {
-		bt, err := a.Fetch(ctx, "s", 20*time.Second)
-		held <- res{bt, err}
-	}()
-	time.Sleep(100 * time.Millisecond)
-	rs.kill()
-	if err := rs.restart(); err != nil {
+}
+
+// TestSentinelFailover: two nodes on a primary watched by a Sentinel
+// (redis-sentinel:// URL). The Sentinel promotes the replica; the nodes
+// follow it by themselves: the sessions made before (replicated) are
+// there, and a fetch held across the failover gets a message published
+// after it.
+func TestSentinelFailover(t *testing.T) {
+	t.Parallel()
+	sn, err := redistest.StartSentinel(t.TempDir())
+	if err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case r := <-held:
-		if r.err != nil || len(r.b.Payloads) != 0 {
-			t.Errorf("Fetch held while Redis lost its data = %+v, %v; want an empty batch", r.b, r.err)
+	t.Cleanup(sn.Kill)
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, nil))
+	a := newTestEngine(t, sn.URL, Options{Logger: logger}, server.EngineHooks{})
+	b := newTestEngine(t, sn.URL, Options{Logger: logger, Prefix: a.opts.Prefix}, server.EngineHooks{})
+	ctx := context.Background()
+	mkSession(t, a, "s")
+	mkSub(t, a, "s", "/f")
+	_ = a.Touch(ctx, "s", time.Now().Add(time.Hour))
+	if got := nums(t, func() server.Batch {
+		p := b.Begin(ctx, "s", 10*time.Second)
+		_, _ = a.Publish(ctx, testPayload("/f", 1))
+		bt, err := p.Wait()
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(hWait):
-		t.Fatal("the held Fetch did not notice the restart")
+		return bt
+	}()); !slices.Equal(got, []int{1}) {
+		t.Fatalf("before the failover: %v", got)
 	}
-	testutil.Eventually(t, hWait, func() bool {
-		_, ok, err := a.Session(ctx, "s")
-		return !ok && err == nil
-	}, "the lost session to be reported unknown")
-	if _, err := a.Fetch(ctx, "s", 0); !errors.Is(err, protocol.ErrSessionUnknown) {
-		t.Errorf("Fetch of the lost session = %v", err)
+	// What was written is on the replica before it takes over.
+	primary := goredis.NewClient(&goredis.Options{Addr: sn.Primary.Addr()})
+	defer primary.Close()
+	if n, err := primary.Wait(ctx, 1, 5*time.Second).Result(); err != nil || n < 1 {
+		t.Fatalf("WAIT for the replica: %d, %v", n, err)
+	}
+	held := b.Begin(ctx, "s", 20*time.Second)
+	if err := sn.Failover(10 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	// Publish on A until it goes to the new primary (the old one refuses
+	// writes as a replica, or the connection moves).
+	var published bool
+	testutil.Eventually(t, 15*time.Second, func() bool {
+		if _, _, err := a.Session(ctx, "s"); err != nil {
+			return false
+		}
+		if n, err := a.Publish(ctx, testPayload("/f", 2)); err == nil && n == 1 {
+			published = true
+			return true
+		}
+		return false
+	}, "a publish on the new primary")
+	if !published {
+		t.Fatal("no publish")
+	}
+	bt, err := held.Wait()
+	if err != nil || !slices.Contains(nums(t, bt), 2) {
+		// The fetch may have ended empty when its node reconnected; the
+		// message then waits for the next one.
+		bt, err = b.Fetch(ctx, "s", 5*time.Second)
+	}
+	if err != nil || !slices.Contains(nums(t, bt), 2) {
+		t.Errorf("after the failover: %v, %v; want [2]", nums(t, bt), err)
+	}
+	if addr, _ := sn.PrimaryAddr(); addr != sn.Replica.Addr() {
+		t.Errorf("primary is %s, want the former replica %s", addr, sn.Replica.Addr())
 	}
 }

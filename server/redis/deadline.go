@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -10,34 +11,90 @@ import (
 	"github.com/bayeux-go/bayeux/server"
 )
 
-// deadlineScript: ARGV: prefix, id, deadline (RFC 3339, "" for none).
-// Rewrites the deadline field of the session's info JSON in place, so
-// that every node's next Session sees it. Returns 0 when the session does
-// not exist.
+// deadlineScript: KEYS: session; ARGV: deadline (RFC 3339, "" for none),
+// node channel prefix, id. Rewrites the deadline field of the session's
+// info JSON in place, so that every node's next Session sees it, and
+// tells the node that takes for the session, which answers Session from
+// memory. Returns 0 when the session does not exist.
 var deadlineScript = goredis.NewScript(`
-local sk = ARGV[1] .. 's:' .. ARGV[2]
-local s = redis.call('HGET', sk, 'info')
-if not s then return 0 end
-local info = cjson.decode(s)
-if ARGV[3] == '' then info['deadline'] = nil else info['deadline'] = ARGV[3] end
-redis.call('HSET', sk, 'info', cjson.encode(info))
+local h = redis.call('HMGET', KEYS[1], 'info', 'own')
+if not h[1] then return 0 end
+local info = cjson.decode(h[1])
+if ARGV[1] == '' then info['deadline'] = nil else info['deadline'] = ARGV[1] end
+redis.call('HSET', KEYS[1], 'info', cjson.encode(info))
+if h[2] then redis.call('PUBLISH', ARGV[2] .. h[2], 'i' .. ARGV[3] .. '|' .. ARGV[1]) end
 return 1
 `)
 
 var _ server.DeadlineSetter = (*Engine)(nil)
 
-// SetDeadline implements server.DeadlineSetter.
+// SetDeadline implements server.DeadlineSetter. Session answers with the
+// new deadline at once on this node and on the nodes that read the
+// session from Redis; the node that takes for the session (another one)
+// answers from memory and has it when its notice arrives, a moment later.
 func (e *Engine) SetDeadline(ctx context.Context, id string, deadline time.Time) error {
 	d := ""
 	if !deadline.IsZero() {
 		d = deadline.UTC().Format(time.RFC3339Nano)
 	}
-	n, err := deadlineScript.Run(ctx, e.client, nil, e.p, id, d).Int()
+	n, err := deadlineScript.Run(ctx, e.client, []string{e.k.sess(id)}, d, e.k.nodeChan(), id).Int()
 	if err != nil {
 		return e.fail("set deadline", err)
 	}
 	if n == 0 {
 		return protocol.ErrSessionUnknown
 	}
+	if s := e.owned.get(id); s != nil {
+		s.setDeadline(deadline)
+	}
 	return nil
+}
+
+// deadlineNotice handles "ID|DEADLINE" from SetDeadline on any node.
+func (e *Engine) deadlineNotice(n string) {
+	id, d, ok := strings.Cut(n, "|")
+	if !ok {
+		return
+	}
+	s := e.owned.get(id)
+	if s == nil {
+		return
+	}
+	var t time.Time
+	if d != "" {
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, d); err != nil {
+			e.log.Error("bad deadline notice", "err", err)
+			return
+		}
+	}
+	s.setDeadline(t)
+}
+
+// noDeadline marks a deadline removed by SetDeadline (0 means "as in
+// info").
+const noDeadline = -1
+
+func (s *osession) setDeadline(t time.Time) {
+	d := t.UnixNano()
+	if t.IsZero() {
+		d = noDeadline
+	}
+	s.deadline.Store(d)
+}
+
+// infoNow returns the session's info with the deadline SetDeadline gave
+// it since the claim, if any.
+func (s *osession) infoNow() *server.SessionInfo {
+	d := s.deadline.Load()
+	if d == 0 {
+		return s.info
+	}
+	in := *s.info
+	if d == noDeadline {
+		in.Deadline = time.Time{}
+	} else {
+		in.Deadline = time.Unix(0, d)
+	}
+	return &in
 }

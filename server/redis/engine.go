@@ -1,48 +1,67 @@
 // Package redis is a server.Engine on Redis, so that several bayeux
 // processes behind a load balancer, sticky or not, share sessions,
-// subscriptions, queues and history: any node can answer any request of
-// any client (handshake on one node, subscribe on a second, connect held
-// on a third), as with Faye's Redis engine.
+// subscriptions and messages: any node can answer any request of any
+// client (handshake on one node, subscribe on a second, connect held on a
+// third). It runs on a single Redis, behind Sentinel, and on Redis
+// Cluster.
 //
-// Every operation is one round trip to Redis: the work is done by Lua
-// scripts (see scripts.go for the keys), which run atomically. A publish
-// is a single EVALSHA that finds the subscribers of the channel and of
-// its wildcard patterns, queues the encoded message once per session,
-// bounds each queue (dropping the oldest and counting the drops) and
-// sends a wake-up notice to the node where that session's connect waits.
+// # Fan-out
 //
-// Each node keeps one pub/sub connection subscribed to its own notice
-// channel; a Fetch that has to wait registers its node in the session and
-// waits for a notice. go-redis reconnects by itself when Redis goes away;
-// the engine logs the loss and the recovery, re-checks every waiting Fetch
-// after a reconnect (notices sent meanwhile are lost) and counts both in
-// Stats. While Redis is unreachable calls fail with errors, which the
-// server turns into Bayeux errors with retry advice. Sessions outlive a
-// Redis restart only when Redis persisted them; otherwise clients are told
-// to handshake again.
+// Publishing costs Redis the same whatever the number of subscribers: one
+// script adds the message once to the stream of its channel and to the
+// stream of each wildcard pattern that matches it and has subscribers
+// (XADD; a stream is trimmed to MaxQueue entries and MaxQueueBytes once it
+// is 1/16 over either) and publishes one notice per stream, carrying the
+// entry, to the nodes that read it. The publishes of one request go in
+// one pipeline (PublishBatch). Each node keeps a window of the newest
+// entries of the streams its sessions read and serves its sessions from
+// memory; a session whose position is older than the window reads the
+// stream itself (XREVRANGE). Per-session messages (Deliver) go to a short
+// list per session. All streams and lists together are accounted (the
+// {q} slot) and shed biggest first beyond MaxQueuedBytes.
 //
-// Expiry uses Redis's clock (TIME inside the scripts), so the nodes' clocks
-// need not agree. Every node sweeps; a script removes each expired
-// session atomically, so exactly one node reports it (EngineHooks.Expired),
-// whichever node created it and whether or not that node still runs.
+// # Sessions and nodes
 //
-// Round trips: Publish, Deliver, Subscribe, Unsubscribe, Touch, Session,
-// DestroySession, AppendHistory, History and a Fetch that finds messages
-// are one each; a Fetch that waits is two (take-or-register, then take
-// after the notice). A sweep is one per SweepInterval per node. A publish
-// that takes all queues over Budgets.MaxQueuedBytes runs one more script
-// that reads every session's queue size (O(sessions)) and trims the
-// biggest. Stats counts them.
+// A session's position (a cursor per subscription stream and in its
+// direct list) and, with the ack extension, its outstanding batch are
+// kept by one node at a time, the one that takes for it: the node where
+// its last connect arrived. A connect on another node claims the session
+// (one script: the claim number goes up and the previous node is told).
+// Before a node sends a batch it commits the new position to Redis, on
+// condition that the session's claim number is still its own; the commits
+// of all the sessions a node sends to in the same moment go in one round
+// trip (group commit). So a session that stays on a node costs Redis no
+// work per connect but that commit, a session whose connects move between
+// nodes costs one claim per move, and a node that stops (or loses its
+// claim) can neither lose nor duplicate what it sent: its successor starts
+// from the last commit, and with ack from the batch the client
+// acknowledged.
 //
-// The budgets (server.Budgets) are shared by the nodes: queue sizes and
-// their total live in Redis, so every node sees the same totals; each
-// queue entry is a copy, so the total counts each recipient's copy.
+// # Guarantees
 //
-// Configure Redis with maxmemory-policy noeviction (an evicted session
-// hash or subscriber set loses messages silently), and with appendonly
-// yes if sessions should survive a Redis restart. The scripts build key
-// names from the prefix, so the engine needs a single Redis (a primary,
-// possibly with replicas or Sentinel), not Redis Cluster.
+// Messages of one channel reach every subscriber in the order they were
+// published; messages of different channels are merged by the time Redis
+// added them (across Redis Cluster shards, by their clocks). A session
+// reached through several overlapping subscriptions (/a/b and /a/*) gets
+// each message once: the copies share a message id. Without ack a batch
+// whose reply is lost in transit is lost (as on one node); with ack it is
+// sent again, by any node.
+//
+// Expiry uses Redis's clock (TIME inside the scripts). Every node sweeps;
+// a script removes each expired session atomically, so exactly one node
+// reports it (EngineHooks.Expired).
+//
+// go-redis reconnects by itself; the engine logs the loss and the
+// recovery, then re-reads the streams it watches and checks the sessions
+// it takes for (notices sent meanwhile are lost). While Redis is
+// unreachable calls fail with errors, which the server turns into Bayeux
+// errors with retry advice. Sessions outlive a Redis restart only when
+// Redis persisted them; otherwise clients are told to handshake again.
+//
+// Configure Redis (7 or later) with maxmemory-policy noeviction (an
+// evicted key loses messages silently), and with appendonly yes if
+// sessions should survive a Redis restart. Redis keeps up to MaxQueue
+// entries of every channel that has subscribers.
 package redis
 
 import (
@@ -55,6 +74,7 @@ import (
 	"log/slog"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -65,42 +85,61 @@ import (
 	"github.com/bayeux-go/bayeux/server"
 )
 
-var _ server.Engine = (*Engine)(nil)
+var (
+	_ server.Engine           = (*Engine)(nil)
+	_ server.BatchPublisher   = (*Engine)(nil)
+	_ server.SessionLister    = (*Engine)(nil)
+	_ server.SubscriberLister = (*Engine)(nil)
+	_ server.Historian        = (*Engine)(nil)
+)
 
 // Options configures New.
 type Options struct {
-	// URL is the Redis to use: redis://[user:password@]host:port/db, also
-	// rediss:// (TLS) and unix://, with go-redis options as query
-	// parameters (see redis.ParseURL). Default redis://localhost:6379/0.
+	// URL is the Redis to use (default redis://localhost:6379/0):
+	//   - redis://[user:password@]host:port/db, rediss:// (TLS), unix://:
+	//     one Redis (see goredis.ParseURL for query parameters);
+	//   - redis-cluster://host:port?addr=host2:port2&addr=...: a Redis
+	//     Cluster, any of its nodes (see goredis.ParseClusterURL;
+	//     rediss-cluster:// for TLS);
+	//   - redis-sentinel://host:port/db?master_name=NAME&addr=...: the
+	//     primary that these Sentinels name, followed across failovers
+	//     (see goredis.ParseFailoverURL; rediss-sentinel:// for TLS).
 	// Unless the URL sets max_retries, commands are not retried: a retried
-	// publish or take could act twice.
+	// publish could act twice.
 	URL string
 	// Prefix starts every key, so that several deployments (or tests) can
-	// share one Redis database. Default "bayeux:".
+	// share one Redis. Default "bayeux:". It must not contain '{' or '}'.
 	Prefix string
-	// Budgets bound the queues and histories (zero fields: the defaults
-	// of server.Budgets). Unlike the memory engine's, MaxQueuedBytes
-	// counts every copy: each queue in Redis holds its own.
+	// Budgets bound what a session gets and what Redis and the nodes keep
+	// (zero fields: the defaults of server.Budgets). MaxQueue and
+	// MaxQueueBytes bound what a session can have waiting (the newest
+	// messages are kept, the dropped ones counted) and also every stream
+	// and every node's window of it; MaxFetchBytes one batch;
+	// MaxQueuedBytes all streams and direct queues together, in Redis
+	// (each message counted once per stream it is in, not once per
+	// subscriber); MaxHistoryChannels the channels with a history.
 	server.Budgets
-	// SweepInterval is how often this node looks for expired sessions.
-	// Default 997 ms.
+	// SweepInterval is how often this node looks for expired sessions,
+	// and how long it may keep the expiry of the sessions it takes for
+	// before writing it. Default 997 ms.
 	SweepInterval time.Duration
 	// Logger receives connection losses and recoveries. Default
 	// slog.Default().
 	Logger *slog.Logger
-	// NodeID names this node's wake-up channel; it must differ between
-	// the nodes sharing a Redis. Default: random.
+	// NodeID names this node's notice channel; it must differ between the
+	// nodes sharing a Redis. Default: random.
 	NodeID string
 }
 
 // Engine is a server.Engine on Redis. Create it with New; the Server calls
 // Start and Close.
 type Engine struct {
-	opts   Options
-	client *goredis.Client
-	log    *slog.Logger
-	p      string // key prefix
-	notice string // this node's notice channel
+	opts    Options
+	client  goredis.UniversalClient
+	cluster bool // keys of different sessions may not share a script
+	log     *slog.Logger
+	k       keys
+	node    string // this node's notice channel
 
 	hooks   server.EngineHooks
 	ctx     context.Context // ends at Close
@@ -109,20 +148,31 @@ type Engine struct {
 	closed  atomic.Bool
 	started atomic.Bool
 
-	psMu sync.Mutex
-	ps   *goredis.PubSub // the notice connection
+	ps       *pubsub
+	shedding atomic.Bool
+	owned    ownedTable
+	streams  streamTable
+	flush    *flusher
+	mids     atomic.Uint64 // message ids: node id and a counter
 
-	waiters [64]waiterShard
+	// gone remembers, for a while, why sessions this node took for ended
+	// (removed, claimed by another node), for the Take that asks next.
+	goneMu sync.Mutex
+	gone   map[string]goneReason
 
-	// locals are the local-client sessions created on this node: they are
-	// never touched by the server, so the node keeps them alive and they
+	// locals are the local-client sessions created on this node: the
+	// server never touches them, so the node keeps them alive and they
 	// expire when it is gone.
 	localsMu sync.Mutex
 	locals   map[string]struct{}
 
-	down     atomic.Bool // the last command failed to reach Redis
-	shedding atomic.Bool // a shed script runs from this node
-	stats    stats
+	down  atomic.Bool // the last command failed to reach Redis
+	stats stats
+}
+
+type goneReason struct {
+	err error
+	at  time.Time
 }
 
 // localTTL is how long a local-client session outlives its node: 20
@@ -142,6 +192,9 @@ func New(opts Options) (*Engine, error) {
 	if opts.Prefix == "" {
 		opts.Prefix = "bayeux:"
 	}
+	if strings.ContainsAny(opts.Prefix, "{}") {
+		return nil, errors.New("bayeux/redis: the key prefix must not contain { or }")
+	}
 	opts.Budgets = opts.Budgets.WithDefaults()
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = 997 * time.Millisecond
@@ -152,38 +205,80 @@ func New(opts Options) (*Engine, error) {
 	if opts.NodeID == "" {
 		opts.NodeID = randomHex(8)
 	}
-	ro, err := goredis.ParseURL(opts.URL)
+	client, cluster, err := newClient(opts.URL)
 	if err != nil {
 		return nil, fmt.Errorf("bayeux/redis: %w", err)
 	}
-	if u, err := url.Parse(opts.URL); err == nil && !u.Query().Has("max_retries") {
-		ro.MaxRetries = -1
-	}
 	e := &Engine{
-		opts:   opts,
-		client: goredis.NewClient(ro),
-		log:    opts.Logger.With("engine", "redis", "node", opts.NodeID),
-		p:      opts.Prefix,
-		notice: opts.Prefix + "n:" + opts.NodeID,
-		locals: make(map[string]struct{}),
+		opts:    opts,
+		client:  client,
+		cluster: cluster,
+		log:     opts.Logger.With("engine", "redis", "node", opts.NodeID),
+		k:       keys{opts.Prefix},
+		gone:    make(map[string]goneReason),
+		locals:  make(map[string]struct{}),
 	}
+	e.node = e.k.nodeChan() + opts.NodeID
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	for i := range e.waiters {
-		e.waiters[i].m = make(map[string][]*waiter)
-	}
+	e.owned.init()
+	e.streams.init()
+	e.flush = newFlusher(e)
 	e.client.AddHook(statsHook{e})
 	return e, nil
 }
 
+// newClient makes the go-redis client for a URL (see Options.URL).
+func newClient(raw string) (goredis.UniversalClient, bool, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return nil, false, err
+	}
+	noRetries := !u.Query().Has("max_retries")
+	scheme := u.Scheme
+	switch scheme {
+	case "redis-cluster", "rediss-cluster":
+		u.Scheme = strings.TrimSuffix(scheme, "-cluster")
+		o, err := goredis.ParseClusterURL(u.String())
+		if err != nil {
+			return nil, false, err
+		}
+		if noRetries {
+			o.MaxRetries = -1
+		}
+		return goredis.NewClusterClient(o), true, nil
+	case "redis-sentinel", "rediss-sentinel":
+		u.Scheme = strings.TrimSuffix(scheme, "-sentinel")
+		o, err := goredis.ParseFailoverURL(u.String())
+		if err != nil {
+			return nil, false, err
+		}
+		if o.MasterName == "" {
+			return nil, false, errors.New("redis-sentinel URL without master_name")
+		}
+		if noRetries {
+			o.MaxRetries = -1
+		}
+		return goredis.NewFailoverClient(o), false, nil
+	}
+	o, err := goredis.ParseURL(raw)
+	if err != nil {
+		return nil, false, err
+	}
+	if noRetries {
+		o.MaxRetries = -1
+	}
+	return goredis.NewClient(o), false, nil
+}
+
 // Client returns the engine's go-redis client (for health checks).
-func (e *Engine) Client() *goredis.Client { return e.client }
+func (e *Engine) Client() goredis.UniversalClient { return e.client }
 
 // NodeID returns the node's id.
 func (e *Engine) NodeID() string { return e.opts.NodeID }
 
-// Start implements server.Engine: it subscribes to this node's wake-up
-// channel and starts sweeping. Redis being unreachable is logged, not
-// fatal: the engine connects as soon as Redis answers.
+// Start implements server.Engine: it subscribes to this node's notice
+// channel, loads the scripts and starts sweeping. Redis being unreachable
+// is logged, not fatal: the engine connects as soon as Redis answers.
 func (e *Engine) Start(hooks server.EngineHooks) error {
 	if e.closed.Load() {
 		return server.ErrEngineClosed
@@ -193,137 +288,58 @@ func (e *Engine) Start(hooks server.EngineHooks) error {
 	}
 	e.hooks = hooks
 	ready := make(chan struct{})
-	e.wg.Add(2)
-	go e.receive(ready)
+	e.ps = newPubsub(e, ready)
+	e.wg.Add(3)
+	go e.ps.run()
 	go e.sweeper()
+	go e.flush.run()
 	select {
 	case <-ready:
+		e.loadScripts(e.ctx)
 	case <-time.After(3 * time.Second):
 		e.log.Error("redis not reachable at start; the engine keeps trying", "url", redactURL(e.opts.URL))
 	}
 	return nil
 }
 
-// Close implements server.Engine. Waiting Fetches return
-// server.ErrEngineClosed; sessions stay in Redis for the other nodes.
+// loadScripts loads every script (on every shard of a cluster), so that
+// pipelines find them.
+func (e *Engine) loadScripts(ctx context.Context) {
+	if err := e.loadScriptsErr(ctx); err != nil {
+		e.log.Debug("loading a script failed", "err", err)
+	}
+}
+
+func (e *Engine) loadScriptsErr(ctx context.Context) error {
+	for _, s := range scripts {
+		if err := s.Load(ctx, e.client).Err(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close implements server.Engine. Waiting sessions get their Ready call
+// and their next Take fails with server.ErrEngineClosed; sessions stay in
+// Redis for the other nodes.
 func (e *Engine) Close() error {
 	if e.closed.Swap(true) {
 		return nil
 	}
 	e.cancel()
-	e.psMu.Lock()
 	if e.ps != nil {
-		_ = e.ps.Close()
+		e.ps.close()
 	}
-	e.psMu.Unlock()
 	e.wg.Wait()
-	e.wakeAll()
-	// Give woken Fetches a moment to leave before the client goes.
-	for i := 0; i < 100 && e.waiting() > 0; i++ {
-		time.Sleep(5 * time.Millisecond)
-	}
+	e.owned.each(func(s *osession) { e.wake(s) })
 	return e.client.Close()
 }
 
-func (e *Engine) sweeper() {
-	defer e.wg.Done()
-	t := time.NewTicker(e.opts.SweepInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-e.ctx.Done():
-			return
-		case <-t.C:
-			e.keepLocals()
-			e.sweep()
-		}
+// ready calls the Ready hook.
+func (e *Engine) ready(id string) {
+	if e.hooks.Ready != nil {
+		e.hooks.Ready(id)
 	}
-}
-
-const sweepBatch = 100
-
-func (e *Engine) sweep() {
-	for e.ctx.Err() == nil {
-		res, err := sweepScript.Run(e.ctx, e.client, nil, e.p, sweepBatch).Slice()
-		if err != nil {
-			if e.ctx.Err() == nil {
-				e.log.Debug("sweep failed", "err", err)
-			}
-			return
-		}
-		for _, r := range res {
-			rs, err := removed(r)
-			if err != nil {
-				e.log.Error("sweep: bad session record", "err", err)
-				continue
-			}
-			e.forgetLocal(rs.Info.ID)
-			e.stats.expired.Add(1)
-			if e.hooks.Expired != nil {
-				e.hooks.Expired(rs)
-			}
-		}
-		if len(res) < sweepBatch {
-			return
-		}
-	}
-}
-
-// keepLocals pushes back the expiry of this node's local-client sessions.
-func (e *Engine) keepLocals() {
-	e.localsMu.Lock()
-	if len(e.locals) == 0 {
-		e.localsMu.Unlock()
-		return
-	}
-	args := []any{e.p, e.localTTL().Milliseconds()}
-	for id := range e.locals {
-		args = append(args, id)
-	}
-	e.localsMu.Unlock()
-	if err := touchScript.Run(e.ctx, e.client, nil, args...).Err(); err != nil && e.ctx.Err() == nil {
-		e.log.Debug("keeping local sessions alive failed", "err", err)
-	}
-}
-
-func (e *Engine) forgetLocal(id string) {
-	e.localsMu.Lock()
-	delete(e.locals, id)
-	e.localsMu.Unlock()
-}
-
-// removed decodes a destroy script result {id, info, subs...}.
-func removed(v any) (*server.RemovedSession, error) {
-	a, ok := v.([]any)
-	if !ok || len(a) < 2 {
-		return nil, fmt.Errorf("unexpected reply %T", v)
-	}
-	info, err := decodeInfo(a[1])
-	if err != nil {
-		return nil, err
-	}
-	if id, _ := a[0].(string); info.ID == "" {
-		info.ID = id
-	}
-	rs := &server.RemovedSession{Info: info, Subscriptions: make([]string, 0, len(a)-2)}
-	for _, s := range a[2:] {
-		if s, ok := s.(string); ok {
-			rs.Subscriptions = append(rs.Subscriptions, s)
-		}
-	}
-	return rs, nil
-}
-
-func decodeInfo(v any) (*server.SessionInfo, error) {
-	s, ok := v.(string)
-	if !ok {
-		return nil, fmt.Errorf("unexpected session info %T", v)
-	}
-	info := new(server.SessionInfo)
-	if err := json.Unmarshal([]byte(s), info); err != nil {
-		return nil, err
-	}
-	return info, nil
 }
 
 // fail maps an error of a Redis call: after Close it is ErrEngineClosed.
@@ -334,7 +350,15 @@ func (e *Engine) fail(op string, err error) error {
 	return fmt.Errorf("bayeux/redis: %s: %w", op, err)
 }
 
-func (e *Engine) sk(id string) string { return e.p + "s:" + id }
+// sessionKeys are the keys of a session's scripts.
+func (e *Engine) sessionKeys(id string) []string {
+	return []string{e.k.sess(id), e.k.subs(id), e.k.queue(id)}
+}
+
+// streamKeys are the keys of a stream's scripts.
+func (e *Engine) streamKeys(name string) []string {
+	return []string{e.k.members(name), e.k.seq(name), e.k.stream(name)}
+}
 
 // CreateSession implements server.Engine.
 func (e *Engine) CreateSession(ctx context.Context, info *server.SessionInfo) error {
@@ -349,11 +373,12 @@ func (e *Engine) CreateSession(ctx context.Context, info *server.SessionInfo) er
 	if info.Local {
 		ttl = e.localTTL()
 	}
-	n, err := createScript.Run(ctx, e.client, nil, e.p, info.ID, b, ttl.Milliseconds()).Int()
-	if err != nil {
+	ms := ttl.Milliseconds()
+	create := newCall(createScript, []string{e.k.sess(info.ID)}, b, ms)
+	if err := e.run(ctx, create, newCall(indexScript, []string{e.k.index()}, "add", ms, info.ID)); err != nil {
 		return e.fail("create session", err)
 	}
-	if n == 0 {
+	if n, _ := create.cmd.Int(); n == 0 {
 		return fmt.Errorf("bayeux/redis: session id %q exists", info.ID)
 	}
 	if info.Local {
@@ -364,9 +389,64 @@ func (e *Engine) CreateSession(ctx context.Context, info *server.SessionInfo) er
 	return nil
 }
 
-// Session implements server.Engine.
+// call is a script to run in a pipeline (see run).
+type call struct {
+	s    *goredis.Script
+	keys []string
+	args []any
+	cmd  *goredis.Cmd
+}
+
+func newCall(s *goredis.Script, keys []string, args ...any) *call {
+	return &call{s: s, keys: keys, args: args}
+}
+
+// run runs calls in one pipeline (on Redis Cluster, one per shard, in
+// parallel) with EVALSHA; calls that met a Redis without the script
+// (restarted, failed over) run again with EVAL. Each call's cmd holds its
+// result. run returns the first error.
+func (e *Engine) run(ctx context.Context, calls ...*call) error {
+	pipe := e.client.Pipeline()
+	for _, c := range calls {
+		c.cmd = c.s.EvalSha(ctx, pipe, c.keys, c.args...)
+	}
+	_, err := pipe.Exec(ctx)
+	if err == nil {
+		return nil
+	}
+	var redo []*call
+	for _, c := range calls {
+		if goredis.HasErrorPrefix(c.cmd.Err(), "NOSCRIPT") {
+			redo = append(redo, c)
+		}
+	}
+	if len(redo) == 0 {
+		return err
+	}
+	pipe = e.client.Pipeline()
+	for _, c := range redo {
+		c.cmd = c.s.Eval(ctx, pipe, c.keys, c.args...)
+	}
+	_, _ = pipe.Exec(ctx)
+	go e.loadScripts(e.ctx)
+	for _, c := range calls {
+		if err := c.cmd.Err(); err != nil && !errors.Is(err, goredis.Nil) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Session implements server.Engine. The sessions this node takes for are
+// answered from memory.
 func (e *Engine) Session(ctx context.Context, id string) (*server.SessionInfo, bool, error) {
-	s, err := e.client.HGet(ctx, e.sk(id), "info").Result()
+	if e.closed.Load() {
+		return nil, false, server.ErrEngineClosed
+	}
+	if s := e.owned.get(id); s != nil && s.live() {
+		return s.infoNow(), true, nil
+	}
+	s, err := e.client.HGet(ctx, e.k.sess(id), "info").Result()
 	if errors.Is(err, goredis.Nil) {
 		return nil, false, nil
 	}
@@ -380,77 +460,135 @@ func (e *Engine) Session(ctx context.Context, id string) (*server.SessionInfo, b
 	return info, true, nil
 }
 
+func decodeInfo(v any) (*server.SessionInfo, error) {
+	s, ok := v.(string)
+	if !ok {
+		return nil, fmt.Errorf("unexpected session info %T", v)
+	}
+	info := new(server.SessionInfo)
+	if err := json.Unmarshal([]byte(s), info); err != nil {
+		return nil, err
+	}
+	return info, nil
+}
+
 // DestroySession implements server.Engine.
 func (e *Engine) DestroySession(ctx context.Context, id string) (*server.RemovedSession, error) {
-	v, err := destroyScript.Run(ctx, e.client, nil, e.p, id).Result()
-	if errors.Is(err, goredis.Nil) {
-		e.forgetLocal(id)
-		return nil, nil
-	}
+	v, err := destroyScript.Run(ctx, e.client, e.sessionKeys(id), e.k.nodeChan(), id).Slice()
+	e.forgetLocal(id)
 	if err != nil {
 		return nil, e.fail("destroy session", err)
 	}
-	e.forgetLocal(id)
-	return removed(v)
+	if len(v) == 0 {
+		return nil, nil
+	}
+	rs, err := removed(id, v)
+	if err != nil {
+		return nil, err
+	}
+	e.dropOwned(id, server.ErrSessionRemoved)
+	e.cleanup(ctx, id, rs.Subscriptions)
+	return rs, nil
+}
+
+// removed decodes {info, direct queue bytes, subscriptions...}.
+func removed(id string, a []any) (*server.RemovedSession, error) {
+	if len(a) < 2 {
+		return nil, errShortReply
+	}
+	info, err := decodeInfo(a[0])
+	if err != nil {
+		return nil, err
+	}
+	if info.ID == "" {
+		info.ID = id
+	}
+	rs := &server.RemovedSession{Info: info, Subscriptions: make([]string, 0, len(a)-2)}
+	for _, s := range a[2:] {
+		if s, ok := s.(string); ok {
+			rs.Subscriptions = append(rs.Subscriptions, s)
+		}
+	}
+	return rs, nil
+}
+
+// cleanup removes a removed session from its streams' members (the last
+// one out deletes a stream), from the expiry index and from the
+// accounting of all queues.
+func (e *Engine) cleanup(ctx context.Context, id string, subs []string) {
+	ctx = context.WithoutCancel(ctx)
+	calls := make([]*call, 0, len(subs)+1)
+	for _, p := range subs {
+		calls = append(calls, newCall(leaveScript, e.streamKeys(p), id))
+	}
+	calls = append(calls, newCall(indexScript, []string{e.k.index()}, "set", "del", id))
+	if err := e.run(ctx, calls...); err != nil && !e.closed.Load() {
+		e.log.Warn("cleaning up a removed session failed", "err", err)
+	}
+	sizes := []any{e.k.queue(id), 0}
+	for i, p := range subs {
+		if n, _ := calls[i].cmd.Int(); n == 1 {
+			sizes = append(sizes, e.k.stream(p), 0)
+		}
+	}
+	e.account(ctx, -1, sizes...)
 }
 
 // Touch implements server.Engine. The expiry is kept as a delay from now
-// on Redis's clock.
+// on Redis's clock. For a session this node takes for it is written by
+// the next commit, or within SweepInterval.
 func (e *Engine) Touch(ctx context.Context, id string, expires time.Time) error {
-	delay := "never"
-	if !expires.IsZero() {
-		delay = strconv.FormatInt(max(time.Until(expires).Milliseconds(), 0), 10)
+	if e.closed.Load() {
+		return server.ErrEngineClosed
 	}
-	n, err := touchScript.Run(ctx, e.client, nil, e.p, delay, id).Int()
+	if s := e.owned.get(id); s != nil && s.live() {
+		s.touch(expires)
+		return nil
+	}
+	delay := expiryDelay(expires)
+	n, err := touchScript.Run(ctx, e.client, []string{e.k.sess(id)}, e.opts.NodeID, delay).Int()
 	if err != nil {
 		return e.fail("touch", err)
 	}
-	if n == 0 {
+	if n < 0 {
 		return protocol.ErrSessionUnknown
+	}
+	// The index after the session: a session removed meanwhile may leave
+	// an entry, which the sweepers remove when it is due.
+	if err := indexScript.Run(ctx, e.client, []string{e.k.index()}, "set", delay, id).Err(); err != nil {
+		return e.fail("touch", err)
 	}
 	return nil
 }
 
-// SessionCount implements server.Engine.
-func (e *Engine) SessionCount(ctx context.Context) (int, error) {
-	n, err := e.client.ZCard(ctx, e.p+"sessions").Result()
-	if err != nil {
-		return 0, e.fail("session count", err)
+// expiryDelay is a script's expiry argument for expires: "inf" for the
+// zero time, else milliseconds from now.
+func expiryDelay(expires time.Time) string {
+	if expires.IsZero() {
+		return "inf"
 	}
-	return int(n), nil
+	return strconv.FormatInt(max(time.Until(expires).Milliseconds(), 0), 10)
 }
 
-// ListSessions implements server.Engine. It reads the sessions in batches;
-// sessions created or removed meanwhile may be missed or listed.
-func (e *Engine) ListSessions(ctx context.Context) ([]*server.SessionInfo, error) {
-	const batch = 500
-	var out []*server.SessionInfo
-	for start := 0; ; start += batch {
-		v, err := listScript.Run(ctx, e.client, nil, e.p, start, batch).Slice()
-		if err != nil {
-			return nil, e.fail("list sessions", err)
-		}
-		if len(v) != 2 {
-			return nil, fmt.Errorf("bayeux/redis: list sessions: unexpected reply")
-		}
-		n, _ := v[0].(int64)
-		infos, _ := v[1].([]any)
-		for _, s := range infos {
-			info, err := decodeInfo(s)
-			if err != nil {
-				return nil, fmt.Errorf("bayeux/redis: list sessions: %w", err)
-			}
-			out = append(out, info)
-		}
-		if n < batch {
-			return out, nil
-		}
-	}
-}
-
-// Subscribe implements server.Engine.
+// Subscribe implements server.Engine: the session joins the stream's
+// members, then its subscription is recorded with the stream's end as its
+// start, and the node that takes for it is told.
 func (e *Engine) Subscribe(ctx context.Context, id, pattern string, limit int) error {
-	n, err := subscribeScript.Run(ctx, e.client, nil, e.p, id, pattern, limit).Int()
+	if e.closed.Load() {
+		return server.ErrEngineClosed
+	}
+	cur, err := joinScript.Run(ctx, e.client, e.streamKeys(pattern), id).Text()
+	if err != nil {
+		return e.fail("subscribe", err)
+	}
+	n, err := subscribeScript.Run(ctx, e.client, []string{e.k.sess(id), e.k.subs(id)},
+		pattern, cur, limit, e.opts.NodeID, e.k.nodeChan(), id).Int()
+	if err != nil || n < 0 {
+		// Leave the stream again: the subscription was not recorded.
+		if lerr := leaveScript.Run(context.WithoutCancel(ctx), e.client, e.streamKeys(pattern), id).Err(); lerr != nil && !e.closed.Load() {
+			e.log.Warn("undoing a refused subscription failed", "err", lerr)
+		}
+	}
 	switch {
 	case err != nil:
 		return e.fail("subscribe", err)
@@ -458,25 +596,324 @@ func (e *Engine) Subscribe(ctx context.Context, id, pattern string, limit int) e
 		return protocol.ErrSessionUnknown
 	case n == -2:
 		return protocol.ErrSubscriptionLimit
+	case n == 1:
+		if s := e.owned.get(id); s != nil {
+			c, _ := parseCursor(cur)
+			s.subscribed(pattern, c)
+		}
 	}
 	return nil
 }
 
 // Unsubscribe implements server.Engine.
 func (e *Engine) Unsubscribe(ctx context.Context, id, pattern string) (bool, error) {
-	n, err := unsubscribeScript.Run(ctx, e.client, nil, e.p, id, pattern).Int()
+	if e.closed.Load() {
+		return false, server.ErrEngineClosed
+	}
+	n, err := unsubscribeScript.Run(ctx, e.client, []string{e.k.sess(id), e.k.subs(id)},
+		pattern, e.opts.NodeID, e.k.nodeChan(), id).Int()
 	switch {
 	case err != nil:
 		return false, e.fail("unsubscribe", err)
 	case n == -1:
 		return false, protocol.ErrSessionUnknown
+	case n == 0:
+		return false, nil
 	}
-	return n == 1, nil
+	if s := e.owned.get(id); s != nil {
+		s.unsubscribed(pattern)
+	}
+	gone, err := leaveScript.Run(context.WithoutCancel(ctx), e.client, e.streamKeys(pattern), id).Int()
+	if err != nil {
+		return true, e.fail("unsubscribe", err)
+	}
+	if gone == 1 {
+		e.account(ctx, -1, e.k.stream(pattern), 0)
+	}
+	return true, nil
 }
 
-// Subscriptions implements server.Engine.
+// Publish implements server.Engine: one round trip (one per matching
+// stream's shard on Redis Cluster) whatever the number of subscribers.
+func (e *Engine) Publish(ctx context.Context, p *server.Payload) (int, error) {
+	ns, errs := e.PublishBatch(ctx, []*server.Payload{p})
+	return ns[0], errs[0]
+}
+
+// PublishBatch implements server.BatchPublisher: the messages go to Redis
+// in one pipeline, in order.
+func (e *Engine) PublishBatch(ctx context.Context, ps []*server.Payload) ([]int, []error) {
+	ns, errs := make([]int, len(ps)), make([]error, len(ps))
+	if e.closed.Load() {
+		for i := range errs {
+			errs[i] = server.ErrEngineClosed
+		}
+		return ns, errs
+	}
+	pubs := make([]*publication, len(ps))
+	var calls []*call
+	for i, p := range ps {
+		pubs[i] = e.publication(p)
+		calls = append(calls, pubs[i].calls...)
+	}
+	_ = e.run(ctx, calls...) // each call's own error is its publication's
+	queued := int64(-1)
+	var sizes []any
+	for i, pub := range pubs {
+		ns[i], errs[i] = pub.done(e, &queued, &sizes)
+	}
+	e.account(ctx, queued, sizes...)
+	return ns, errs
+}
+
+// publication is one message's publish scripts.
+type publication struct {
+	p     *server.Payload
+	names []string // the channel and its wildcard patterns
+	mid   string
+	calls []*call
+}
+
+func (e *Engine) publication(p *server.Payload) *publication {
+	names := protocol.Wilds([]string{p.Channel}, p.Channel)
+	pub := &publication{p: p, names: names, mid: e.mid()}
+	data := encodeEntry(p)
+	b := e.opts.Budgets
+	head := []any{pub.mid, data, len(p.JSON), b.MaxQueue, b.MaxQueueBytes, slack(int64(b.MaxQueue)), slack(b.MaxQueueBytes)}
+	if !e.cluster {
+		keys := make([]string, 0, 3*len(names)+2)
+		args := append(make([]any, 0, 8+len(names)), len(names))
+		args = append(args, head...)
+		for _, n := range names {
+			keys = append(keys, e.streamKeys(n)...)
+			args = append(args, e.k.notice(n))
+		}
+		if b.MaxQueuedBytes > 0 {
+			keys = append(keys, e.k.total(), e.k.sizes())
+		}
+		pub.calls = []*call{newCall(publishScript, keys, args...)}
+		return pub
+	}
+	pub.calls = make([]*call, len(names))
+	for i, n := range names {
+		args := append([]any{1}, head...)
+		pub.calls[i] = newCall(publishScript, e.streamKeys(n), append(args, e.k.notice(n))...)
+	}
+	return pub
+}
+
+// done reads the publication's results: the subscribers reached; the
+// entries go into this node's windows at once (a take here right after
+// the publish sees them, not only when the notices come back); the
+// streams' sizes are collected for the accounting of all queues.
+func (pub *publication) done(e *Engine, queued *int64, sizes *[]any) (int, error) {
+	total := 0
+	var firstErr error
+	for i, c := range pub.calls {
+		v, err := c.cmd.Slice()
+		if err != nil || len(v) < 2 {
+			if err != nil && firstErr == nil {
+				firstErr = e.fail("publish", err)
+			}
+			continue
+		}
+		n, _ := v[0].(int64)
+		total += int(n)
+		t, _ := v[1].(int64)
+		if t >= 0 {
+			*queued = t
+		}
+		for j := 2; j+4 < len(v); j += 5 {
+			k, _ := v[j].(int64)
+			seq, _ := v[j+1].(int64)
+			id, _ := v[j+2].(string)
+			us, _ := v[j+3].(string)
+			bytes, _ := v[j+4].(int64)
+			name := pub.names[i]
+			if !e.cluster {
+				name = pub.names[k]
+			}
+			if t == -1 { // the script does not account (Redis Cluster)
+				*sizes = append(*sizes, e.k.stream(name), bytes)
+			}
+			if st := e.streams.get(name); st != nil {
+				t, _ := strconv.ParseInt(us, 10, 64)
+				st.notice(&entry{seq: uint64(seq), id: id, us: t, mid: pub.mid, p: pub.p})
+			}
+		}
+	}
+	return total, firstErr
+}
+
+// slack is how far a stream may go over a bound before it is trimmed (to
+// the bound): trimming is then needed about once per slack messages. The
+// publish script checks the length every half slack.
+func slack(bound int64) int64 {
+	if bound <= 0 {
+		return 0
+	}
+	return max(bound/16, 1)
+}
+
+// account records the sizes of queues (pairs of key and bytes) in the
+// accounting of all queues, unless a script did already (total >= 0),
+// and sheds when all queues hold more than Budgets.MaxQueuedBytes.
+func (e *Engine) account(ctx context.Context, total int64, sizes ...any) {
+	max := e.opts.MaxQueuedBytes
+	if max <= 0 {
+		return
+	}
+	ctx = context.WithoutCancel(ctx)
+	if total < 0 && len(sizes) > 0 {
+		t, err := accountScript.Run(ctx, e.client, []string{e.k.total(), e.k.sizes()}, sizes...).Int64()
+		if err != nil {
+			e.log.Debug("accounting queues failed", "err", err)
+			return
+		}
+		total = t
+	}
+	if total > max {
+		e.shed(ctx)
+	}
+}
+
+// shed brings all streams and direct queues back under 7/8 of
+// Budgets.MaxQueuedBytes, dropping the oldest messages of the biggest.
+// One shed at a time on this node.
+func (e *Engine) shed(ctx context.Context) {
+	if !e.shedding.CompareAndSwap(false, true) {
+		return
+	}
+	defer e.shedding.Store(false)
+	max := e.opts.MaxQueuedBytes
+	v, err := shedScript.Run(ctx, e.client, []string{e.k.total(), e.k.sizes()}, max, max-max/8).Slice()
+	if err != nil || len(v) == 0 {
+		return
+	}
+	var calls []*call
+	var keys []string
+	for i := 0; i+1 < len(v); i += 2 {
+		key, _ := v[i].(string)
+		want, _ := v[i+1].(int64)
+		switch {
+		case strings.HasSuffix(key, "}:x"):
+			name := strings.TrimSuffix(strings.TrimPrefix(key, e.k.p+"{c:"), "}:x")
+			calls = append(calls, newCall(trimStreamScript, e.streamKeys(name), want))
+		case strings.HasSuffix(key, "}:q"):
+			id := strings.TrimSuffix(strings.TrimPrefix(key, e.k.p+"{s:"), "}:q")
+			calls = append(calls, newCall(trimDirectScript, []string{e.k.sess(id), key}, want))
+		default:
+			continue
+		}
+		keys = append(keys, key)
+	}
+	if err := e.run(ctx, calls...); err != nil {
+		e.log.Debug("shedding queues failed", "err", err)
+	}
+	var sizes []any
+	for i, c := range calls {
+		if n, err := c.cmd.Int64(); err == nil {
+			sizes = append(sizes, keys[i], n)
+		}
+	}
+	if len(sizes) > 0 {
+		if err := accountScript.Run(ctx, e.client, []string{e.k.total(), e.k.sizes()}, sizes...).Err(); err != nil {
+			e.log.Debug("accounting queues failed", "err", err)
+		}
+	}
+}
+
+// mid returns a message id unique in the cluster.
+func (e *Engine) mid() string {
+	return e.opts.NodeID + "." + strconv.FormatUint(e.mids.Add(1), 36)
+}
+
+// Deliver implements server.Engine.
+func (e *Engine) Deliver(ctx context.Context, id string, p *server.Payload) error {
+	if e.closed.Load() {
+		return server.ErrEngineClosed
+	}
+	keys := []string{e.k.sess(id), e.k.queue(id)}
+	if !e.cluster && e.opts.MaxQueuedBytes > 0 {
+		keys = append(keys, e.k.total(), e.k.sizes())
+	}
+	v, err := deliverScript.Run(ctx, e.client, keys, encodeEntry(p), len(p.JSON), e.opts.MaxQueue,
+		e.opts.MaxQueueBytes, e.k.nodeChan(), id).Int64Slice()
+	if err != nil {
+		return e.fail("deliver", err)
+	}
+	if len(v) < 3 || v[0] == 0 {
+		return protocol.ErrSessionUnknown
+	}
+	e.account(ctx, v[2], e.k.queue(id), v[1])
+	if s := e.owned.get(id); s != nil {
+		// Taken for on this node: no notice comes back to it.
+		s.directChanged()
+	}
+	return nil
+}
+
+// SessionCount implements server.SessionLister.
+func (e *Engine) SessionCount(ctx context.Context) (int, error) {
+	n, err := e.client.ZCard(ctx, e.k.index()).Result()
+	if err != nil {
+		return 0, e.fail("session count", err)
+	}
+	return int(n), nil
+}
+
+// ListSessions implements server.SessionLister. It reads the sessions in
+// batches; sessions created or removed meanwhile may be missed or listed.
+func (e *Engine) ListSessions(ctx context.Context) ([]*server.SessionInfo, error) {
+	const batch = 500
+	var out []*server.SessionInfo
+	for start := int64(0); ; start += batch {
+		ids, err := e.client.ZRange(ctx, e.k.index(), start, start+batch-1).Result()
+		if err != nil {
+			return nil, e.fail("list sessions", err)
+		}
+		infos, err := e.infos(ctx, ids)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, infos...)
+		if len(ids) < batch {
+			return out, nil
+		}
+	}
+}
+
+// infos reads the infos of sessions (missing ones are left out).
+func (e *Engine) infos(ctx context.Context, ids []string) ([]*server.SessionInfo, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	pipe := e.client.Pipeline()
+	cmds := make([]*goredis.StringCmd, len(ids))
+	for i, id := range ids {
+		cmds[i] = pipe.HGet(ctx, e.k.sess(id), "info")
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, e.fail("read sessions", err)
+	}
+	out := make([]*server.SessionInfo, 0, len(ids))
+	for _, c := range cmds {
+		s, err := c.Result()
+		if err != nil {
+			continue
+		}
+		info, err := decodeInfo(s)
+		if err != nil {
+			return nil, fmt.Errorf("bayeux/redis: %w", err)
+		}
+		out = append(out, info)
+	}
+	return out, nil
+}
+
+// Subscriptions implements server.SessionLister.
 func (e *Engine) Subscriptions(ctx context.Context, id string) ([]string, error) {
-	v, err := subscriptionsScript.Run(ctx, e.client, nil, e.p, id).Slice()
+	v, err := subscriptionsScript.Run(ctx, e.client, []string{e.k.sess(id), e.k.subs(id)}, "keys").Slice()
 	if err != nil {
 		return nil, e.fail("subscriptions", err)
 	}
@@ -493,128 +930,78 @@ func (e *Engine) Subscriptions(ctx context.Context, id string) ([]string, error)
 	return out, nil
 }
 
-// Subscribers implements server.Engine.
+// Subscribers implements server.SubscriberLister.
 func (e *Engine) Subscribers(ctx context.Context, channel string) ([]*server.SessionInfo, error) {
-	v, err := infosScript.Run(ctx, e.client, []string{e.p + "c:" + channel}, e.p).Slice()
+	ids, err := e.client.SMembers(ctx, e.k.members(channel)).Result()
 	if err != nil {
 		return nil, e.fail("subscribers", err)
 	}
-	out := make([]*server.SessionInfo, 0, len(v))
-	for _, s := range v {
-		info, err := decodeInfo(s)
-		if err != nil {
-			return nil, fmt.Errorf("bayeux/redis: subscribers: %w", err)
-		}
-		out = append(out, info)
-	}
-	return out, nil
+	return e.infos(ctx, ids)
 }
 
-// Publish implements server.Engine: one round trip whatever the number of
-// subscribers (two when the queues went over Budgets.MaxQueuedBytes).
-func (e *Engine) Publish(ctx context.Context, p *server.Payload) (int, error) {
-	if e.closed.Load() {
-		return 0, server.ErrEngineClosed
-	}
-	var buf [16]string
-	keys := append(buf[:0], e.p+"c:"+p.Channel)
-	keys = protocol.Wilds(keys, p.Channel)
-	for i := 1; i < len(keys); i++ {
-		keys[i] = e.p + "c:" + keys[i]
-	}
-	v, err := publishScript.Run(ctx, e.client, keys, e.p, e.opts.MaxQueue, encodeEntry(p), e.opts.MaxQueueBytes, len(p.JSON)).Int64Slice()
-	if err != nil {
-		return 0, e.fail("publish", err)
-	}
-	if len(v) != 4 {
-		return 0, e.fail("publish", errors.New("unexpected reply"))
-	}
-	e.afterEnqueue(ctx, v)
-	return int(v[0]), nil
-}
-
-// Deliver implements server.Engine.
-func (e *Engine) Deliver(ctx context.Context, id string, p *server.Payload) error {
-	if e.closed.Load() {
-		return server.ErrEngineClosed
-	}
-	v, err := deliverScript.Run(ctx, e.client, nil, e.p, e.opts.MaxQueue, encodeEntry(p), id, e.opts.MaxQueueBytes, len(p.JSON)).Int64Slice()
-	if err != nil {
-		return e.fail("deliver", err)
-	}
-	if len(v) != 4 {
-		return e.fail("deliver", errors.New("unexpected reply"))
-	}
-	e.afterEnqueue(ctx, v)
-	if v[0] == 0 {
-		return protocol.ErrSessionUnknown
-	}
-	return nil
-}
-
-// afterEnqueue reports an enqueue's drops, {_, total bytes queued, drops
-// by length, drops by bytes}, and sheds when the total is over budget.
-func (e *Engine) afterEnqueue(ctx context.Context, v []int64) {
-	e.report(server.DropQueueLength, int(v[2]))
-	e.report(server.DropQueueBytes, int(v[3]))
-	if max := e.opts.MaxQueuedBytes; max > 0 && v[1] > max {
-		e.shed(ctx)
-	}
-}
-
-func (e *Engine) report(reason string, n int) {
-	if n > 0 && e.hooks.Dropped != nil {
-		e.hooks.Dropped(reason, n)
-	}
-}
-
-// shed brings the queues back under 7/8 of Budgets.MaxQueuedBytes,
-// dropping from the biggest first (see shedScript). One shed at a time
-// runs from this node; the script itself re-checks the total.
-func (e *Engine) shed(ctx context.Context) {
-	if !e.shedding.CompareAndSwap(false, true) {
-		return
-	}
-	defer e.shedding.Store(false)
-	max := e.opts.MaxQueuedBytes
-	n, err := shedScript.Run(context.WithoutCancel(ctx), e.client, nil, e.p, max, max-max/8).Int()
-	if err != nil {
-		e.log.Warn("shedding queued messages failed", "err", err)
-		return
-	}
-	e.report(server.DropQueuedBytes, n)
-}
-
-// AppendHistory implements server.Engine: one round trip that appends,
-// trims, and forgets the least recently used channels' histories beyond
-// Budgets.MaxHistoryChannels.
+// AppendHistory implements server.Historian. The history of at most
+// Budgets.MaxHistoryChannels channels is kept: appending to one more
+// forgets the least recently used.
 func (e *Engine) AppendHistory(ctx context.Context, channel string, msg []byte, maxLen int) error {
 	if maxLen <= 0 {
 		return nil
 	}
-	n, err := appendHistoryScript.Run(ctx, e.client, nil, e.p, channel, msg, maxLen, e.opts.MaxHistoryChannels).Int()
-	if err != nil {
+	if err := historyScript.Run(ctx, e.client, []string{e.k.hist(channel)}, msg, maxLen).Err(); err != nil {
 		return e.fail("append history", err)
 	}
-	e.report(server.DropHistory, n)
+	return e.useHistory(ctx, channel, "add")
+}
+
+// useHistory marks channel's history used and forgets the least recently
+// used ones beyond Budgets.MaxHistoryChannels.
+func (e *Engine) useHistory(ctx context.Context, channel, how string) error {
+	old, err := historyUseScript.Run(ctx, e.client, []string{e.k.histIndex(), e.k.histSeq()},
+		channel, e.opts.MaxHistoryChannels, how).StringSlice()
+	if err != nil {
+		return e.fail("history", err)
+	}
+	if len(old) == 0 {
+		return nil
+	}
+	pipe := e.client.Pipeline()
+	for _, ch := range old {
+		pipe.Del(ctx, e.k.hist(ch))
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return e.fail("forget history", err)
+	}
+	if e.hooks.Dropped != nil {
+		e.hooks.Dropped(server.DropHistory, len(old))
+	}
 	return nil
 }
 
-// History implements server.Engine.
+// History implements server.Historian.
 func (e *Engine) History(ctx context.Context, channel string, n int) ([][]byte, error) {
 	start := int64(0)
 	if n > 0 {
 		start = int64(-n)
 	}
-	v, err := historyScript.Run(ctx, e.client, nil, e.p, channel, start).StringSlice()
+	v, err := e.client.LRange(ctx, e.k.hist(channel), start, -1).Result()
 	if err != nil {
 		return nil, e.fail("history", err)
+	}
+	if len(v) > 0 {
+		if err := e.useHistory(ctx, channel, "read"); err != nil {
+			return nil, err
+		}
 	}
 	out := make([][]byte, len(v))
 	for i, s := range v {
 		out[i] = []byte(s)
 	}
 	return out, nil
+}
+
+func (e *Engine) forgetLocal(id string) {
+	e.localsMu.Lock()
+	delete(e.locals, id)
+	e.localsMu.Unlock()
 }
 
 func randomHex(n int) string {

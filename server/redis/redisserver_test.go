@@ -2,54 +2,109 @@ package redis
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"log/slog"
 	"os"
 	"sync"
 	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/bayeux-go/bayeux/internal/testutil/redistest"
 	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/server/enginetest"
 )
 
-// The tests run against a real redis-server that they start themselves on
-// a free port, with its data in a temporary directory (package
+// The tests run against real Redis deployments they start themselves on
+// free ports, with their data in temporary directories (package
 // internal/testutil/redistest, which the other packages' Redis tests use
-// too). Without the binary they fail (they never skip: CI must not pass
-// because a tool is missing).
-
-// redisServer is a redis-server process started by a test.
-type redisServer struct{ *redistest.Server }
-
-func (r redisServer) kill()          { r.Kill() }
-func (r redisServer) restart() error { return r.Restart() }
+// too): one redis-server and one Redis Cluster of three masters shared by
+// the package (each test uses its own key prefix), and private ones for
+// the tests that kill them. Without redis-server and redis-cli they fail
+// (they never skip: CI must not pass because a tool is missing).
 
 // startRedis starts a private redis-server for t.
-func startRedis(t testing.TB, extra ...string) redisServer {
+func startRedis(t testing.TB, extra ...string) *redistest.Server {
 	t.Helper()
-	return redisServer{redistest.Start(t, extra...)}
+	return redistest.Start(t, extra...)
 }
 
 // sharedRedis returns the redis-server shared by the tests that need no
 // private one; each test uses its own key prefix.
-func sharedRedis(t testing.TB) redisServer {
+func sharedRedis(t testing.TB) *redistest.Server {
 	t.Helper()
-	return redisServer{redistest.Shared(t)}
+	return redistest.Shared(t)
+}
+
+// sharedCluster is the package's Redis Cluster (three masters), started on
+// first use.
+var cluster struct {
+	mu  sync.Mutex
+	c   *redistest.Cluster
+	dir string
+	err error
+}
+
+func sharedCluster(t testing.TB) *redistest.Cluster {
+	t.Helper()
+	cluster.mu.Lock()
+	defer cluster.mu.Unlock()
+	if cluster.c == nil && cluster.err == nil {
+		cluster.dir, cluster.err = os.MkdirTemp("", "bayeux-redis-cluster-test")
+		if cluster.err == nil {
+			cluster.c, cluster.err = redistest.StartCluster(cluster.dir, 3)
+		}
+	}
+	if cluster.err != nil {
+		t.Fatal(cluster.err)
+	}
+	return cluster.c
 }
 
 func TestMain(m *testing.M) {
 	code := m.Run()
 	redistest.StopShared()
+	if cluster.c != nil {
+		cluster.c.Kill()
+	}
+	if cluster.dir != "" {
+		_ = os.RemoveAll(cluster.dir)
+	}
 	os.Exit(code)
 }
 
 // testPrefix returns a key prefix no other test uses.
 func testPrefix(t testing.TB) string { return redistest.Prefix(t) }
 
+// testEngine is an engine under test with a Hub for its Ready calls, so
+// that tests can fetch (wait for messages) as the Server does.
+type testEngine struct {
+	*Engine
+	node *enginetest.Node
+}
+
+// Fetch takes what is queued for id, waiting up to wait.
+func (e testEngine) Fetch(ctx context.Context, id string, wait time.Duration) (server.Batch, error) {
+	return e.node.Fetch(ctx, id, wait)
+}
+
+// Begin begins a fetch (see enginetest.Node.Begin).
+func (e testEngine) Begin(ctx context.Context, id string, wait time.Duration) *enginetest.Pending {
+	return e.node.Begin(ctx, id, server.TakeOptions{}, wait)
+}
+
 // newTestEngine starts an engine on url with a prefix of its own unless
 // opts has one; it is closed when the test ends.
-func newTestEngine(t testing.TB, url string, opts Options, hooks server.EngineHooks) *Engine {
+func newTestEngine(t testing.TB, url string, opts Options, hooks server.EngineHooks) testEngine {
 	t.Helper()
+	hub := enginetest.NewHub()
+	if user := hooks.Ready; user != nil {
+		hooks.Ready = func(id string) { hub.Ready(id); user(id) }
+	} else {
+		hooks.Ready = hub.Ready
+	}
 	opts.URL = url
 	if opts.Prefix == "" {
 		opts.Prefix = testPrefix(t)
@@ -65,7 +120,25 @@ func newTestEngine(t testing.TB, url string, opts Options, hooks server.EngineHo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = e.Close() })
-	return e
+	return testEngine{Engine: e, node: enginetest.NewNode(hub, e)}
+}
+
+// keysOf lists the keys of prefix, on every master of a cluster.
+func keysOf(ctx context.Context, c goredis.UniversalClient, prefix string) ([]string, error) {
+	cc, ok := c.(*goredis.ClusterClient)
+	if !ok {
+		return c.Keys(ctx, prefix+"*").Result()
+	}
+	var mu sync.Mutex
+	var all []string
+	err := cc.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
+		ks, err := m.Keys(ctx, prefix+"*").Result()
+		mu.Lock()
+		all = append(all, ks...)
+		mu.Unlock()
+		return err
+	})
+	return all, err
 }
 
 // logBuffer is a concurrency-safe log sink for asserting log lines.

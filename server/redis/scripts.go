@@ -2,406 +2,535 @@ package redis
 
 import goredis "github.com/redis/go-redis/v9"
 
-// Every script takes the key prefix as ARGV[1] and builds key names from it
-// (P..'s:'..id and so on), so the keys a script touches are not all declared
-// in KEYS: the engine needs a single Redis instance (or a primary with
-// replicas/Sentinel), not Redis Cluster. Scripts run atomically, which is
-// what makes fan-out, take-and-clear, subscription limits and "exactly one
-// node removes an expired session" correct without locks.
+// Keys (P is Options.Prefix). Every key carries a hash tag, {s:ID} for a
+// session's keys and {c:NAME} for a channel's or pattern's, so that every
+// script touches keys of one slot only: the engine runs unchanged on a
+// single Redis, behind Sentinel and on Redis Cluster, where sessions and
+// channels spread over the shards.
 //
-// Keys (P is Options.Prefix):
+//	P{s:ID}        hash   info (SessionInfo JSON); own (node that takes for
+//	                      the session) and ep (claims so far); st (the
+//	                      committed state: cursors, batch numbers); exp
+//	                      (expiry, Redis-clock ms, or "inf"); dh (direct
+//	                      messages removed from the queue's head); qb (bytes
+//	                      in the direct queue); dl, db, dq (direct messages
+//	                      dropped for MaxQueue, MaxQueueBytes, MaxQueuedBytes
+//	                      and not yet reported)
+//	P{s:ID}:subs   hash   subscription pattern -> cursor of the stream when
+//	                      subscribed ("SEQ:ID")
+//	P{s:ID}:q      list   direct messages (Deliver), "US|SIZE|DATA"; the
+//	                      first has sequence number dh+1
+//	P{c:NAME}:m    set    ids of the sessions subscribed to exactly NAME
+//	P{c:NAME}:n    hash   n (entries ever added to the stream), b (bytes in
+//	                      it), tr (why it was last trimmed: l, b, q)
+//	P{c:NAME}:x    stream the messages published on NAME (or matching the
+//	                      pattern NAME), fields n (sequence), m (message id),
+//	                      d (data), t (Redis-clock microseconds), s (size of
+//	                      the JSON); at most MaxQueue entries and
+//	                      MaxQueueBytes (give or take 1/16), never less than
+//	                      the newest; it exists only while NAME has
+//	                      subscribers
+//	P{c:NAME}:h    list   chat history (Historian)
+//	P{i}:sessions  zset   session ids by expiry (Redis-clock ms, +inf):
+//	                      where the sweepers look; each session's exp decides
+//	P{q}:total     string bytes in all streams and direct queues
+//	P{q}:sizes     zset   each stream's and direct queue's key by its bytes:
+//	                      what MaxQueuedBytes sheds from, biggest first
+//	P{h}:index     zset   channels with a history by last use
+//	P{h}:seq       string the last use's counter
 //
-//	P s:ID        hash   info (SessionInfo JSON), b (how many messages ever
-//	                     left the queue's head: the queue's first entry has
-//	                     sequence number b+1), qb (bytes queued: the sum of
-//	                     the entries' JSON lengths), drop (messages dropped
-//	                     since the last take), wt (token of the newest
-//	                     Fetch), wn (node whose Fetch waits, set while it
-//	                     waits), wq (a wake notice was sent to it)
-//	P subs:ID     set    the session's subscriptions (names and patterns)
-//	P c:CHANNEL   set    ids of the sessions subscribed to exactly CHANNEL
-//	P q:ID        list   queued messages, oldest first (entry.go)
-//	P qbytes      string the sum of every session's qb (absent: 0)
-//	P h:CHANNEL   list   history, oldest first
-//	P hidx        zset   the channels with a history, scored by last use
-//	P hseq        string the last use's counter
-//	P sessions    zset   every session id, scored by expiry in Redis-clock
-//	                     milliseconds (+inf: never)
-//	P n:NODE      pubsub wake notices for the Fetches waiting on NODE:
-//	                     "m"+ID (look again) or "d"+ID (destroyed)
+// Pub/sub channels: P t:NAME carries "SEQ|ID|MID|US|DATA" for every entry
+// added to NAME's stream (nodes with readers of NAME subscribe to it);
+// P n:NODE carries notices for the sessions NODE takes for: "m"+ID (a
+// direct message), "c"+ID (subscriptions changed), "d"+ID (destroyed),
+// "r"+EP+":"+ID (claimed by another node, claim number EP).
 
-// luaSize returns the length of a queue entry's JSON (entry.go).
-const luaSize = `
-local function esize(e)
-  local a, c = string.match(e, '^(%d+)|(%d+)|')
-  return #e - #a - #c - 2 - tonumber(a) - tonumber(c)
-end
-`
+type keys struct{ p string }
 
-// luaEnqueue appends a body to a session's queue, drops its oldest entries
-// beyond max entries or maxBytes bytes (never the newest) and wakes the
-// node that waits for it. It returns false when the session does not
-// exist. D counts the drops by reason (length, bytes) and A the bytes all
-// queues gained; account adds A to P qbytes and returns the new total.
-// ARGV[1] must be the prefix.
-const luaEnqueue = `
-local P = ARGV[1]` + luaSize + `
-local D = {0, 0}
-local A = 0
-local function enqueue(id, body, size, max, maxBytes)
-  local sk = P .. 's:' .. id
-  local h = redis.call('HMGET', sk, 'b', 'wn', 'wq', 'qb')
-  if not h[1] then return false end
-  local qk = P .. 'q:' .. id
-  local len = redis.call('RPUSH', qk, body)
-  local qb = tonumber(h[4] or '0') + size
-  local added, drop = size, 0
-  while len > 1 and (len > max or (maxBytes > 0 and qb > maxBytes)) do
-    local n = esize(redis.call('LPOP', qk))
-    if len > max then D[1] = D[1] + 1 else D[2] = D[2] + 1 end
-    qb, added, len, drop = qb - n, added - n, len - 1, drop + 1
-  end
-  if drop > 0 then
-    redis.call('HINCRBY', sk, 'b', drop)
-    redis.call('HINCRBY', sk, 'drop', drop)
-  end
-  redis.call('HSET', sk, 'qb', qb)
-  A = A + added
-  if h[2] and not h[3] then
-    redis.call('PUBLISH', P .. 'n:' .. h[2], 'm' .. id)
-    redis.call('HSET', sk, 'wq', '1')
-  end
-  return true
-end
-local function account()
-  local k = P .. 'qbytes'
-  if A == 0 then return tonumber(redis.call('GET', k) or '0') end
-  local t = redis.call('INCRBY', k, A)
-  if t <= 0 then redis.call('DEL', k) end
-  return t
-end
-`
+func (k keys) sess(id string) string  { return k.p + "{s:" + id + "}" }
+func (k keys) subs(id string) string  { return k.p + "{s:" + id + "}:subs" }
+func (k keys) queue(id string) string { return k.p + "{s:" + id + "}:q" }
 
-// luaDestroy removes a session with everything it owns and tells its
-// waiting node. It returns {id, info, subscriptions...} or false.
-const luaDestroy = `
-local function destroy(id)
-  local sk = P .. 's:' .. id
-  local h = redis.call('HMGET', sk, 'info', 'wn', 'qb')
-  redis.call('ZREM', P .. 'sessions', id)
-  if not h[1] then return false end
-  local subk = P .. 'subs:' .. id
-  local subs = redis.call('SMEMBERS', subk)
-  for i = 1, #subs do redis.call('SREM', P .. 'c:' .. subs[i], id) end
-  redis.call('DEL', sk, subk, P .. 'q:' .. id)
-  local qb = tonumber(h[3] or '0')
-  if qb ~= 0 and redis.call('DECRBY', P .. 'qbytes', qb) <= 0 then redis.call('DEL', P .. 'qbytes') end
-  if h[2] then redis.call('PUBLISH', P .. 'n:' .. h[2], 'd' .. id) end
-  local out = {id, h[1]}
-  for i = 1, #subs do out[#out + 1] = subs[i] end
-  return out
-end
+func (k keys) members(name string) string { return k.p + "{c:" + name + "}:m" }
+func (k keys) seq(name string) string     { return k.p + "{c:" + name + "}:n" }
+func (k keys) stream(name string) string  { return k.p + "{c:" + name + "}:x" }
+func (k keys) hist(name string) string    { return k.p + "{c:" + name + "}:h" }
+
+func (k keys) index() string { return k.p + "{i}:sessions" }
+
+// The accounting of all queues together (MaxQueuedBytes).
+func (k keys) total() string { return k.p + "{q}:total" }
+func (k keys) sizes() string { return k.p + "{q}:sizes" }
+
+// The channels with a history (MaxHistoryChannels).
+func (k keys) histIndex() string { return k.p + "{h}:index" }
+func (k keys) histSeq() string   { return k.p + "{h}:seq" }
+
+// notice is the pub/sub channel of a stream's entries.
+func (k keys) notice(name string) string { return k.p + "t:" + name }
+
+// nodeChan is the prefix of the nodes' notice channels.
+func (k keys) nodeChan() string { return k.p + "n:" }
+
+// luaClock is Redis's clock in milliseconds: expiry never depends on the
+// nodes' clocks.
+const luaClock = `
 local function nowms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
+local function nowus()
+  local t = redis.call('TIME')
+  return t[1] .. string.format('%06d', tonumber(t[2]))
+end
 `
 
-// publishScript: KEYS are the subscriber sets of the channel and of its
-// wildcard patterns; ARGV: prefix, max queue, body, max queue bytes, the
-// body's JSON length. Returns {sessions the body was queued for (each
-// once, however many of its subscriptions match), bytes in all queues
-// now, drops by length, drops by bytes}.
-var publishScript = goredis.NewScript(luaEnqueue + `
-local ids
-if #KEYS == 1 then ids = redis.call('SMEMBERS', KEYS[1]) else ids = redis.call('SUNION', unpack(KEYS)) end
-local max, maxBytes, size = tonumber(ARGV[2]), tonumber(ARGV[4]), tonumber(ARGV[5])
-local n = 0
-for i = 1, #ids do
-  if enqueue(ids[i], ARGV[3], size, max, maxBytes) then n = n + 1 end
+// luaAccount keeps the accounting of all queues: account(tk, zk, key,
+// size) records that queue key holds size bytes now and returns the total
+// of all queues.
+const luaAccount = `
+local function account(tk, zk, key, size)
+  local old = tonumber(redis.call('ZSCORE', zk, key) or '0')
+  if size > 0 then redis.call('ZADD', zk, size, key) else redis.call('ZREM', zk, key) end
+  local t = redis.call('INCRBY', tk, size - old)
+  if t <= 0 then redis.call('DEL', tk) return 0 end
+  return t
 end
-return {n, account(), D[1], D[2]}
+`
+
+// luaTrim trims streams: trim(x, mk, max, maxBytes, rb) drops the oldest
+// entries of stream x (meta hash mk) beyond max entries and maxBytes
+// bytes (0: no bound), never the newest, records why (l for max, rb for
+// bytes) and returns the stream's bytes.
+const luaTrim = `
+local function esize(fields)
+  for i = 1, #fields, 2 do
+    if fields[i] == 's' then return tonumber(fields[i + 1]) end
+  end
+  return 0
+end
+local function trim(x, mk, max, maxBytes, rb)
+  local len = redis.call('XLEN', x)
+  local b = tonumber(redis.call('HGET', mk, 'b') or '0')
+  local start, keep, dropped, reason = '-', nil, 0, 'l'
+  while not keep do
+    local es = redis.call('XRANGE', x, start, '+', 'COUNT', 32)
+    if #es == 0 then break end
+    for i = 1, #es do
+      local n = len - dropped
+      local overLen = max > 0 and n > max
+      if n > 1 and (overLen or (maxBytes > 0 and b > maxBytes)) then
+        if not overLen then reason = rb end
+        b = b - esize(es[i][2])
+        dropped = dropped + 1
+      else
+        keep = es[i][1]
+        break
+      end
+    end
+    start = '(' .. es[#es][1]
+  end
+  if dropped > 0 and keep then
+    redis.call('XTRIM', x, 'MINID', keep)
+    redis.call('HSET', mk, 'b', b, 'tr', reason)
+  end
+  return b
+end
+`
+
+// luaDirect trims a session's direct queue: dtrim(sk, qk, len, qb, dh,
+// max, maxBytes, rb) pops the oldest items beyond max items and maxBytes
+// bytes (never the newest), counts them for the session (dl, or rb for
+// bytes) and returns the queue's bytes and head.
+const luaDirect = `
+local function dsize(item)
+  local _, s = string.match(item, '^(%d+)|(%d+)|')
+  return tonumber(s or '0')
+end
+local function dtrim(sk, qk, len, qb, dh, max, maxBytes, rb)
+  local dl, db = 0, 0
+  while len > 1 and ((max > 0 and len > max) or (maxBytes > 0 and qb > maxBytes)) do
+    local item = redis.call('LPOP', qk)
+    if not item then break end
+    if max > 0 and len > max then dl = dl + 1 else db = db + 1 end
+    qb, len, dh = qb - dsize(item), len - 1, dh + 1
+  end
+  if dl > 0 then redis.call('HINCRBY', sk, 'dl', dl) end
+  if db > 0 then redis.call('HINCRBY', sk, rb, db) end
+  redis.call('HSET', sk, 'qb', qb, 'dh', dh)
+  return qb, dh
+end
+`
+
+// publishScript: KEYS are, for each of the ns streams the message goes to
+// (the channel's and its wildcard patterns'), its members, meta and
+// stream keys, then (on a single Redis) the accounting keys. ARGV: ns,
+// message id, data, its size, max entries, max bytes, the slack allowed
+// over each before trimming, then the notice channel of each stream. A
+// stream without subscribers is left alone. Returns {the subscribers of
+// all the streams added to (a session subscribed through several matching
+// patterns counts once per pattern), the total of all queues (-1: not
+// accounted here; -2: accounted here, not this time), then for each
+// stream added to its index (from 0), the entry's sequence number, id,
+// time and the stream's bytes}. A stream's length is checked, and its
+// bytes accounted, every half slack messages (and when its bytes go over).
+var publishScript = goredis.NewScript(luaClock + luaAccount + luaTrim + `
+local ns, size, max, maxBytes = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local sl, sb = tonumber(ARGV[7]), tonumber(ARGV[8])
+-- The length is checked every ck messages (trimmed when over by more
+-- than ck, so it stays within sl over) and the accounting of all queues
+-- follows the stream then: a few calls fewer per publish.
+local ck = math.max(math.floor(sl / 2), 1)
+local acct = #KEYS > 3 * ns
+local out = {0, -1}
+if acct then out[2] = -2 end
+for i = 0, ns - 1 do
+  local c = redis.call('SCARD', KEYS[3 * i + 1])
+  if c > 0 then
+    local mk, x = KEYS[3 * i + 2], KEYS[3 * i + 3]
+    local seq = redis.call('HINCRBY', mk, 'n', 1)
+    local t = nowus()
+    local id = redis.call('XADD', x, '*', 'n', seq, 'm', ARGV[2], 'd', ARGV[3], 't', t, 's', size)
+    local b = redis.call('HINCRBY', mk, 'b', size)
+    local due = seq % ck == 0
+    if (due and max > 0 and redis.call('XLEN', x) > max + ck) or (maxBytes > 0 and b > maxBytes + sb) then
+      b = trim(x, mk, max, maxBytes, 'b')
+      due = true
+    end
+    redis.call('PUBLISH', ARGV[9 + i], seq .. '|' .. id .. '|' .. ARGV[2] .. '|' .. t .. '|' .. ARGV[3])
+    if acct and due then out[2] = account(KEYS[3 * ns + 1], KEYS[3 * ns + 2], x, b) end
+    out[1] = out[1] + c
+    out[#out + 1] = i
+    out[#out + 1] = seq
+    out[#out + 1] = id
+    out[#out + 1] = t
+    out[#out + 1] = b
+  end
+end
+return out
 `)
 
-// deliverScript: ARGV: prefix, max queue, body, id, max queue bytes, the
-// body's JSON length. Returns {1, or 0 when the session does not exist;
-// then as publishScript}.
-var deliverScript = goredis.NewScript(luaEnqueue + `
-local ok = 0
-if enqueue(ARGV[4], ARGV[3], tonumber(ARGV[6]), tonumber(ARGV[2]), tonumber(ARGV[5])) then ok = 1 end
-return {ok, account(), D[1], D[2]}
+// accountScript: KEYS: the accounting keys; ARGV: pairs of (queue key,
+// bytes). Records the queues' sizes and returns the total of all queues.
+var accountScript = goredis.NewScript(luaAccount + `
+local t = tonumber(redis.call('GET', KEYS[1]) or '0')
+for i = 1, #ARGV, 2 do t = account(KEYS[1], KEYS[2], ARGV[i], tonumber(ARGV[i + 1])) end
+return t
 `)
 
-// shedScript: ARGV: prefix, budget, target. When the queues hold more
-// than budget bytes, it drops the oldest entries of the biggest queues,
-// levelling them down biggest first, until they hold at most target, and
-// returns how many it dropped. It reads every session's qb: O(sessions),
-// run only when a publish went over the budget.
-var shedScript = goredis.NewScript(`local P = ARGV[1]` + luaSize + `
-local tk = P .. 'qbytes'
-local total = tonumber(redis.call('GET', tk) or '0')
-if total <= tonumber(ARGV[2]) then return 0 end
-local target = tonumber(ARGV[3])
-local ids = redis.call('ZRANGE', P .. 'sessions', 0, -1)
+// shedScript: KEYS: the accounting keys; ARGV: budget, target. When all
+// queues hold more than budget bytes it returns, biggest first, the
+// queues to trim and the bytes each should keep so that they hold at most
+// target: the biggest is levelled down to the next, then both to the
+// third, and so on. The trims themselves run on the queues' own slots.
+var shedScript = goredis.NewScript(`
+local total = tonumber(redis.call('GET', KEYS[1]) or '0')
+if total <= tonumber(ARGV[1]) then return {} end
+local target = tonumber(ARGV[2])
+local top = redis.call('ZREVRANGE', KEYS[2], 0, 63, 'WITHSCORES')
 local qs = {}
-for i = 1, #ids do
-  local qb = tonumber(redis.call('HGET', P .. 's:' .. ids[i], 'qb') or '0')
-  if qb > 0 then qs[#qs + 1] = {ids[i], qb} end
-end
-table.sort(qs, function(a, b) return a[2] > b[2] end)
-local dropped = 0
+for i = 1, #top, 2 do qs[#qs + 1] = {top[i], tonumber(top[i + 1])} end
+local want = {}
+for i = 1, #qs do want[i] = qs[i][2] end
 local k = 1
 while k <= #qs and total > target do
   local level = 0
   if k < #qs then level = qs[k + 1][2] end
   for j = 1, k do
     if total <= target then break end
-    local q = qs[j]
-    local qk = P .. 'q:' .. q[1]
-    local n = 0
-    while q[2] > level and total > target do
-      local e = redis.call('LPOP', qk)
-      if not e then
-        total = total - q[2]
-        q[2] = 0
-        break
-      end
-      local s = esize(e)
-      q[2], total, n = q[2] - s, total - s, n + 1
-    end
-    if n > 0 then
-      local sk = P .. 's:' .. q[1]
-      redis.call('HINCRBY', sk, 'b', n)
-      redis.call('HINCRBY', sk, 'drop', n)
-      dropped = dropped + n
-    end
-    redis.call('HSET', P .. 's:' .. q[1], 'qb', q[2])
+    local cut = math.min(want[j] - level, total - target)
+    if cut > 0 then want[j], total = want[j] - cut, total - cut end
   end
   k = k + 1
 end
-if total > 0 then redis.call('SET', tk, total) else redis.call('DEL', tk) end
-return dropped
-`)
-
-// createScript: ARGV: prefix, id, info, ttl ms (0: never expires).
-// Returns 1, or 0 when the id is taken.
-var createScript = goredis.NewScript(`local P = ARGV[1]` + luaDestroy + `
-local sk = P .. 's:' .. ARGV[2]
-if redis.call('EXISTS', sk) == 1 then return 0 end
-redis.call('HSET', sk, 'info', ARGV[3], 'b', 0)
-local ttl = tonumber(ARGV[4])
-local score = '+inf'
-if ttl > 0 then score = nowms() + ttl end
-redis.call('ZADD', P .. 'sessions', score, ARGV[2])
-return 1
-`)
-
-// touchScript: ARGV: prefix, delay ms or "never", ids... Sets each
-// existing session's expiry to Redis's clock plus the delay, so that the
-// nodes' clocks need not agree. While a Fetch waits for a session (wn is
-// set) its expiry is only ever extended: a connect that another node's
-// newer connect superseded must not shorten the newer one's hold. Returns
-// how many sessions exist.
-var touchScript = goredis.NewScript(`local P = ARGV[1]` + luaDestroy + `
-local zk = P .. 'sessions'
-local score = math.huge
-if ARGV[2] ~= 'never' then score = nowms() + tonumber(ARGV[2]) end
-local n = 0
-for i = 3, #ARGV do
-  local h = redis.call('HMGET', P .. 's:' .. ARGV[i], 'b', 'wn')
-  if h[1] then
-    n = n + 1
-    local keep = false
-    if h[2] then
-      local cur = redis.call('ZSCORE', zk, ARGV[i])
-      if cur == 'inf' or cur == '+inf' then keep = true
-      elseif cur and tonumber(cur) > score then keep = true end
-    end
-    if not keep then
-      if score == math.huge then redis.call('ZADD', zk, '+inf', ARGV[i])
-      else redis.call('ZADD', zk, score, ARGV[i]) end
-    end
-  end
-end
-return n
-`)
-
-// destroyScript: ARGV: prefix, id. Returns {id, info, subs...} or nil.
-var destroyScript = goredis.NewScript(`local P = ARGV[1]` + luaDestroy + `
-return destroy(ARGV[2])
-`)
-
-// sweepScript: ARGV: prefix, limit. Removes up to limit sessions whose
-// expiry passed (by Redis's clock) and returns them as destroy does. Two
-// nodes sweeping at once never both get the same session.
-var sweepScript = goredis.NewScript(`local P = ARGV[1]` + luaDestroy + `
-local ids = redis.call('ZRANGEBYSCORE', P .. 'sessions', '-inf', '(' .. nowms(), 'LIMIT', 0, tonumber(ARGV[2]))
 local out = {}
-for i = 1, #ids do
-  local r = destroy(ids[i])
-  if r then out[#out + 1] = r end
+for i = 1, #qs do
+  if want[i] < qs[i][2] then out[#out + 1] = qs[i][1]; out[#out + 1] = want[i] end
 end
 return out
 `)
 
-// takeScript: ARGV: prefix, id, mode ("claim" or "check"), token, node,
-// register ("1": wait for a notice if nothing is returned), ack ("" unless
-// the session uses the ack extension), max bytes (0: no cap).
-//
-// "claim" makes token the session's newest Fetch (an older Fetch waiting
-// anywhere is told to look again and then finds itself superseded);
-// "check" continues a Fetch and returns {-2} when a newer one claimed the
-// session. It returns the oldest entries whose JSON adds up to at most
-// max bytes (at least one): without ack it removes them; with ack it
-// first removes the entries with sequence <= ack and returns the next
-// ones without removing them. Returns {-1} for an unknown session, else
-// {dropped, sequence of the first entry returned minus 1, entries...}.
-var takeScript = goredis.NewScript(`
-local P = ARGV[1]` + luaSize + `
-local id = ARGV[2]
-local sk = P .. 's:' .. id
-local h = redis.call('HMGET', sk, 'b', 'wt', 'wn', 'drop', 'qb')
-if not h[1] then return {-1} end
-local tok = ARGV[4]
-if ARGV[3] == 'claim' then
-  if h[3] and h[2] ~= tok then redis.call('PUBLISH', P .. 'n:' .. h[3], 'm' .. id) end
-  redis.call('HSET', sk, 'wt', tok)
-elseif h[2] ~= tok then
-  return {-2}
-end
-local base = tonumber(h[1])
-local qk = P .. 'q:' .. id
-local items = redis.call('LRANGE', qk, 0, -1)
-local ackMode = ARGV[7] ~= ''
-local acked = 0
-if ackMode then acked = math.max(0, math.min(#items, tonumber(ARGV[7]) - base)) end
-local cap = tonumber(ARGV[8])
-local out = {0, base + acked}
-local size, ackedSize = 0, 0
-for i = 1, acked do ackedSize = ackedSize + esize(items[i]) end
-for i = acked + 1, #items do
-  local n = esize(items[i])
-  if i > acked + 1 and cap > 0 and size + n > cap then break end
-  size = size + n
-  out[#out + 1] = items[i]
-end
-local removed, removedSize = acked, ackedSize
-if not ackMode then removed, removedSize = #out - 2, size end
-if removed > 0 then
-  if removed == #items then redis.call('DEL', qk) else redis.call('LTRIM', qk, removed, -1) end
-  redis.call('HINCRBY', sk, 'b', removed)
-  redis.call('HSET', sk, 'qb', math.max(0, tonumber(h[5] or '0') - removedSize))
-  if redis.call('DECRBY', P .. 'qbytes', removedSize) <= 0 then redis.call('DEL', P .. 'qbytes') end
-end
-local drop = tonumber(h[4] or '0')
-if drop > 0 then
-  out[1] = drop
-  redis.call('HDEL', sk, 'drop')
-end
-if #out == 2 and ARGV[6] == '1' then
-  redis.call('HSET', sk, 'wn', ARGV[5])
-  redis.call('HDEL', sk, 'wq')
-else
-  redis.call('HDEL', sk, 'wn', 'wq')
-end
-return out
+// trimStreamScript: KEYS: members, meta, stream; ARGV: bytes to keep.
+// Trims for MaxQueuedBytes; returns the stream's bytes.
+var trimStreamScript = goredis.NewScript(luaTrim + `
+if redis.call('EXISTS', KEYS[3]) == 0 then return 0 end
+return trim(KEYS[3], KEYS[2], 0, math.max(tonumber(ARGV[1]), 1), 'q')
 `)
 
-// releaseScript: ARGV: prefix, id, token. A Fetch that gives up early
-// (its request ended) stops being the session's waiter, so that Touch may
-// shorten the expiry again and no notices are sent for it.
-var releaseScript = goredis.NewScript(`
-local sk = ARGV[1] .. 's:' .. ARGV[2]
-if redis.call('HGET', sk, 'wt') == ARGV[3] then redis.call('HDEL', sk, 'wn', 'wq') end
+// trimDirectScript: KEYS: session, queue; ARGV: bytes to keep. Trims for
+// MaxQueuedBytes; returns the queue's bytes.
+var trimDirectScript = goredis.NewScript(luaDirect + `
+local h = redis.call('HMGET', KEYS[1], 'qb', 'dh')
+if not h[1] then return 0 end
+local qb = dtrim(KEYS[1], KEYS[2], redis.call('LLEN', KEYS[2]), tonumber(h[1]), tonumber(h[2] or '0'), 0, math.max(tonumber(ARGV[1]), 1), 'dq')
+return qb
+`)
+
+// joinScript: KEYS: members, meta, stream of a subscription's stream;
+// ARGV: session id. Adds the session to the members (so that publishes
+// from now on are added to the stream) and returns the stream's current
+// end as a cursor "SEQ:ID": the subscription starts after it.
+var joinScript = goredis.NewScript(`
+redis.call('SADD', KEYS[1], ARGV[1])
+local n = redis.call('HGET', KEYS[2], 'n') or '0'
+local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+local id = '0-0'
+if #last > 0 then id = last[1][1] end
+return n .. ':' .. id
+`)
+
+// leaveScript: KEYS: members, meta, stream; ARGV: session id. Removes the
+// session from the members; the last one out deletes the stream. Returns
+// 1 when it did (the stream holds no bytes any more).
+var leaveScript = goredis.NewScript(`
+redis.call('SREM', KEYS[1], ARGV[1])
+if redis.call('SCARD', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  return 1
+end
 return 0
 `)
 
-// subscribeScript: ARGV: prefix, id, pattern, limit. Returns 1 (added),
-// 0 (already there), -1 (unknown session), -2 (limit reached).
+// createScript: KEYS: session; ARGV: info, ttl ms. Returns 1, or 0 when
+// the id is taken.
+var createScript = goredis.NewScript(luaClock + `
+if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'info', ARGV[1], 'ep', 0, 'dh', 0, 'qb', 0, 'exp', nowms() + tonumber(ARGV[2]))
+return 1
+`)
+
+// indexScript: KEYS: the expiry index; ARGV: "add" (a new session) or
+// "set" (only sessions in the index: one removed meanwhile is not added
+// back), then pairs of (delay ms or "inf" or "del", session id). Sets each
+// session's score to Redis's clock plus the delay.
+var indexScript = goredis.NewScript(luaClock + `
+local now = nowms()
+local flag = 'XX'
+if ARGV[1] == 'add' then flag = 'NX' end
+for i = 2, #ARGV, 2 do
+  local d = ARGV[i]
+  if d == 'del' then redis.call('ZREM', KEYS[1], ARGV[i + 1])
+  elseif d == 'inf' then redis.call('ZADD', KEYS[1], flag, '+inf', ARGV[i + 1])
+  else redis.call('ZADD', KEYS[1], flag, now + tonumber(d), ARGV[i + 1]) end
+end
+return 0
+`)
+
+// touchScript: KEYS: session; ARGV: node, delay ms or "inf". Sets the
+// session's expiry to Redis's clock plus the delay. A node that does not
+// take for the session while another does only extends it (the taker
+// decides). Returns -1 for an unknown session, else 1.
+var touchScript = goredis.NewScript(luaClock + `
+local h = redis.call('HMGET', KEYS[1], 'info', 'own', 'exp')
+if not h[1] then return -1 end
+local new = 'inf'
+if ARGV[2] ~= 'inf' then new = nowms() + tonumber(ARGV[2]) end
+if h[2] and h[2] ~= ARGV[1] and h[3] then
+  if h[3] == 'inf' then return 1 end
+  if new ~= 'inf' and tonumber(h[3]) >= new then return 1 end
+end
+redis.call('HSET', KEYS[1], 'exp', new)
+return 1
+`)
+
+// luaDestroy removes a session's keys and tells its taker; it returns
+// {info, direct queue bytes, subscriptions...}. KEYS: session, subs,
+// queue; ARGV[1] the node channel prefix, ARGV[2] the id.
+const luaDestroy = `
+local function destroy(info, own, qb)
+  local subs = redis.call('HKEYS', KEYS[2])
+  redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
+  if own then redis.call('PUBLISH', ARGV[1] .. own, 'd' .. ARGV[2]) end
+  local out = {info, tonumber(qb or '0')}
+  for i = 1, #subs do out[#out + 1] = subs[i] end
+  return out
+end
+`
+
+// destroyScript: KEYS: session, subs, queue; ARGV: node channel prefix,
+// id. Returns {info, direct queue bytes, subscriptions...}, or an empty
+// array for an unknown session.
+var destroyScript = goredis.NewScript(luaDestroy + `
+local h = redis.call('HMGET', KEYS[1], 'info', 'own', 'qb')
+if not h[1] then return {} end
+return destroy(h[1], h[2], h[3])
+`)
+
+// expireScript is destroyScript for a session whose expiry passed (by the
+// session's own Redis clock). Returns {0} for an unknown session, {1,
+// exp} for one that has not expired, {2, info, bytes, subscriptions...}
+// for one it removed: exactly one sweeper gets that.
+var expireScript = goredis.NewScript(luaClock + luaDestroy + `
+local h = redis.call('HMGET', KEYS[1], 'info', 'own', 'exp', 'qb')
+if not h[1] then return {0} end
+if not h[3] or h[3] == 'inf' or tonumber(h[3]) > nowms() then return {1, h[3] or 'inf'} end
+local out = destroy(h[1], h[2], h[4])
+table.insert(out, 1, 2)
+return out
+`)
+
+// sweepScript: KEYS: the expiry index; ARGV: limit. Returns up to limit
+// ids whose score passed.
+var sweepScript = goredis.NewScript(luaClock + `
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. nowms(), 'LIMIT', 0, tonumber(ARGV[1]))
+`)
+
+// claimScript: KEYS: session, subs, queue; ARGV: node, node channel
+// prefix, id. Makes node the session's taker (the claim number ep goes
+// up; the previous taker is told) and returns what it needs: {ep, info,
+// state, dh, {dl, db, dq}, {subs...}, {queue...}}, or {-1} for an unknown
+// session.
+var claimScript = goredis.NewScript(`
+local h = redis.call('HMGET', KEYS[1], 'info', 'own', 'ep', 'st', 'dh', 'dl', 'db', 'dq')
+if not h[1] then return {-1} end
+local ep = tonumber(h[3] or '0') + 1
+redis.call('HSET', KEYS[1], 'own', ARGV[1], 'ep', ep)
+if h[2] and h[2] ~= ARGV[1] then redis.call('PUBLISH', ARGV[2] .. h[2], 'r' .. ep .. ':' .. ARGV[3]) end
+return {ep, h[1], h[4] or '', h[5] or '0', {h[6] or '0', h[7] or '0', h[8] or '0'}, redis.call('HGETALL', KEYS[2]), redis.call('LRANGE', KEYS[3], 0, -1)}
+`)
+
+// directScript: KEYS: session, queue. Returns the direct queue as a claim
+// does: {dh, {dl, db, dq}, {queue...}}, or {} for an unknown session.
+var directScript = goredis.NewScript(`
+local h = redis.call('HMGET', KEYS[1], 'dh', 'dl', 'db', 'dq')
+if not h[1] then return {} end
+return {h[1], {h[2] or '0', h[3] or '0', h[4] or '0'}, redis.call('LRANGE', KEYS[2], 0, -1)}
+`)
+
+// commitScript: KEYS: for each of the n sessions its key and its queue's,
+// then (on a single Redis) the accounting keys; ARGV: n, then for each
+// session its claim number, the state to store ("" keeps it), the expiry
+// delay ("" keeps it, "inf", or ms), the direct sequence number up to
+// which the queue's head is removed ("" for none) and the direct drops it
+// reported ("DL,DB,DQ" or ""). A session whose claim number changed
+// (another node claimed it) is left alone. Returns {now, the total of all
+// queues (-1: not accounted here), then per session its result (1 stored,
+// 0 claimed away, -1 unknown) and its direct queue's bytes}.
+var commitScript = goredis.NewScript(luaClock + luaAccount + luaDirect + `
+local now = nowms()
+local n = tonumber(ARGV[1])
+local acct = #KEYS > 2 * n
+local out = {now, -1}
+for i = 1, n do
+  local sk, qk, a = KEYS[2 * i - 1], KEYS[2 * i], 1 + 5 * (i - 1)
+  local ep = redis.call('HGET', sk, 'ep')
+  if not ep then out[#out + 1] = -1; out[#out + 1] = 0
+  elseif ep ~= ARGV[a + 1] then out[#out + 1] = 0; out[#out + 1] = 0
+  else
+    local h = {ep, 0, 0}
+    if ARGV[a + 4] ~= '' then h = redis.call('HMGET', sk, 'ep', 'dh', 'qb') end
+    if ARGV[a + 2] ~= '' then redis.call('HSET', sk, 'st', ARGV[a + 2]) end
+    local d = ARGV[a + 3]
+    if d == 'inf' then redis.call('HSET', sk, 'exp', 'inf')
+    elseif d ~= '' then redis.call('HSET', sk, 'exp', now + tonumber(d)) end
+    local qb = tonumber(h[3] or '0')
+    if ARGV[a + 4] ~= '' then
+      local to, dh = tonumber(ARGV[a + 4]), tonumber(h[2] or '0')
+      if to > dh then
+        local gone = redis.call('LRANGE', qk, 0, to - dh - 1)
+        for j = 1, #gone do qb = qb - dsize(gone[j]) end
+        redis.call('LTRIM', qk, to - dh, -1)
+        redis.call('HSET', sk, 'dh', to, 'qb', qb)
+        if acct then out[2] = account(KEYS[2 * n + 1], KEYS[2 * n + 2], qk, qb) end
+      end
+    end
+    if ARGV[a + 5] ~= '' then
+      local dl, db, dq = string.match(ARGV[a + 5], '^(%d+),(%d+),(%d+)$')
+      if tonumber(dl) > 0 then redis.call('HINCRBY', sk, 'dl', -tonumber(dl)) end
+      if tonumber(db) > 0 then redis.call('HINCRBY', sk, 'db', -tonumber(db)) end
+      if tonumber(dq) > 0 then redis.call('HINCRBY', sk, 'dq', -tonumber(dq)) end
+    end
+    out[#out + 1] = 1
+    out[#out + 1] = qb
+  end
+end
+return out
+`)
+
+// deliverScript: KEYS: session, queue, then (on a single Redis) the
+// accounting keys; ARGV: data, its size, max items, max bytes, node
+// channel prefix, id. Queues data with Redis's time, bounds the queue
+// (dropping the oldest, never the newest) and tells the session's taker.
+// Returns {1, the queue's bytes, the total of all queues (-1: not
+// accounted here)}, or {0} for an unknown session.
+var deliverScript = goredis.NewScript(luaClock + luaAccount + luaDirect + `
+local h = redis.call('HMGET', KEYS[1], 'info', 'own', 'dh', 'qb')
+if not h[1] then return {0} end
+local size = tonumber(ARGV[2])
+local len = redis.call('RPUSH', KEYS[2], nowus() .. '|' .. size .. '|' .. ARGV[1])
+local qb = dtrim(KEYS[1], KEYS[2], len, tonumber(h[4] or '0') + size, tonumber(h[3] or '0'),
+  tonumber(ARGV[3]), tonumber(ARGV[4]), 'db')
+if h[2] then redis.call('PUBLISH', ARGV[5] .. h[2], 'm' .. ARGV[6]) end
+local total = -1
+if #KEYS > 2 then total = account(KEYS[3], KEYS[4], KEYS[2], qb) end
+return {1, qb, total}
+`)
+
+// subscribeScript: KEYS: session, subs; ARGV: pattern, cursor, limit,
+// node, node channel prefix, id. Returns 1 (added), 0 (already there),
+// -1 (unknown session), -2 (limit reached). The session's taker, when
+// another node, is told.
 var subscribeScript = goredis.NewScript(`
-local P = ARGV[1]
-if redis.call('EXISTS', P .. 's:' .. ARGV[2]) == 0 then return -1 end
-local subk = P .. 'subs:' .. ARGV[2]
-if redis.call('SISMEMBER', subk, ARGV[3]) == 1 then return 0 end
-local limit = tonumber(ARGV[4])
-if limit > 0 and redis.call('SCARD', subk) >= limit then return -2 end
-redis.call('SADD', subk, ARGV[3])
-redis.call('SADD', P .. 'c:' .. ARGV[3], ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'info', 'own')
+if not h[1] then return -1 end
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 1 then return 0 end
+local limit = tonumber(ARGV[3])
+if limit > 0 and redis.call('HLEN', KEYS[2]) >= limit then return -2 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+if h[2] and h[2] ~= ARGV[4] then redis.call('PUBLISH', ARGV[5] .. h[2], 'c' .. ARGV[6]) end
 return 1
 `)
 
-// unsubscribeScript: ARGV: prefix, id, pattern. Returns 1 (removed),
-// 0 (was not subscribed), -1 (unknown session).
+// unsubscribeScript: KEYS: session, subs; ARGV: pattern, node, node
+// channel prefix, id. Returns 1 (removed), 0 (was not subscribed), -1
+// (unknown session).
 var unsubscribeScript = goredis.NewScript(`
-local P = ARGV[1]
-if redis.call('EXISTS', P .. 's:' .. ARGV[2]) == 0 then return -1 end
-if redis.call('SREM', P .. 'subs:' .. ARGV[2], ARGV[3]) == 0 then return 0 end
-redis.call('SREM', P .. 'c:' .. ARGV[3], ARGV[2])
+local h = redis.call('HMGET', KEYS[1], 'info', 'own')
+if not h[1] then return -1 end
+if redis.call('HDEL', KEYS[2], ARGV[1]) == 0 then return 0 end
+if h[2] and h[2] ~= ARGV[2] then redis.call('PUBLISH', ARGV[3] .. h[2], 'c' .. ARGV[4]) end
 return 1
 `)
 
-// subscriptionsScript: ARGV: prefix, id. Returns {-1} for an unknown
-// session, else {1, {patterns...}}.
+// subscriptionsScript: KEYS: session, subs; ARGV: "all" for patterns and
+// their cursors, else patterns only. Returns {-1} for an unknown session,
+// else {1, {patterns...}} (or {1, {pattern, cursor, ...}}).
 var subscriptionsScript = goredis.NewScript(`
-local P = ARGV[1]
-if redis.call('EXISTS', P .. 's:' .. ARGV[2]) == 0 then return {-1} end
-return {1, redis.call('SMEMBERS', P .. 'subs:' .. ARGV[2])}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {-1} end
+if ARGV[1] == 'all' then return {1, redis.call('HGETALL', KEYS[2])} end
+return {1, redis.call('HKEYS', KEYS[2])}
 `)
 
-// infosScript: KEYS[1] is a subscriber set; ARGV: prefix. Returns the
-// infos of its sessions.
-var infosScript = goredis.NewScript(`
-local P = ARGV[1]
-local ids = redis.call('SMEMBERS', KEYS[1])
-local out = {}
-for i = 1, #ids do
-  local info = redis.call('HGET', P .. 's:' .. ids[i], 'info')
-  if info then out[#out + 1] = info end
-end
-return out
-`)
-
-// listScript: ARGV: prefix, start rank, count. Returns the infos of the
-// sessions ranked start..start+count-1 in the expiry index.
-var listScript = goredis.NewScript(`
-local P = ARGV[1]
-local start = tonumber(ARGV[2])
-local ids = redis.call('ZRANGE', P .. 'sessions', start, start + tonumber(ARGV[3]) - 1)
-local out = {}
-for i = 1, #ids do
-  local info = redis.call('HGET', P .. 's:' .. ids[i], 'info')
-  if info then out[#out + 1] = info end
-end
-return {#ids, out}
-`)
-
-// appendHistoryScript: ARGV: prefix, channel, message, max entries, max
-// channels (0: no limit). Appends to the channel's history, marks it the
-// most recently used, forgets the least recently used histories beyond
-// max channels and returns how many it forgot.
-var appendHistoryScript = goredis.NewScript(`
-local P = ARGV[1]
-local hk = P .. 'h:' .. ARGV[2]
-redis.call('RPUSH', hk, ARGV[3])
-redis.call('LTRIM', hk, -tonumber(ARGV[4]), -1)
-local ik = P .. 'hidx'
-redis.call('ZADD', ik, redis.call('INCR', P .. 'hseq'), ARGV[2])
-local limit = tonumber(ARGV[5])
-if limit <= 0 then return 0 end
-local over = redis.call('ZCARD', ik) - limit
-if over <= 0 then return 0 end
-local old = redis.call('ZRANGE', ik, 0, over - 1)
-for i = 1, #old do redis.call('DEL', P .. 'h:' .. old[i]) end
-redis.call('ZREMRANGEBYRANK', ik, 0, over - 1)
-return #old
-`)
-
-// historyScript: ARGV: prefix, channel, start (LRANGE index). Returns the
-// entries from start on and marks the channel the most recently used (a
-// history written before the index existed joins it here).
+// historyScript: KEYS: history list; ARGV: entry, max. RPUSH and LTRIM.
 var historyScript = goredis.NewScript(`
-local P = ARGV[1]
-local out = redis.call('LRANGE', P .. 'h:' .. ARGV[2], tonumber(ARGV[3]), -1)
-if #out > 0 then redis.call('ZADD', P .. 'hidx', redis.call('INCR', P .. 'hseq'), ARGV[2]) end
-return out
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
+return 0
 `)
+
+// historyUseScript: KEYS: history index, its counter; ARGV: channel, max
+// channels (0: no limit), "add" (appended to) or "read". Marks the
+// channel the most recently used (a read only if it has a history) and
+// returns the least recently used channels beyond max, forgotten from the
+// index (their lists are deleted on their own slots).
+var historyUseScript = goredis.NewScript(`
+if ARGV[3] == 'add' then
+  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
+elseif redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  redis.call('ZADD', KEYS[1], redis.call('INCR', KEYS[2]), ARGV[1])
+end
+local limit = tonumber(ARGV[2])
+if limit <= 0 then return {} end
+local over = redis.call('ZCARD', KEYS[1]) - limit
+if over <= 0 then return {} end
+local old = redis.call('ZRANGE', KEYS[1], 0, over - 1)
+redis.call('ZREMRANGEBYRANK', KEYS[1], 0, over - 1)
+return old
+`)
+
+// scripts are loaded into Redis at Start (and again after a Redis
+// restart, when a pipeline meets NOSCRIPT).
+var scripts = []*goredis.Script{publishScript, accountScript, shedScript, trimStreamScript, trimDirectScript,
+	joinScript, leaveScript, createScript, indexScript, touchScript, destroyScript, expireScript, sweepScript,
+	claimScript, directScript, commitScript, deliverScript, subscribeScript, unsubscribeScript,
+	subscriptionsScript, historyScript, historyUseScript}

@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -231,4 +233,70 @@ func TestSessionsPerIPAcrossNodes(t *testing.T) {
 	}
 	testutil.Eventually(t, hWait, func() bool { return handshake(n1.url).IsSuccessful() },
 		"node 1 to let a handshake in after its session ended on node 2")
+}
+
+// TestBatchedPublishes: the publishes of one request go to Redis in one
+// round trip (the engine is a server.BatchPublisher), in order; each gets
+// its own reply, and a connect in the same request comes after them.
+func TestBatchedPublishes(t *testing.T) {
+	t.Parallel()
+	n := startNode(t, testPrefix(t))
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar, Timeout: 10 * time.Second}
+	hs := reply(t, bayeux(t, c, n.url, &protocol.Message{Channel: protocol.MetaHandshake, Version: "1.0",
+		SupportedConnectionTypes: []string{protocol.LongPolling}}), protocol.MetaHandshake)
+	id := hs.ClientID
+	if r := reply(t, bayeux(t, c, n.url, &protocol.Message{Channel: protocol.MetaSubscribe, ClientID: id,
+		Subscription: protocol.Subscription{Channels: []string{"/b"}}}), protocol.MetaSubscribe); !r.IsSuccessful() {
+		t.Fatalf("subscribe = %+v", r)
+	}
+	const k = 20
+	batch := make([]*protocol.Message, 0, k+1)
+	for i := range k {
+		batch = append(batch, &protocol.Message{Channel: "/b", ClientID: id, ID: protocol.ID(fmt.Sprint(i)),
+			Data: json.RawMessage(fmt.Sprint(i))})
+	}
+	batch = append(batch, &protocol.Message{Channel: protocol.MetaConnect, ClientID: id, ConnectionType: protocol.LongPolling,
+		Advice: &protocol.Advice{Timeout: protocol.Ms(0)}})
+	body, _ := json.Marshal(batch)
+	before := n.eng.Stats().RoundTrips
+	resp, err := c.Post(n.url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var out []*protocol.Message
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	replies := 0
+	for _, m := range out {
+		switch {
+		case m.Channel == "/b" && m.Successful == nil:
+			got = append(got, string(m.Data))
+		case m.Channel == "/b":
+			if !m.IsSuccessful() || m.ID != protocol.ID(fmt.Sprint(replies)) {
+				t.Errorf("reply %d = %+v", replies, m)
+			}
+			replies++
+		}
+	}
+	if replies != k {
+		t.Errorf("%d publish replies, want %d", replies, k)
+	}
+	want := make([]string, k)
+	for i := range want {
+		want[i] = fmt.Sprint(i)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("the connect in the same request delivered %v, want %v in order", got, want)
+	}
+	// One round trip for the 20 publishes (and up to 9 for the session,
+	// the connect and its commit), not 20.
+	rt := n.eng.Stats().RoundTrips - before
+	t.Logf("%d round trips", rt)
+	if rt > 10 {
+		t.Errorf("%d round trips for a request of %d publishes and a connect", rt, k)
+	}
 }

@@ -18,27 +18,47 @@ type Stats struct {
 	Errors int64
 	// Reconnects counts recoveries of the pub/sub connection after a loss.
 	Reconnects int64
-	// Notices counts wake-up notices received by this node.
+	// Notices counts notices received by this node (stream entries and
+	// notices about its sessions).
 	Notices int64
 	// Expired counts sessions this node's sweeper removed.
 	Expired int64
+	// Claims counts sessions this node claimed (a connect that arrived
+	// here after another node took for the session, or a first one).
+	Claims int64
+	// Commits counts session commits (positions written before a batch
+	// was sent, and expiries); CommitBatches the round trips they took.
+	Commits, CommitBatches int64
+	// Reads counts streams read from Redis (a session behind the node's
+	// window, a window catching up).
+	Reads int64
+	// Owned is the number of sessions this node takes for now, Streams
+	// the number of streams it watches.
+	Owned, Streams int
 	// Down is true while the last command failed to reach Redis.
 	Down bool
 }
 
 type stats struct {
 	roundTrips, errors, reconnects, notices, expired atomic.Int64
+	claims, commits, commitBatches, reads            atomic.Int64
 }
 
 // Stats returns a snapshot of the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{
-		RoundTrips: e.stats.roundTrips.Load(),
-		Errors:     e.stats.errors.Load(),
-		Reconnects: e.stats.reconnects.Load(),
-		Notices:    e.stats.notices.Load(),
-		Expired:    e.stats.expired.Load(),
-		Down:       e.down.Load(),
+		RoundTrips:    e.stats.roundTrips.Load(),
+		Errors:        e.stats.errors.Load(),
+		Reconnects:    e.stats.reconnects.Load(),
+		Notices:       e.stats.notices.Load(),
+		Expired:       e.stats.expired.Load(),
+		Claims:        e.stats.claims.Load(),
+		Commits:       e.stats.commits.Load(),
+		CommitBatches: e.stats.commitBatches.Load(),
+		Reads:         e.stats.reads.Load(),
+		Owned:         e.owned.len(),
+		Streams:       len(e.streams.all()),
+		Down:          e.down.Load(),
 	}
 }
 

@@ -1,9 +1,11 @@
-// Package redistest starts real redis-server processes for tests: one per
-// test (Start) or one shared by a test binary (Shared, stopped by
-// StopShared in TestMain), on free loopback ports with their data in
-// temporary directories. Without the binary the tests fail, never skip:
-// CI must not pass because a tool is missing. It is imported by _test.go
-// files only.
+// Package redistest starts real Redis deployments for tests, on free
+// loopback ports with their data in temporary directories: a redis-server
+// per test (Start) or one shared by a test binary (Shared, stopped by
+// StopShared in TestMain), a Redis Cluster of three masters
+// (StartCluster) or a primary with a replica and a Sentinel
+// (StartSentinel). Without redis-server (and redis-cli for a cluster) the
+// tests fail, never skip: CI must not pass because a tool is missing. It
+// is imported by _test.go files only.
 package redistest
 
 import (
@@ -28,11 +30,32 @@ type Server struct {
 	dir   string
 	port  int
 	extra []string
-	cmd   *exec.Cmd
-	done  chan struct{} // closed when cmd exited
-	out   *bytes.Buffer
+	// conf, when set, is a configuration file given first (a Sentinel's).
+	conf string
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{} // closed when cmd exited
+	out  *bytes.Buffer
 	// URL is redis://127.0.0.1:PORT/0.
 	URL string
+}
+
+// Port is the server's port.
+func (r *Server) Port() int { return r.port }
+
+// PID is the process id (0 when it does not run).
+func (r *Server) PID() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.cmd == nil || r.cmd.Process == nil {
+		return 0
+	}
+	return r.cmd.Process.Pid
+}
+
+// Client returns a go-redis client of the server; the caller closes it.
+func (r *Server) Client() *goredis.Client {
+	return goredis.NewClient(&goredis.Options{Addr: r.Addr(), MaxRetries: -1})
 }
 
 // Addr returns host:port.
@@ -62,7 +85,7 @@ func New(dir string, extra ...string) (*Server, error) {
 	r := &Server{bin: bin, dir: dir, extra: extra}
 	var lastErr error
 	for range 5 {
-		port, err := freePort()
+		port, err := FreePort()
 		if err != nil {
 			return nil, err
 		}
@@ -74,7 +97,8 @@ func New(dir string, extra ...string) (*Server, error) {
 	return nil, lastErr
 }
 
-func freePort() (int, error) {
+// FreePort returns a loopback port nobody listens on now.
+func FreePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return 0, err
@@ -85,21 +109,27 @@ func freePort() (int, error) {
 
 // start runs redis-server on r.port and waits until it answers.
 func (r *Server) start() error {
-	args := []string{
-		"--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
-		"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no",
-		"--loglevel", "warning", "--logfile", "",
+	var args []string
+	if r.conf != "" {
+		args = append(args, r.conf)
+	}
+	args = append(args, "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1", "--dir", r.dir,
+		"--daemonize", "no", "--protected-mode", "no", "--loglevel", "warning", "--logfile", "")
+	if r.conf == "" {
+		args = append(args, "--save", "", "--appendonly", "no", "--maxmemory-policy", "noeviction")
 	}
 	args = append(args, r.extra...)
-	r.out = new(bytes.Buffer)
+	out := new(bytes.Buffer)
 	cmd := exec.Command(r.bin, args...)
-	cmd.Stdout, cmd.Stderr = r.out, r.out
+	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
 		return err
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
-	r.cmd, r.done = cmd, exited
+	r.mu.Lock()
+	r.cmd, r.done, r.out = cmd, exited, out
+	r.mu.Unlock()
 	r.URL = fmt.Sprintf("redis://127.0.0.1:%d/0", r.port)
 	c := goredis.NewClient(&goredis.Options{Addr: r.Addr(), MaxRetries: -1})
 	defer c.Close()
@@ -107,7 +137,7 @@ func (r *Server) start() error {
 	for time.Now().Before(deadline) {
 		select {
 		case <-exited:
-			return fmt.Errorf("redis-server exited: %s", strings.TrimSpace(r.out.String()))
+			return fmt.Errorf("redis-server exited: %s", strings.TrimSpace(out.String()))
 		default:
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -124,13 +154,16 @@ func (r *Server) start() error {
 
 // Kill stops the server at once (SIGKILL: no save on exit).
 func (r *Server) Kill() {
-	if r.cmd != nil && r.cmd.Process != nil {
-		_ = r.cmd.Process.Kill()
+	r.mu.Lock()
+	cmd, done := r.cmd, r.done
+	r.cmd = nil
+	r.mu.Unlock()
+	if cmd != nil && cmd.Process != nil {
+		_ = cmd.Process.Kill()
 		select {
-		case <-r.done:
+		case <-done:
 		case <-time.After(5 * time.Second):
 		}
-		r.cmd = nil
 	}
 }
 

@@ -94,7 +94,7 @@ bench-peers:
 
 ## bench: the Go benchmarks of the hot paths
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./protocol ./server ./server/redis
+	$(GO) test -run '^$$' -bench . -benchmem ./protocol ./server ./server/redis ./server/bolthistory
 
 clean:
 	rm -rf bin

@@ -6,6 +6,7 @@ import (
 	"errors"
 	mathrand "math/rand/v2"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -57,6 +58,30 @@ func (x *exchange) process(msgs []*protocol.Message) {
 	}
 	x.batch = nil
 	x.releaseLanes(msgs, ids)
+	x.waitStored() // after the lanes: the session's next request need not wait
+}
+
+// pendingStore is a publish whose message is being stored in a history:
+// its reply goes out once it is, and becomes a failure if storing fails.
+type pendingStore struct {
+	m      *protocol.Message
+	stored *Stored
+	reply  *protocol.Message
+}
+
+// waitStored waits until the messages the request published to channels
+// with history are stored (one group commit serves them all).
+func (x *exchange) waitStored() {
+	for _, ps := range x.stored {
+		if err := ps.stored.Wait(x.ctx); err != nil {
+			x.engineError("storing a message failed", err, "channel", ps.m.Channel)
+			x.s.stats.Errors.Add(1)
+			f := ps.m.Fail(protocol.ErrServerError, nil)
+			f.Ext = ps.reply.Ext
+			*ps.reply = *f
+		}
+	}
+	x.stored = nil
 }
 
 // pendingPublish is a publish of the request waiting to go to the engine
@@ -88,6 +113,9 @@ func (x *exchange) flushPublishes(bp BatchPublisher) {
 			continue
 		}
 		x.s.published(pp.c.info.ID, pp.c.info.User, pp.m, pp.p, ns[i])
+		if pp.p.Stored != nil {
+			x.stored = append(x.stored, pendingStore{pp.m, pp.p.Stored, pp.reply})
+		}
 	}
 }
 
@@ -271,6 +299,12 @@ func (x *exchange) subscribe(m *protocol.Message) {
 	if !x.authorize(c, m, nil) {
 		return
 	}
+	recovering, err := recoverRequest(m)
+	if err != nil {
+		x.fail(m, err, nil)
+		return
+	}
+	var recovered []byte // the reply's ext.recover
 	for _, ch := range m.Subscription.Channels {
 		if len(ch) > s.opts.MaxChannelLength || protocol.ValidatePattern(ch) != nil {
 			x.fail(m, protocol.ErrSubscriptionInvalid, nil)
@@ -283,7 +317,35 @@ func (x *exchange) subscribe(m *protocol.Message) {
 		if protocol.IsService(ch) {
 			continue // service channels are never broadcast: nothing to record
 		}
-		if err := s.engine.Subscribe(x.ctx, c.info.ID, ch, s.opts.MaxSubscriptions); err != nil {
+		if of, ok := strings.CutPrefix(ch, PresencePrefix); ok && s.rules.hasPresence(of) {
+			// A channel's member list is the channel's: who may not
+			// subscribe to it may not read who is in it.
+			if err := s.authorizeRead(x.ctx, c, of); err != nil {
+				x.fail(m, err, nil)
+				return
+			}
+		}
+		var err error
+		if pol := s.rules.policy(ch); pol != nil {
+			var since *protocol.Position
+			if p, ok := recovering[ch]; ok {
+				since = &p
+			}
+			var entry json.RawMessage
+			entry, err = s.subscribeHistory(x.ctx, s.engine.(Historian), c.info.ID, ch, pol, since)
+			if err == nil {
+				if recovered == nil {
+					recovered = append(recovered, '{')
+				} else {
+					recovered = append(recovered, ',')
+				}
+				recovered = append(protocol.AppendJSONString(recovered, ch), ':')
+				recovered = append(recovered, entry...)
+			}
+		} else {
+			err = s.engine.Subscribe(x.ctx, c.info.ID, ch, s.opts.MaxSubscriptions)
+		}
+		if err != nil {
 			if !errors.Is(err, protocol.ErrSubscriptionLimit) && !errors.Is(err, protocol.ErrSessionUnknown) {
 				x.engineError("subscribe failed", err)
 				err = protocol.ErrServerError
@@ -293,7 +355,11 @@ func (x *exchange) subscribe(m *protocol.Message) {
 		}
 		s.emit(Event{Kind: EventSubscribe, ClientID: c.info.ID, User: c.info.User, Channel: ch, Local: c.info.Local})
 	}
-	x.reply(m.Reply(true))
+	r := m.Reply(true)
+	if recovered != nil {
+		r.Ext = map[string]json.RawMessage{ExtRecover: append(recovered, '}')}
+	}
+	x.reply(r)
 }
 
 func (x *exchange) unsubscribe(m *protocol.Message) {
@@ -346,7 +412,7 @@ func (x *exchange) publish(m *protocol.Message) {
 		}
 		c = &Client{info: anonymous, transport: x.transport, req: x.req}
 	}
-	if protocol.IsMeta(m.Channel) {
+	if protocol.IsMeta(m.Channel) || (s.rules.presence && isPresenceChannel(m.Channel)) {
 		x.fail(m, protocol.ErrPublishDenied, nil)
 		return
 	}
@@ -385,12 +451,17 @@ func (x *exchange) publish(m *protocol.Message) {
 		x.batch = append(x.batch, pendingPublish{m: m, c: c, p: p, reply: r})
 		return
 	}
-	if _, err := s.broadcast(x.ctx, c.info.ID, c.info.User, m, x.transport == transportLocal); err != nil {
+	_, p, err := s.broadcast(x.ctx, c.info.ID, c.info.User, m, x.transport == transportLocal)
+	if err != nil {
 		x.engineError("publish failed", err, "channel", m.Channel)
 		x.fail(m, protocol.ErrServerError, nil)
 		return
 	}
-	x.reply(m.Reply(true))
+	r := m.Reply(true)
+	x.reply(r)
+	if p.Stored != nil {
+		x.stored = append(x.stored, pendingStore{m, p.Stored, r})
+	}
 }
 
 // publishSize is the size of what publishing m stores and sends: its

@@ -20,9 +20,9 @@ import (
 // EngineHooks.Ready once something arrives, and the Server does the
 // waiting (timeouts, parked connections, WebSockets) itself.
 //
-// What an operator's page, presence and chat history need besides is in
-// small optional interfaces (SessionLister, SubscriberLister, Historian),
-// so that an engine that does not offer them stays short.
+// What an operator's page, presence and channel histories need besides
+// is in small optional interfaces (SessionLister, SubscriberLister,
+// Historian), so that an engine that does not offer them stays short.
 //
 // Implementations must be safe for concurrent use by many goroutines and
 // must not hold a global lock on the publish path.
@@ -136,20 +136,6 @@ type SubscriberLister interface {
 	Subscribers(ctx context.Context, channel string) ([]*SessionInfo, error)
 }
 
-// Historian is implemented by engines that keep a short history per
-// channel (the chat's).
-type Historian interface {
-	// AppendHistory appends an encoded message to channel's history and
-	// keeps only the newest max entries. The engine keeps the history of
-	// at most Budgets.MaxHistoryChannels channels: appending to one more
-	// forgets the history of the least recently used channel (appended
-	// to or read) and reports it to EngineHooks.Dropped.
-	AppendHistory(ctx context.Context, channel string, msg []byte, max int) error
-	// History returns up to n of the newest entries of channel's history,
-	// oldest first. Reading a channel's history counts as using it.
-	History(ctx context.Context, channel string, n int) ([][]byte, error)
-}
-
 // BatchPublisher is implemented by engines for which publishing several
 // messages at once costs less than one by one (the Redis engine sends
 // them in one round trip). The Server publishes the messages of one
@@ -201,7 +187,7 @@ const (
 	// Budgets.MaxQueuedBytes; the biggest queues dropped their oldest.
 	DropQueuedBytes = "queued_bytes"
 	// DropHistory: a channel's history was forgotten to keep at most
-	// Budgets.MaxHistoryChannels.
+	// Budgets.MaxHistoryChannels (see Historian).
 	DropHistory = "history_channels"
 )
 
@@ -229,7 +215,7 @@ type Budgets struct {
 	// Batch.Dropped. Default DefaultMaxQueuedBytes.
 	MaxQueuedBytes int64
 	// MaxHistoryChannels bounds the channels with a history (see
-	// AppendHistory). Default DefaultMaxHistoryChannels.
+	// Historian). Default DefaultMaxHistoryChannels.
 	MaxHistoryChannels int
 }
 
@@ -298,6 +284,17 @@ type Payload struct {
 	// Msg is the decoded delivery when the publisher is in this process; it
 	// saves local clients from decoding JSON. It may be nil.
 	Msg *protocol.Message
+	// History, set by the server for a channel that keeps a history
+	// (Options.Channels), asks a Historian engine to keep the message
+	// under this policy (see Historian).
+	History *HistoryPolicy
+	// Pos is the message's position in its channel's stream, set by the
+	// engine when it keeps the message in a history.
+	Pos protocol.Position
+	// Stored, set by Publish when the message's storage in the history
+	// is not durable yet, says when it is: the server replies to the
+	// publisher after that. Nil: nothing to wait for.
+	Stored *Stored
 }
 
 // Message returns the decoded delivery, decoding JSON when needed.

@@ -1,7 +1,11 @@
 package server_test
 
 import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
 	"testing"
+	"time"
 
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/enginetest"
@@ -22,4 +26,35 @@ func TestMemoryEngine(t *testing.T) {
 		t.Cleanup(func() { _ = e.Close() })
 		return e
 	})
+}
+
+// TestMemoryServerHistory runs the history and presence scenarios on a
+// server with the memory engine.
+func TestMemoryServerHistory(t *testing.T) {
+	t.Parallel()
+	enginetest.RunServer(t, func(t *testing.T, opts server.Options) (*server.Server, string) {
+		opts.Engine = server.NewMemoryEngine(server.MemoryEngineOptions{SweepInterval: 50 * time.Millisecond})
+		return startServer(t, opts)
+	})
+}
+
+// startServer starts a quiet server with opts behind an httptest.Server.
+func startServer(t *testing.T, opts server.Options) (*server.Server, string) {
+	t.Helper()
+	opts.Logger = slog.New(slog.DiscardHandler)
+	srv, err := server.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler("/cometd"))
+	t.Cleanup(func() {
+		srv.BeginShutdown()
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return srv, hs.URL + "/cometd"
 }

@@ -2,7 +2,6 @@ package server
 
 import (
 	"cmp"
-	"container/list"
 	"context"
 	"hash/maphash"
 	"slices"
@@ -31,6 +30,10 @@ type MemoryEngineOptions struct {
 	// SweepInterval is how often expired sessions are looked for. Zero
 	// means 997 ms (CometD's period).
 	SweepInterval time.Duration
+	// History keeps the channel histories. Default: a MemoryHistory
+	// bounded by Budgets.MaxHistoryChannels; the bolthistory package
+	// keeps them on disk. The engine closes it.
+	History HistoryStore
 }
 
 // MemoryEngine is the in-process Engine. Sessions and channel subscriber
@@ -42,7 +45,8 @@ type MemoryEngine struct {
 	seed     maphash.Seed
 	sessions [memShards]memSessionShard
 	channels [memShards]memChannelShard
-	history  memHistory
+	history  HistoryStore
+	hlocks   historyLocks
 	count    atomic.Int64
 	hooks    EngineHooks
 	// removed holds, for a while, the ids of sessions destroyed while a
@@ -63,19 +67,6 @@ type MemoryEngine struct {
 type memSessionShard struct {
 	mu sync.RWMutex
 	m  map[string]*memSession
-}
-
-// memHistory is every channel's history, with the channels in least
-// recently used order so that the oldest can be forgotten.
-type memHistory struct {
-	mu  sync.Mutex
-	m   map[string]*list.Element // of *memHistoryEntry
-	lru list.List                // most recently used first
-}
-
-type memHistoryEntry struct {
-	channel string
-	msgs    [][]byte
 }
 
 type memChannelShard struct {
@@ -192,7 +183,10 @@ func NewMemoryEngine(opts MemoryEngineOptions) *MemoryEngine {
 		e.sessions[i].m = make(map[string]*memSession)
 		e.channels[i].m = make(map[string]*memChannel)
 	}
-	e.history.m = make(map[string]*list.Element)
+	e.history = opts.History
+	if e.history == nil {
+		e.history = NewMemoryHistory(opts.MaxHistoryChannels)
+	}
 	return e
 }
 
@@ -203,6 +197,9 @@ func (e *MemoryEngine) shard(key string) int {
 // Start implements Engine.
 func (e *MemoryEngine) Start(hooks EngineHooks) error {
 	e.hooks = hooks
+	if err := e.history.Start(e.report); err != nil {
+		return err
+	}
 	go e.sweeper()
 	return nil
 }
@@ -214,6 +211,7 @@ func (e *MemoryEngine) Close() error {
 	}
 	close(e.stop)
 	<-e.done
+	herr := e.history.Close()
 	for i := range e.sessions {
 		sh := &e.sessions[i]
 		sh.mu.RLock()
@@ -229,7 +227,7 @@ func (e *MemoryEngine) Close() error {
 		}
 		sh.mu.RUnlock()
 	}
-	return nil
+	return herr
 }
 
 func (e *MemoryEngine) sweeper() {
@@ -529,11 +527,40 @@ func (e *MemoryEngine) subscribers(name string) []*memSession {
 	return c.snapshot()
 }
 
-// Publish implements Engine.
+// Publish implements Engine. A message kept in a history is stored, then
+// fanned out, under its channel's lock: its channel's subscribers get
+// the messages in the order of their positions.
 func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 	if e.closed.Load() {
 		return 0, ErrEngineClosed
 	}
+	if p.History != nil {
+		mu := e.historyLock(p.Channel)
+		mu.Lock()
+		defer mu.Unlock()
+		var encErr error
+		_, stored, err := e.history.Append(p.Channel, *p.History, func(pos protocol.Position) []byte {
+			encErr = p.SetPosition(pos)
+			return p.JSON
+		})
+		if err == nil {
+			err = encErr
+		}
+		if err != nil {
+			return 0, err
+		}
+		p.Stored = stored
+	}
+	return e.fanOut(p), nil
+}
+
+func (e *MemoryEngine) historyLock(channel string) *sync.Mutex {
+	return &e.hlocks[maphash.String(e.seed, channel)%historyStripes]
+}
+
+// fanOut queues p for the sessions subscribed to its channel and
+// returns how many.
+func (e *MemoryEngine) fanOut(p *Payload) int {
 	var buf [16]string
 	names := append(buf[:0], p.Channel)
 	names = protocol.Wilds(names, p.Channel)
@@ -546,7 +573,7 @@ func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 	}
 	count := 0
 	if len(found) == 0 {
-		return 0, nil
+		return 0
 	}
 	mp := &memPayload{p: p}
 	e.hold(mp)
@@ -560,7 +587,7 @@ func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 		}
 		e.release(mp, count)
 		e.afterEnqueue(d)
-		return count, nil
+		return count
 	}
 	// Several lists may hold the same session (/a/*, /a/b): deliver once.
 	seen := make(map[*memSession]struct{}, len(found[0]))
@@ -578,7 +605,7 @@ func (e *MemoryEngine) Publish(_ context.Context, p *Payload) (int, error) {
 	}
 	e.release(mp, count)
 	e.afterEnqueue(d)
-	return count, nil
+	return count
 }
 
 // Deliver implements Engine.
@@ -807,49 +834,21 @@ func (e *MemoryEngine) ready(id string) {
 	}
 }
 
-// AppendHistory implements Historian.
-func (e *MemoryEngine) AppendHistory(_ context.Context, channel string, msg []byte, max int) error {
-	if max <= 0 {
-		return nil
+// SubscribeHistory implements Historian.
+func (e *MemoryEngine) SubscribeHistory(ctx context.Context, id, channel string, limit int) (protocol.Position, error) {
+	mu := e.historyLock(channel)
+	mu.Lock()
+	defer mu.Unlock()
+	if err := e.Subscribe(ctx, id, channel, limit); err != nil {
+		return protocol.Position{}, err
 	}
-	h := &e.history
-	h.mu.Lock()
-	el := h.m[channel]
-	if el == nil {
-		el = h.lru.PushFront(&memHistoryEntry{channel: channel})
-		h.m[channel] = el
-	} else {
-		h.lru.MoveToFront(el)
-	}
-	en := el.Value.(*memHistoryEntry)
-	en.msgs = append(en.msgs, msg)
-	if len(en.msgs) > max {
-		// Copy rather than reslice so the dropped entries can be freed.
-		en.msgs = append([][]byte(nil), en.msgs[len(en.msgs)-max:]...)
-	}
-	forgot := 0
-	for limit := e.opts.MaxHistoryChannels; limit > 0 && h.lru.Len() > limit; forgot++ {
-		old := h.lru.Remove(h.lru.Back()).(*memHistoryEntry)
-		delete(h.m, old.channel)
-	}
-	h.mu.Unlock()
-	e.report(DropHistory, forgot)
-	return nil
+	return e.history.Top(channel), nil
 }
 
 // History implements Historian.
-func (e *MemoryEngine) History(_ context.Context, channel string, n int) ([][]byte, error) {
-	h := &e.history
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	el := h.m[channel]
-	if el == nil {
-		return nil, nil
+func (e *MemoryEngine) History(ctx context.Context, channel string, q HistoryQuery) (HistoryPage, error) {
+	if e.closed.Load() {
+		return HistoryPage{}, ErrEngineClosed
 	}
-	h.lru.MoveToFront(el)
-	msgs := el.Value.(*memHistoryEntry).msgs
-	if n > 0 && len(msgs) > n {
-		msgs = msgs[len(msgs)-n:]
-	}
-	return append([][]byte(nil), msgs...), nil
+	return e.history.Read(ctx, channel, q)
 }

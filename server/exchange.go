@@ -45,6 +45,9 @@ type exchange struct {
 	// batch collects the publishes of a request for an engine that
 	// publishes several at once (BatchPublisher); nil otherwise.
 	batch []pendingPublish
+	// stored are the request's publishes whose messages are being
+	// stored in a history: their replies wait for it (waitStored).
+	stored []pendingStore
 }
 
 // engineError logs an engine failure, unless the request itself went away

@@ -57,7 +57,7 @@ func newHarness(t *testing.T, opts Options, setup ...func(*http.Server)) *harnes
 		opts.ParkAfter = 10 * time.Millisecond
 	}
 	if opts.Engine == nil {
-		opts.Engine = NewMemoryEngine(MemoryEngineOptions{SweepInterval: hSweep, Budgets: opts.budgets()})
+		opts.Engine = NewMemoryEngine(MemoryEngineOptions{SweepInterval: hSweep, Budgets: opts.budgets(), History: opts.HistoryStore})
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)

@@ -155,7 +155,8 @@ func (lc *LocalClient) Unsubscribe(pattern string) error {
 
 // Publish publishes data (any JSON-encodable value, or json.RawMessage) on
 // channel. On a /service/ channel the service's replies are delivered to
-// this client's listeners.
+// this client's listeners. On a channel with history it returns once the
+// message is stored.
 func (lc *LocalClient) Publish(ctx context.Context, channel string, data any) error {
 	m, err := newDataMessage(channel, data)
 	if err != nil {
@@ -193,6 +194,7 @@ func (lc *LocalClient) send(ctx context.Context, m *protocol.Message) error {
 	m.ClientID = lc.id
 	x := &exchange{s: lc.s, ctx: ctx, transport: transportLocal}
 	x.handle(m, true)
+	x.waitStored()
 	for _, r := range x.replies {
 		if !r.IsSuccessful() {
 			return errorFromReply(r)
@@ -231,12 +233,16 @@ func errorFromReply(r *protocol.Message) error {
 	return errors.New(r.Error)
 }
 
-// addID adds id to the delivery: {"channel",...,"id":ID}.
+// addID adds id to the delivery: {"channel":...,"id":ID,"data":...}. It
+// goes right after the channel, so that an ext stays last (a position is
+// added to it: see WithPosition).
 func (p *Payload) addID(id protocol.ID) {
-	b := p.JSON[:len(p.JSON)-1] // without the closing '}'
+	at := len(`{"channel":`) + len(protocol.AppendJSONString(nil, p.Channel))
+	b := make([]byte, 0, len(p.JSON)+len(id)+8)
+	b = append(b, p.JSON[:at]...)
 	b = append(b, `,"id":`...)
 	b = protocol.AppendJSONString(b, string(id))
-	p.JSON = append(b, '}')
+	p.JSON = append(b, p.JSON[at:]...)
 	if p.Msg != nil {
 		p.Msg.ID = id
 	}

@@ -105,8 +105,35 @@ type Options struct {
 	MaxReplySize int64
 	// MaxHistoryChannels bounds the channels the engine keeps a history
 	// for (least recently used forgotten). Default
-	// DefaultMaxHistoryChannels. Ignored when Engine is set.
+	// DefaultMaxHistoryChannels. Ignored when Engine or HistoryStore is
+	// set.
 	MaxHistoryChannels int
+
+	// Channels turns history and presence on per channel pattern (see
+	// ChannelRule; the first rule that matches a channel applies). A
+	// channel with history keeps its last messages: deliveries carry
+	// their position (ext.pos), /service/history reads them, and a
+	// client that lost its session recovers what it missed when it
+	// subscribes again (ext.recover). A channel with presence has its
+	// member list published on PresencePrefix+channel, and
+	// /service/presence answers it. History needs an engine that keeps
+	// it (a Historian); New fails otherwise.
+	Channels []ChannelRule
+	// HistoryStore keeps the histories of the default engine (see
+	// MemoryEngineOptions.History). Default: in memory. Ignored when
+	// Engine is set.
+	HistoryStore HistoryStore
+	// HistoryChannelBytes bounds each channel's history in bytes (the
+	// oldest messages are removed beyond; the newest stays). Default
+	// DefaultHistoryChannelBytes; negative: no limit.
+	HistoryChannelBytes int64
+	// MaxHistoryPage bounds the messages one /service/history reply
+	// returns. Default DefaultMaxHistoryPage.
+	MaxHistoryPage int
+	// MaxRecover bounds the messages a subscribe recovers; a client that
+	// missed more is told they are not recovered. Default
+	// DefaultMaxRecover.
+	MaxRecover int
 	// MaxPublishSize bounds one message a client publishes: its channel,
 	// data and ext in bytes. A bigger one is refused with
 	// 413::publish_too_large (counted as RefusedPublishSize); the others
@@ -223,8 +250,20 @@ func (o *Options) setDefaults() {
 	if o.MultiSessionInterval <= 0 {
 		o.MultiSessionInterval = 2 * time.Second
 	}
+	switch {
+	case o.HistoryChannelBytes == 0:
+		o.HistoryChannelBytes = DefaultHistoryChannelBytes
+	case o.HistoryChannelBytes < 0:
+		o.HistoryChannelBytes = 0
+	}
+	if o.MaxHistoryPage <= 0 {
+		o.MaxHistoryPage = DefaultMaxHistoryPage
+	}
+	if o.MaxRecover <= 0 {
+		o.MaxRecover = DefaultMaxRecover
+	}
 	if o.Engine == nil {
-		o.Engine = NewMemoryEngine(MemoryEngineOptions{Budgets: o.budgets()})
+		o.Engine = NewMemoryEngine(MemoryEngineOptions{Budgets: o.budgets(), History: o.HistoryStore})
 	}
 }
 

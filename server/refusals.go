@@ -37,6 +37,10 @@ const (
 	// RefusedBatch: a request or WebSocket frame with more messages than
 	// Options.MaxBatch (refused before the rest is decoded).
 	RefusedBatch = "batch_messages"
+	// RefusedRecover: a subscribe that asked to recover more messages
+	// than Options.MaxRecover (or than a reply's bytes): told they are
+	// not recovered.
+	RefusedRecover = "recover_limit"
 )
 
 // refuse counts an HTTP request refused by a limit.

@@ -69,6 +69,8 @@ type Server struct {
 	locals   sync.Map // session id -> *LocalClient
 	stats    Stats
 	handlers *handlerTable
+	rules    *channelRules // history and presence per channel
+	presence presence
 }
 
 type connShard struct {
@@ -130,13 +132,33 @@ func New(opts Options) (*Server, error) {
 	s.ipSessions.init(opts.MaxSessionsPerIP)
 	s.handshakes.init(opts.HandshakeRate, opts.HandshakeBurst)
 	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedIPConns, RefusedBodyTimeout, RefusedJSONPSite, RefusedBatch,
-		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory, RefusedDeadline)
+		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory, RefusedDeadline,
+		RefusedRecover)
 	_, s.lanes.waitGaps = opts.Engine.(*MemoryEngine) // one node: see order.go
 	if !opts.NoWebSocket {
 		s.types = append(s.types, protocol.WebSocket)
 	}
 	s.types = append(s.types, protocol.LongPolling, protocol.CallbackPolling)
-	h, err := newHandlerTable(opts.Services, !opts.NoEcho)
+	if s.rules, err = newChannelRules(opts.Channels, opts.HistoryChannelBytes); err != nil {
+		return nil, fmt.Errorf("bayeux: Channels: %w", err)
+	}
+	services := opts.Services
+	if s.rules.history || s.rules.presence {
+		if _, ok := s.engine.(Historian); s.rules.history && !ok {
+			return nil, fmt.Errorf("bayeux: Channels keep history but the engine %T keeps none", s.engine)
+		}
+		services = make(map[string]ServiceFunc, len(opts.Services)+2)
+		if s.rules.history {
+			services["history"] = s.historyService
+		}
+		if s.rules.presence {
+			services["presence"] = s.presenceService
+		}
+		for k, v := range opts.Services {
+			services[k] = v
+		}
+	}
+	h, err := newHandlerTable(services, !opts.NoEcho)
 	if err != nil {
 		return nil, err
 	}
@@ -234,6 +256,7 @@ func newID() string {
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
 
 func (s *Server) emit(ev Event) {
+	s.presenceEvent(ev)
 	if s.opts.OnEvent != nil {
 		s.opts.OnEvent(ev)
 	}
@@ -276,7 +299,8 @@ func (s *Server) Disconnect(ctx context.Context, clientID string) (bool, error) 
 
 // Publish publishes data (any JSON-encodable value, or json.RawMessage) on
 // channel as the server itself, and returns how many sessions it was
-// queued for. Publishing to /meta/** or /service/** is refused.
+// queued for. Publishing to /meta/** or /service/** is refused. On a
+// channel with history it returns once the message is stored.
 func (s *Server) Publish(ctx context.Context, channel string, data any) (int, error) {
 	m, err := newDataMessage(channel, data)
 	if err != nil {
@@ -285,7 +309,11 @@ func (s *Server) Publish(ctx context.Context, channel string, data any) (int, er
 	if err := s.checkBroadcastChannel(channel); err != nil {
 		return 0, err
 	}
-	return s.broadcast(ctx, "", "", m, false)
+	n, p, err := s.broadcast(ctx, "", "", m, false)
+	if err == nil && p.Stored != nil {
+		err = p.Stored.Wait(ctx)
+	}
+	return n, err
 }
 
 // Push delivers a message on channel to one client only (the seed's
@@ -320,8 +348,16 @@ func (s *Server) checkBroadcastChannel(channel string) error {
 }
 
 // payload encodes m once for all recipients. The decoded delivery shares
-// its data with the encoding: a queued message holds its bytes once.
+// its data with the encoding: a queued message holds its bytes once. A
+// message on a channel with history gets its policy (and loses an
+// ext.pos its sender put: the engine writes the real one).
 func (s *Server) payload(from string, m *protocol.Message) (*Payload, error) {
+	pol := s.rules.policy(m.Channel)
+	if pol != nil {
+		if _, ok := m.Ext[protocol.ExtPosition]; ok {
+			delete(m.Ext, protocol.ExtPosition)
+		}
+	}
 	b, err := protocol.EncodeDelivery(make([]byte, 0, 48+len(m.Channel)+len(m.Data)), m.Channel, m.Data, m.Ext)
 	if err != nil {
 		return nil, err
@@ -334,27 +370,28 @@ func (s *Server) payload(from string, m *protocol.Message) (*Payload, error) {
 		data = b[j : j+len(data) : j+len(data)]
 	}
 	d := &protocol.Message{Channel: m.Channel, Data: data, Ext: m.Ext}
-	return &Payload{Channel: m.Channel, From: from, JSON: b, Msg: d}, nil
+	return &Payload{Channel: m.Channel, From: from, JSON: b, Msg: d, History: pol}, nil
 }
 
 var dataKey = []byte(`,"data":`)
 
 // broadcast encodes m once and queues it for every subscriber. With
-// keepID (a local client's publish) the delivery keeps m's id.
-func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.Message, keepID bool) (int, error) {
+// keepID (a local client's publish) the delivery keeps m's id. The
+// payload's Stored says when a message kept in a history is stored.
+func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.Message, keepID bool) (int, *Payload, error) {
 	p, err := s.payload(from, m)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	if keepID && m.ID != "" {
 		p.addID(m.ID)
 	}
 	n, err := s.engine.Publish(ctx, p)
 	if err != nil {
-		return 0, err
+		return 0, nil, err
 	}
 	s.published(from, user, m, p, n)
-	return n, nil
+	return n, p, nil
 }
 
 // published counts a publish that reached n subscribers and emits its

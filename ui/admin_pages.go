@@ -15,6 +15,7 @@ import (
 	"github.com/bayeux-go/bayeux/internal/admin"
 	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/protocol"
+	"github.com/bayeux-go/bayeux/server"
 )
 
 // overview serves GET /admin/: the live figures and the rate chart.
@@ -226,7 +227,7 @@ func (h *adminHandler) publishable(channel string) string {
 		return "Not a channel name (a pattern with * cannot be published to)."
 	case protocol.IsMeta(channel) || protocol.IsService(channel):
 		return "/meta and /service channels cannot be published to."
-	case channel == "/members" || strings.HasPrefix(channel, chat.MembersPrefix):
+	case channel == server.PresencePrefix || strings.HasPrefix(channel, server.PresencePrefix+"/"):
 		return "Presence channels are published by the server only."
 	case (channel == "/chat" || strings.HasPrefix(channel, chat.RoomPrefix)) && chat.RoomOf(channel) == "":
 		return "Chat channels are /chat/<room>."

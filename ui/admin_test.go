@@ -63,11 +63,9 @@ func newAdminSite(t *testing.T) *adminSite {
 	rec := admin.NewRecorder(admin.RecorderOptions{})
 	srv, err := server.New(server.Options{
 		Authorize: rec.Authorize(c.Authorize),
-		OnEvent: func(ev server.Event) {
-			c.OnEvent(ev)
-			rec.OnEvent(ev)
-		},
-		Services: c.Services(), Logger: log,
+		OnEvent:   rec.OnEvent,
+		Channels:  chat.DefaultRules(),
+		Services:  c.Services(), Logger: log,
 		PollTimeout: 20 * time.Second, ConnectTimeout: 10 * time.Second,
 	})
 	if err != nil {
@@ -551,9 +549,9 @@ func TestAdminPublish(t *testing.T) {
 		t.Errorf("time %q: %v", msg.Time, err)
 	}
 	// It is in the room's history like any chat message.
-	hist, err := s.srv.Engine().(server.Historian).History(context.Background(), "/chat/demo", 10)
-	if err != nil || len(hist) != 1 || !bytes.Contains(hist[0], []byte(`"alice (admin)"`)) {
-		t.Errorf("history %q, %v", hist, err)
+	hist, err := s.srv.History(context.Background(), "/chat/demo", server.HistoryQuery{Limit: 10})
+	if err != nil || len(hist.Messages) != 1 || !bytes.Contains(hist.Messages[0].JSON, []byte(`"alice (admin)"`)) {
+		t.Errorf("history %+v, %v", hist.Messages, err)
 	}
 
 	// Other channels: JSON as JSON, other text as a JSON string.
@@ -597,7 +595,7 @@ func TestAdminPublish(t *testing.T) {
 	// Refused: not a channel one may publish to, or no text.
 	type badCase struct{ channel, text string }
 	for _, bc := range []badCase{
-		{"/meta/connect", "x"}, {"/service/echo", "x"}, {"/members/demo", `{"members":[]}`}, {"/chat", "x"},
+		{"/meta/connect", "x"}, {"/service/echo", "x"}, {"/presence/chat/demo", `{"members":[]}`}, {"/chat", "x"},
 		{"/chat/a/b", "x"}, {"/news/*", "x"}, {"news", "x"}, {"", "x"}, {"/news", "   "},
 		{"/news", strings.Repeat("x", 2001)},
 	} {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -36,7 +35,7 @@ var (
 type Client struct {
 	url  string
 	opts Options
-	log  *slog.Logger
+	log  Logger
 	exts []Extension
 	ids  atomic.Uint64
 
@@ -624,7 +623,7 @@ func (c *Client) established(r *runState, reply *protocol.Message, onWS bool) {
 		if cs.op != nil {
 			continue // its own subscribe is still queued or on its way
 		}
-		resub = append(resub, newRequest(subscribeMessage(protocol.MetaSubscribe, ch), false))
+		resub = append(resub, newRequest(resubscribeMessage(ch, cs), false))
 	}
 	if len(resub) > 0 {
 		for _, q := range resub {

@@ -2,14 +2,13 @@ package wasmclient
 
 import (
 	"fmt"
-	"log/slog"
 	"sync"
 )
 
 // dispatcher runs callbacks one at a time, in the order they were posted,
 // on a goroutine that exists only while there is work.
 type dispatcher struct {
-	log *slog.Logger
+	log Logger
 
 	mu      sync.Mutex
 	queue   []func()

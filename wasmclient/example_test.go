@@ -112,3 +112,28 @@ func ExampleOptions_webSocket() {
 	fmt.Println(string(reply.Data))
 	// Output: "over a socket"
 }
+
+// On a channel whose server keeps a history, the client recovers what
+// was published while it had no session (a server restart, a network cut
+// past the session timeout) by itself, in order and once. OnGap says when
+// it could not, for a listener that keeps a view to rebuild.
+func ExampleSubscription_OnGap() {
+	c := wasmclient.New("https://chat.example/cometd", wasmclient.Options{})
+	ctx := context.Background()
+	if err := c.Connect(ctx); err != nil {
+		return
+	}
+	var lines []string
+	sub, err := c.Subscribe(ctx, "/chat/demo", func(m *protocol.Message) {
+		pos, _ := protocol.PositionOf(m) // EPOCH:OFFSET, the message's id
+		lines = append(lines, pos.String()+" "+string(m.Data))
+	})
+	if err != nil {
+		return
+	}
+	sub.OnGap(func() {
+		// Missed messages are no longer kept: load the newest again,
+		// for example with c.Call(ctx, "/service/history", ...).
+		lines = lines[:0]
+	})
+}

@@ -2,7 +2,6 @@ package wasmclient
 
 import (
 	"context"
-	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -80,8 +79,10 @@ type Options struct {
 	MaxNetworkDelay time.Duration
 
 	// Logger receives the client's diagnostics (retries at Debug, lost
-	// subscriptions and listener panics at Warn). Default slog.Default().
-	Logger *slog.Logger
+	// subscriptions and listener panics at Warn); a *slog.Logger is one.
+	// Default: slog.Default() natively, the browser's console in
+	// WebAssembly (which then does not link log/slog).
+	Logger Logger
 
 	// OutgoingExt, if set, is called on every message just before it is
 	// sent (after the Extensions), for example to add ext fields. It runs
@@ -90,6 +91,15 @@ type Options struct {
 	// Extensions see every outgoing message, in order, and every incoming
 	// one, in order, before the client acts on it.
 	Extensions []Extension
+}
+
+// Logger is what a Client logs its diagnostics with: messages with
+// key-value pairs, as *slog.Logger takes them. It must be safe for
+// concurrent use.
+type Logger interface {
+	Debug(msg string, args ...any)
+	Info(msg string, args ...any)
+	Warn(msg string, args ...any)
 }
 
 // Extension is a Bayeux extension (CometD's client extensions, such as
@@ -134,7 +144,7 @@ func (o *Options) setDefaults() {
 		o.MaxNetworkDelay = DefaultMaxNetworkDelay
 	}
 	if o.Logger == nil {
-		o.Logger = slog.Default()
+		o.Logger = defaultLogger()
 	}
 }
 

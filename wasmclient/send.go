@@ -314,6 +314,16 @@ func (c *Client) route(resp []*protocol.Message, own protocol.ID) *protocol.Mess
 
 // replyLocked handles the reply m to the queued message q.
 func (c *Client) replyLocked(q *request, m *protocol.Message) {
+	if q.msg.Channel == protocol.MetaSubscribe && len(q.msg.Subscription.Channels) == 1 {
+		ch := q.msg.Subscription.Channels[0]
+		if m.IsSuccessful() {
+			c.disp.post(func() { c.subscribed(ch, m) })
+		} else if cs := c.subs[ch]; cs != nil && cs.recovering {
+			// Whether it is sent again or fails, the waiting deliveries go
+			// on now (a later recovery skips the copies).
+			c.disp.post(func() { c.released(ch) })
+		}
+	}
 	if !m.IsSuccessful() {
 		rc, _ := replyAdvice(m, "", 0)
 		if rc == protocol.ReconnectHandshake && !q.retried && !q.noRetry {

@@ -44,8 +44,8 @@ func chatExt(ctx context.Context, e *env) Result {
 			break
 		}
 	}
-	h := s.p.send(ctx, &protocol.Message{Channel: "/service/chat/history", ClientID: s.id, ID: "h1",
-		Data: json.RawMessage(fmt.Sprintf(`{"room":%q}`, room))})
+	h := s.p.send(ctx, &protocol.Message{Channel: "/service/history", ClientID: s.id, ID: "h1",
+		Data: json.RawMessage(fmt.Sprintf(`{"channel":%q}`, "/chat/"+room))})
 	history := 0
 	for _, m := range h.msgs {
 		if m.Data != nil {
@@ -74,7 +74,7 @@ func judgeChatExt(tried string, size int, delivered []*protocol.Message, history
 		f.note("delivered with %d bytes of data and %d of ext", len(m.Data), n)
 		f.check(n > size/2 || len(m.Data) > size/2, "the ext of %d KB was forwarded", size>>10)
 	}
-	f.note("chat/history answer %d bytes", historyBytes)
+	f.note("history answer %d bytes", historyBytes)
 	f.check(historyBytes > size/2, "the room's history keeps the ext (%d bytes)", historyBytes)
 	return f.result("chat-ext", tried)
 }

@@ -75,10 +75,10 @@ func wildcardLurking(ctx context.Context, e *env) Result {
 	return judgeProbes("wildcard-lurking", tried, probes)
 }
 
-// roomMembers asks the chat's history service for a room's members.
+// roomMembers asks the presence service for a room's members.
 func roomMembers(ctx context.Context, s *session, room string) ([]string, error) {
-	b := s.p.send(ctx, &protocol.Message{Channel: "/service/chat/history", ClientID: s.id, ID: "h1",
-		Data: json.RawMessage(fmt.Sprintf(`{"room":%q}`, room))})
+	b := s.p.send(ctx, &protocol.Message{Channel: "/service/presence", ClientID: s.id, ID: "h1",
+		Data: json.RawMessage(fmt.Sprintf(`{"channel":%q}`, "/chat/"+room))})
 	for _, m := range b.msgs {
 		if m.Data == nil {
 			continue
@@ -91,5 +91,5 @@ func roomMembers(ctx context.Context, s *session, room string) ([]string, error)
 		}
 		return d.Members, nil
 	}
-	return nil, fmt.Errorf("chat/history: no answer (%s)", b.describe("/service/chat/history"))
+	return nil, fmt.Errorf("presence: no answer (%s)", b.describe("/service/presence"))
 }

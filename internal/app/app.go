@@ -27,6 +27,7 @@ import (
 	"github.com/bayeux-go/bayeux/internal/readme"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/auth"
+	"github.com/bayeux-go/bayeux/server/bolthistory"
 	"github.com/bayeux-go/bayeux/server/redis"
 	"github.com/bayeux-go/bayeux/ui"
 )
@@ -81,6 +82,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	loginLimits := auth.LoginLimits{MaxAge: cfg.LoginMaxAge, Idle: cfg.LoginIdle, PerUser: cfg.LoginsPerUser}
 	var (
 		eng        server.Engine // nil: the memory engine
+		history    server.HistoryStore
 		guesses    auth.Guesses
 		loginStore auth.LoginStore
 	)
@@ -105,6 +107,17 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		a.closers = append(a.closers, a.flushEvery(fl, time.Minute), fl)
 		guesses = auth.NewMemoryGuesses(guessLimits)
 		loginStore = fl
+		// Channel histories survive restarts in the data directory (the
+		// engine closes the store at shutdown; Close covers a failed
+		// start).
+		hs, err := bolthistory.Open(filepath.Join(cfg.DataDir, "history.db"),
+			bolthistory.Options{MaxChannels: cfg.MaxHistoryChannels, Logger: a.Log})
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("history: %w", err)
+		}
+		a.closers = append(a.closers, hs)
+		history = hs
 	}
 	users, created, err := openUsers(cfg.UsersFile, a.Log)
 	if err != nil {
@@ -144,14 +157,16 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 	a.closers = append(a.closers, a.Recorder)
 
 	srv, err := server.New(server.Options{
-		Authorize: a.Recorder.Authorize(a.Chat.Authorize),
-		OnEvent: func(ev server.Event) {
-			a.Chat.OnEvent(ev)
-			a.Recorder.OnEvent(ev)
-		},
+		Authorize:             a.Recorder.Authorize(a.Chat.Authorize),
+		OnEvent:               a.Recorder.OnEvent,
 		Services:              a.Chat.Services(),
 		Logger:                a.Log,
 		Engine:                eng,
+		HistoryStore:          history,
+		Channels:              cfg.ChannelRules(),
+		HistoryChannelBytes:   cfg.HistoryChannelBytes,
+		MaxHistoryPage:        cfg.MaxHistoryPage,
+		MaxRecover:            cfg.MaxRecover,
 		PollTimeout:           cfg.PollTimeout,
 		PollInterval:          cfg.PollInterval,
 		ConnectTimeout:        cfg.ConnectTimeout,
@@ -164,7 +179,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		MaxQueueBytes:         cfg.MaxQueueBytes,
 		MaxQueuedBytes:        cfg.MaxQueuedBytes,
 		MaxReplySize:          cfg.MaxReplySize,
-		MaxHistoryChannels:    cfg.MaxHistoryRooms,
+		MaxHistoryChannels:    cfg.MaxHistoryChannels,
 		MaxPublishSize:        cfg.MaxPublishSize,
 		MaxSessionsPerIP:      cfg.MaxSessionsPerIP,
 		HandshakeRate:         cfg.HandshakeRate,
@@ -306,7 +321,7 @@ func budgets(cfg *config.Config) server.Budgets {
 		MaxQueueBytes:      cfg.MaxQueueBytes,
 		MaxFetchBytes:      cfg.MaxReplySize,
 		MaxQueuedBytes:     cfg.MaxQueuedBytes,
-		MaxHistoryChannels: cfg.MaxHistoryRooms,
+		MaxHistoryChannels: cfg.MaxHistoryChannels,
 	}
 }
 

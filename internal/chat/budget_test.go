@@ -61,16 +61,16 @@ func TestChatExtNotStoredOrForwarded(t *testing.T) {
 		return false
 	})
 	for _, m := range got {
-		if m.Channel == "/chat/demo" && m.Ext != nil {
-			t.Errorf("delivered with ext %d bytes", len(dump([]*protocol.Message{m})))
+		if _, pad := m.Ext["pad"]; m.Channel == "/chat/demo" && pad {
+			t.Errorf("delivered with the client's ext: %d bytes", len(dump([]*protocol.Message{m})))
 		}
 	}
-	h, err := cs.srv.Engine().(server.Historian).History(context.Background(), "/chat/demo", 10)
-	if err != nil || len(h) != 1 {
-		t.Fatalf("history %d entries, %v", len(h), err)
+	pg, err := cs.srv.History(context.Background(), "/chat/demo", server.HistoryQuery{Limit: 10})
+	if err != nil || len(pg.Messages) != 1 {
+		t.Fatalf("history %d entries, %v", len(pg.Messages), err)
 	}
-	if len(h[0]) > 1024 || strings.Contains(string(h[0]), "ext") {
-		t.Errorf("history keeps %d bytes: %.200s", len(h[0]), h[0])
+	if h := pg.Messages[0].JSON; len(h) > 1024 || strings.Contains(string(h), "pad") {
+		t.Errorf("history keeps %d bytes: %.200s", len(h), h)
 	}
 }
 
@@ -129,7 +129,7 @@ func TestAttackRoomFlood(t *testing.T) {
 	withHistory := 0
 	for i := range rooms {
 		for _, p := range []string{"a", "c"} {
-			if h, _ := cs.srv.Engine().(server.Historian).History(context.Background(), fmt.Sprintf("/chat/%s%d", p, i), 1); len(h) > 0 {
+			if pg, _ := cs.srv.History(context.Background(), fmt.Sprintf("/chat/%s%d", p, i), server.HistoryQuery{Limit: 1}); len(pg.Messages) > 0 {
 				withHistory++
 			}
 		}
@@ -164,7 +164,7 @@ func TestWildcardLurkingRefused(t *testing.T) {
 		{"/chat/**", "403::room_wildcard_denied"},
 		{"/chat/*", "403::room_wildcard_denied"},
 		{"/**", "403::room_wildcard_denied"},
-		{"/members/*", ""},
+		{"/presence/chat/*", ""},
 		{"/*", ""},
 		{"/chat/demo", ""},
 	} {

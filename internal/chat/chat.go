@@ -1,12 +1,14 @@
 // Package chat is the server side of the chat: who may use /chat/**, the
-// author stamp on every chat message, per-room history and presence, and
-// the /service/chat/* requests of the chat UI.
+// author stamp on every chat message, room creation limits and the
+// /service/chat/whoami request of the chat UI.
 //
 // Rooms are the channels /chat/<room>. A chat message's data is
 // {"user","chat","time","id"}; the server sets user (from the
-// authenticated identity), time and id, whatever the client sent. The
-// members of a room are the users with a session subscribed to it; every
-// change is published on /members/<room> as {"room","members":[...]}.
+// authenticated identity), time and id, whatever the client sent. A
+// room's history and members are the server's general features
+// (server.Options.Channels, DefaultChannels): its messages are read with
+// /service/history, and its members are published on
+// /presence/chat/<room> and answered by /service/presence.
 package chat
 
 import (
@@ -16,9 +18,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
-	"slices"
 	"strings"
-	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -29,10 +29,25 @@ import (
 
 // Channel prefixes.
 const (
-	RoomPrefix    = "/chat/"
-	MembersPrefix = "/members/"
-	DefaultRoom   = "demo"
+	RoomPrefix = "/chat/"
+	// PresencePrefix starts the channels of the rooms' member lists.
+	PresencePrefix = server.PresencePrefix + RoomPrefix
+	DefaultRoom    = "demo"
 )
+
+// DefaultChannels are the channel rules the chat expects (the default of
+// BAYEUX_CHANNELS): every room keeps its last 10000 messages and
+// publishes who is in it.
+const DefaultChannels = "/chat/**:history=10000,presence"
+
+// DefaultRules are DefaultChannels parsed.
+func DefaultRules() []server.ChannelRule {
+	rules, err := server.ParseChannelRules(DefaultChannels)
+	if err != nil {
+		panic(err)
+	}
+	return rules
+}
 
 // Errors sent to clients.
 var (
@@ -60,15 +75,14 @@ const (
 )
 
 // Chat implements the chat policy. Create it with New, pass its
-// Authorize, OnEvent and Services to server.Options, then Attach the
-// server. Its methods are safe for concurrent use.
+// Authorize and Services to server.Options (with Channels holding rules
+// for the rooms, such as DefaultChannels), then Attach the server. Its
+// methods are safe for concurrent use.
 type Chat struct {
 	Auth   *auth.Authenticator
 	Logins *auth.Logins // may be nil: then only ext.auth logs in
 	// Tokens is the token login (ext.auth.token); nil: tokens are refused.
 	Tokens *Tokens
-	// HistorySize is how many messages a room keeps. Default 50.
-	HistorySize int
 	// MaxText is the longest chat text in characters. Default 2000.
 	MaxText int
 	Log     *slog.Logger
@@ -85,10 +99,6 @@ type Chat struct {
 
 	srv   *server.Server
 	rooms rooms
-	// presenceMu orders presence updates: lookup, compare and publish
-	// happen as one step, so a late lookup cannot publish a stale list.
-	presenceMu sync.Mutex
-	members    map[string]string // room -> last published member list
 }
 
 // New returns a Chat deciding logins with a.
@@ -96,7 +106,7 @@ func New(a *auth.Authenticator, l *auth.Logins, log *slog.Logger) *Chat {
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Chat{Auth: a, Logins: l, HistorySize: 50, MaxText: 2000, Log: log, members: map[string]string{}}
+	return &Chat{Auth: a, Logins: l, MaxText: 2000, Log: log}
 }
 
 // Attach gives the chat its server; call it right after server.New. The
@@ -140,8 +150,11 @@ func ValidRoom(room string) bool {
 	return protocol.ValidateChannel("/"+room) == nil
 }
 
+// isChatChannel reports whether ch is a room's or a room's member list's
+// channel (or a wildcard over them).
 func isChatChannel(ch string) bool {
-	return ch == "/chat" || strings.HasPrefix(ch, RoomPrefix) || ch == "/members" || strings.HasPrefix(ch, MembersPrefix)
+	return ch == "/chat" || strings.HasPrefix(ch, RoomPrefix) ||
+		ch == server.PresencePrefix+"/chat" || strings.HasPrefix(ch, PresencePrefix)
 }
 
 // Authorize is the server's authorization hook (see server.Options).
@@ -154,8 +167,8 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 			return err
 		}
 		for _, ch := range m.Subscription.Channels {
-			// "/**" matches every room too.
-			if (isChatChannel(ch) || ch == "/**") && cl.User() == "" {
+			// "/**" and "/presence/**" match every room too.
+			if (isChatChannel(ch) || ch == "/**" || ch == server.PresencePrefix+"/**") && cl.User() == "" {
 				return ErrLoginRequired
 			}
 			// A wildcard over rooms reads them all while the reader is in
@@ -180,7 +193,7 @@ func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Mes
 	if err := c.checkTokenChannels(cl, m); err != nil {
 		return err
 	}
-	if strings.HasPrefix(m.Channel, MembersPrefix) {
+	if strings.HasPrefix(m.Channel, PresencePrefix) {
 		return protocol.ErrPublishDenied // only the server publishes presence
 	}
 	if !isChatChannel(m.Channel) {
@@ -278,78 +291,11 @@ type Message struct {
 	ID   string `json:"id"`
 }
 
-// OnEvent keeps history and presence up to date (see server.Options).
-func (c *Chat) OnEvent(ev server.Event) {
-	switch ev.Kind {
-	case server.EventPublish:
-		if h, ok := c.srv.Engine().(server.Historian); ok && RoomOf(ev.Channel) != "" && ev.Payload != nil {
-			if err := h.AppendHistory(context.Background(), ev.Channel, ev.Payload.JSON, c.HistorySize); err != nil {
-				c.Log.Error("history append failed", "channel", ev.Channel, "err", err)
-			}
-		}
-	case server.EventSubscribe, server.EventUnsubscribe:
-		if room := RoomOf(ev.Channel); room != "" {
-			c.presenceChanged(room)
-		}
-	case server.EventClientDisconnect:
-		for _, ch := range ev.Channels {
-			if room := RoomOf(ch); room != "" {
-				c.presenceChanged(room)
-			}
-		}
-	}
-}
-
-// Members returns the users in room, sorted (none when the engine cannot
-// list subscribers: see server.SubscriberLister).
-func (c *Chat) Members(ctx context.Context, room string) ([]string, error) {
-	l, ok := c.srv.Engine().(server.SubscriberLister)
-	if !ok {
-		return []string{}, nil
-	}
-	infos, err := l.Subscribers(ctx, RoomPrefix+room)
-	if err != nil {
-		return nil, err
-	}
-	users := make([]string, 0, len(infos))
-	for _, in := range infos {
-		if in.User != "" && !in.Local {
-			users = append(users, in.User)
-		}
-	}
-	slices.Sort(users)
-	return slices.Compact(users), nil
-}
-
-func (c *Chat) presenceChanged(room string) {
-	ctx := context.Background()
-	c.presenceMu.Lock()
-	defer c.presenceMu.Unlock()
-	users, err := c.Members(ctx, room)
-	if err != nil {
-		c.Log.Error("presence lookup failed", "room", room, "err", err)
-		return
-	}
-	key := strings.Join(users, "\x00")
-	if old, seen := c.members[room]; seen && old == key {
-		return
-	}
-	if len(users) == 0 {
-		delete(c.members, room)
-	} else {
-		c.members[room] = key
-	}
-	if _, err := c.srv.Publish(ctx, MembersPrefix+room, map[string]any{"room": room, "members": users}); err != nil {
-		c.Log.Error("presence publish failed", "room", room, "err", err)
-	}
-}
-
-// Services returns the chat's /service/ handlers: chat/history answers
-// {"room"} with {"room","messages":[...],"members":[...]},
-// chat/whoami answers {"user":NAME} ("" when not logged in), and
-// auth/refresh (RefreshService) takes a token session's fresh token.
+// Services returns the chat's /service/ handlers: chat/whoami answers
+// {"user":NAME} ("" when not logged in), and auth/refresh
+// (RefreshService) takes a token session's fresh token.
 func (c *Chat) Services() map[string]server.ServiceFunc {
-	return map[string]server.ServiceFunc{"chat/history": c.history, "chat/whoami": whoami,
+	return map[string]server.ServiceFunc{"chat/whoami": whoami,
 		strings.TrimPrefix(RefreshService, "/service/"): c.refresh}
 }
 
@@ -359,45 +305,4 @@ func whoami(_ context.Context, cl *server.Client, _ *protocol.Message) ([]*proto
 		return nil, err
 	}
 	return []*protocol.Message{{Data: b}}, nil
-}
-
-func (c *Chat) history(ctx context.Context, cl *server.Client, m *protocol.Message) ([]*protocol.Message, error) {
-	if cl.User() == "" {
-		return nil, ErrLoginRequired
-	}
-	var in struct {
-		Room string `json:"room"`
-	}
-	if err := json.Unmarshal(m.Data, &in); err != nil || !ValidRoom(in.Room) {
-		return nil, ErrRoomInvalid
-	}
-	if patterns, limited := tokenChannels(cl); limited && !allowedByToken(patterns, RoomPrefix+in.Room) {
-		c.refuse(RefusedTokenChannels)
-		return nil, protocol.ErrSubscribeDenied
-	}
-	var raw [][]byte
-	if h, ok := c.srv.Engine().(server.Historian); ok {
-		var err error
-		if raw, err = h.History(ctx, RoomPrefix+in.Room, c.HistorySize); err != nil {
-			return nil, err
-		}
-	}
-	msgs := make([]json.RawMessage, 0, len(raw))
-	for _, r := range raw {
-		var d struct {
-			Data json.RawMessage `json:"data"`
-		}
-		if json.Unmarshal(r, &d) == nil && d.Data != nil {
-			msgs = append(msgs, d.Data)
-		}
-	}
-	members, err := c.Members(ctx, in.Room)
-	if err != nil {
-		return nil, err
-	}
-	out, err := json.Marshal(map[string]any{"room": in.Room, "messages": msgs, "members": members})
-	if err != nil {
-		return nil, err
-	}
-	return []*protocol.Message{{Data: out}}, nil
 }

@@ -89,7 +89,10 @@ func startChatServer(t *testing.T, path string, opts server.Options, setup func(
 	if setup != nil {
 		setup(c)
 	}
-	opts.Authorize, opts.OnEvent, opts.Services = c.Authorize, c.OnEvent, c.Services()
+	opts.Authorize, opts.Services = c.Authorize, c.Services()
+	if opts.Channels == nil {
+		opts.Channels = chat.DefaultRules()
+	}
 	opts.Logger, opts.PollTimeout = log, 2*time.Second
 	srv, err := server.New(opts)
 	if err != nil {
@@ -341,8 +344,9 @@ func TestAnonymousHandshakeButNoChat(t *testing.T) {
 		{name: "default room", channel: "/chat/demo"},
 		{name: "room wildcard", channel: "/chat/*"},
 		{name: "deep room wildcard", channel: "/chat/**"},
-		{name: "members", channel: "/members/demo"},
-		{name: "members wildcard", channel: "/members/**"},
+		{name: "members", channel: "/presence/chat/demo"},
+		{name: "members wildcard", channel: "/presence/chat/**"},
+		{name: "presence wildcard", channel: "/presence/**"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantError(t, anon.subscribe(tc.channel), "403::login_required")
@@ -373,7 +377,7 @@ func TestAnonymousCannotReadChatThroughRootWildcard(t *testing.T) {
 			t.Fatalf("publish: %s", pr.Error)
 		}
 		for _, d := range anon.connect(300 * time.Millisecond) {
-			if strings.HasPrefix(d.Channel, "/chat/") || strings.HasPrefix(d.Channel, "/members/") {
+			if strings.HasPrefix(d.Channel, "/chat/") || strings.HasPrefix(d.Channel, "/presence/") {
 				t.Errorf("an anonymous subscriber of /** received %s %s", d.Channel, d.Data)
 			}
 		}
@@ -546,7 +550,7 @@ func TestChatPublishRefused(t *testing.T) {
 		func(c *chat.Chat) { c.IsAdmin = func(u string) bool { return u == "bob" } })
 	alice := cs.client().login("alice")
 	bob := cs.client().login("bob")
-	bob.mustSubscribe("/chat/**", "/members/**")
+	bob.mustSubscribe("/chat/**", "/presence/chat/**")
 	bob.connect(0) // drain the presence messages of bob's own subscription
 
 	type testCase struct {
@@ -568,8 +572,8 @@ func TestChatPublishRefused(t *testing.T) {
 		{name: "nested room", channel: "/chat/a/b", data: json.RawMessage(`{"chat":"hi"}`), want: "400::room_invalid"},
 		{name: "no room", channel: "/chat", data: json.RawMessage(`{"chat":"hi"}`), want: "400::room_invalid"},
 		{name: "long room", channel: "/chat/" + strings.Repeat("r", 65), data: json.RawMessage(`{"chat":"hi"}`), want: "400::room_invalid"},
-		{name: "members", channel: "/members/demo", data: json.RawMessage(`{"room":"demo","members":["mallory"]}`), want: "403:denied_by_security_policy:publish_denied"},
-		{name: "members of another room", channel: "/members/x", data: json.RawMessage(`{"chat":"hi"}`), want: "403:denied_by_security_policy:publish_denied"},
+		{name: "members", channel: "/presence/chat/demo", data: json.RawMessage(`{"channel":"/chat/demo","members":["mallory"]}`), want: "403:denied_by_security_policy:publish_denied"},
+		{name: "members of another room", channel: "/presence/chat/x", data: json.RawMessage(`{"chat":"hi"}`), want: "403:denied_by_security_policy:publish_denied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			wantError(t, alice.publish(tc.channel, tc.data), tc.want)
@@ -657,20 +661,20 @@ func TestLoginCookieHandshake(t *testing.T) {
 	}
 }
 
-// members decodes the member lists delivered on /members/<room>.
+// members decodes the member lists delivered on /presence/chat/<room>.
 func members(t *testing.T, room string, msgs []*protocol.Message) [][]string {
 	t.Helper()
 	var lists [][]string
 	for _, m := range msgs {
-		if m.Channel != chat.MembersPrefix+room {
+		if m.Channel != chat.PresencePrefix+room {
 			continue
 		}
 		var d struct {
-			Room    string   `json:"room"`
+			Channel string   `json:"channel"`
 			Members []string `json:"members"`
 		}
-		if err := json.Unmarshal(m.Data, &d); err != nil || d.Room != room || d.Members == nil {
-			t.Fatalf("member list %s: %v (want room %q and a members array)", m.Data, err, room)
+		if err := json.Unmarshal(m.Data, &d); err != nil || d.Channel != chat.RoomPrefix+room || d.Members == nil {
+			t.Fatalf("member list %s: %v (want channel /chat/%s and a members array)", m.Data, err, room)
 		}
 		lists = append(lists, d.Members)
 	}
@@ -688,7 +692,7 @@ func lastIs(t *testing.T, room string, want ...string) func([]*protocol.Message)
 func TestPresence(t *testing.T) {
 	cs := newChatServer(t, 10*time.Second)
 	dave := cs.client().login("dave")
-	dave.mustSubscribe("/members/demo")
+	dave.mustSubscribe("/presence/chat/demo")
 	alice := cs.client().login("alice")
 	bob := cs.client().login("bob")
 	alice.mustSubscribe("/chat/demo")
@@ -725,7 +729,7 @@ func TestPresenceDropsExpiredSession(t *testing.T) {
 	const connectTimeout = time.Second
 	cs := newChatServer(t, connectTimeout)
 	dave := cs.client().login("dave")
-	dave.mustSubscribe("/members/demo")
+	dave.mustSubscribe("/presence/chat/demo")
 	alice := cs.client().login("alice")
 	alice.mustSubscribe("/chat/demo")
 	carol := cs.client().login("carol")
@@ -753,7 +757,7 @@ func TestPresenceDropsExpiredSession(t *testing.T) {
 func TestPresenceConcurrentSubscribes(t *testing.T) {
 	cs := newChatServer(t, 10*time.Second)
 	dave := cs.client().login("dave")
-	dave.mustSubscribe("/members/demo")
+	dave.mustSubscribe("/presence/chat/demo")
 	var clients []*client
 	for _, u := range []string{"alice", "bob", "carol"} {
 		for range 3 {
@@ -827,7 +831,7 @@ func TestPresenceUpdatesDoNotGoStale(t *testing.T) {
 	engine := &gatedEngine{MemoryEngine: server.NewMemoryEngine(server.MemoryEngineOptions{SweepInterval: 50 * time.Millisecond})}
 	cs := newChatServerEngine(t, 10*time.Second, engine)
 	dave := cs.client().login("dave")
-	dave.mustSubscribe("/members/demo")
+	dave.mustSubscribe("/presence/chat/demo")
 	alice := cs.client().login("alice")
 	bob := cs.client().login("bob")
 
@@ -883,6 +887,33 @@ func TestPresenceUpdatesDoNotGoStale(t *testing.T) {
 	}
 }
 
+// history reads a room's newest messages with /service/history.
+func (c *client) history(room string, limit int) []chat.Message {
+	c.t.Helper()
+	m := publishMsg("/service/history", map[string]any{"channel": "/chat/" + room, "limit": limit})
+	r := reply(c.t, c.send(m), m)
+	if !r.IsSuccessful() {
+		c.t.Fatalf("history of %s: %s", room, r.Error)
+	}
+	var h struct {
+		Channel  string
+		Messages []struct {
+			Channel string       `json:"channel"`
+			Data    chat.Message `json:"data"`
+		}
+	}
+	if err := json.Unmarshal(r.Data, &h); err != nil || h.Channel != "/chat/"+room {
+		c.t.Fatalf("history data %s: %v", r.Data, err)
+	}
+	out := make([]chat.Message, len(h.Messages))
+	for i, d := range h.Messages {
+		out[i] = d.Data
+	}
+	return out
+}
+
+// TestHistory: a room keeps the messages of the chat's channel rules,
+// as the chat stamped them, and only logged-in users may read them.
 func TestHistory(t *testing.T) {
 	cs := newChatServer(t, 10*time.Second)
 	alice := cs.client().login("alice")
@@ -901,75 +932,32 @@ func TestHistory(t *testing.T) {
 	wantError(t, alice.publish("/chat/demo", map[string]string{"chat": ""}), "400::chat_invalid")
 
 	bob := cs.client().login("bob")
-	m := publishMsg("/service/chat/history", map[string]string{"room": "demo"})
-	r := reply(t, bob.send(m), m)
-	if !r.IsSuccessful() {
-		t.Fatalf("history: %s", r.Error)
+	h := bob.history("demo", 50)
+	if len(h) != 50 {
+		t.Fatalf("%d messages, want the last 50", len(h))
 	}
-	var h struct {
-		Room     string         `json:"room"`
-		Messages []chat.Message `json:"messages"`
-		Members  []string       `json:"members"`
-	}
-	if err := json.Unmarshal(r.Data, &h); err != nil {
-		t.Fatalf("history data %s: %v", r.Data, err)
-	}
-	if h.Room != "demo" {
-		t.Errorf("room = %q", h.Room)
-	}
-	if len(h.Messages) != 50 {
-		t.Fatalf("%d messages, want the last 50", len(h.Messages))
-	}
-	for i, msg := range h.Messages {
+	for i, msg := range h {
 		if want := fmt.Sprintf("msg %d", i+10); msg.Chat != want || msg.User != "alice" || msg.ID == "" || msg.Time == "" {
 			t.Fatalf("message %d = %+v, want %q by alice with id and time", i, msg, want)
 		}
 	}
-	if !slices.Equal(h.Members, []string{"alice"}) {
-		t.Errorf("members = %q, want [alice]", h.Members)
-	}
-	// Only the caller gets the answer.
-	for _, d := range alice.connect(100 * time.Millisecond) {
-		if d.Channel == "/service/chat/history" {
-			t.Errorf("alice received bob's history reply")
-		}
-	}
-
-	t.Run("empty room", func(t *testing.T) {
-		m := publishMsg("/service/chat/history", map[string]string{"room": "quiet"})
-		r := reply(t, bob.send(m), m)
-		if !r.IsSuccessful() {
-			t.Fatalf("history: %s", r.Error)
-		}
-		var raw map[string]json.RawMessage
-		if err := json.Unmarshal(r.Data, &raw); err != nil {
-			t.Fatal(err)
-		}
-		if string(raw["messages"]) != "[]" || string(raw["members"]) != "[]" {
-			t.Errorf("empty room: %s, want empty arrays", r.Data)
-		}
-	})
-
-	type testCase struct {
-		name string
-		data json.RawMessage
-	}
-	for _, tc := range []testCase{
-		{name: "nested room", data: json.RawMessage(`{"room":"a/b"}`)},
-		{name: "empty room", data: json.RawMessage(`{"room":""}`)},
-		{name: "no room", data: json.RawMessage(`{}`)},
-		{name: "wildcard", data: json.RawMessage(`{"room":"*"}`)},
-		{name: "room not a string", data: json.RawMessage(`{"room":1}`)},
-		{name: "data not an object", data: json.RawMessage(`"demo"`)},
-	} {
-		t.Run("invalid "+tc.name, func(t *testing.T) {
-			m := publishMsg("/service/chat/history", tc.data)
-			wantError(t, reply(t, bob.send(m), m), "400::room_invalid")
-		})
+	if h := bob.history("quiet", 50); len(h) != 0 {
+		t.Errorf("an empty room has %+v", h)
 	}
 	t.Run("anonymous", func(t *testing.T) {
 		anon := cs.client().anonymous()
-		m := publishMsg("/service/chat/history", map[string]string{"room": "demo"})
+		m := publishMsg("/service/history", map[string]string{"channel": "/chat/demo"})
+		wantError(t, reply(t, anon.send(m), m), "403::login_required")
+	})
+	t.Run("members", func(t *testing.T) {
+		m := publishMsg("/service/presence", map[string]string{"channel": "/chat/demo"})
+		r := reply(t, bob.send(m), m)
+		var p struct{ Members []string }
+		if !r.IsSuccessful() || json.Unmarshal(r.Data, &p) != nil || !slices.Equal(p.Members, []string{"alice"}) {
+			t.Errorf("presence: %s", dump([]*protocol.Message{r}))
+		}
+		anon := cs.client().anonymous()
+		m = publishMsg("/service/presence", map[string]string{"channel": "/chat/demo"})
 		wantError(t, reply(t, anon.send(m), m), "403::login_required")
 	})
 }
@@ -979,19 +967,13 @@ func TestHistoryKeepsServerPublishesAndRooms(t *testing.T) {
 	alice := cs.client().login("alice")
 	alice.publish("/chat/one", map[string]string{"chat": "in one"})
 	alice.publish("/chat/two", map[string]string{"chat": "in two"})
-	history := func(room string) []chat.Message {
-		m := publishMsg("/service/chat/history", map[string]string{"room": room})
-		r := reply(t, alice.send(m), m)
-		var h struct{ Messages []chat.Message }
-		if !r.IsSuccessful() || json.Unmarshal(r.Data, &h) != nil {
-			t.Fatalf("history %s: %+v", room, r)
-		}
-		return h.Messages
+	if _, err := cs.srv.Publish(context.Background(), "/chat/two", chat.Message{User: "server", Chat: "from the server"}); err != nil {
+		t.Fatal(err)
 	}
-	if h := history("one"); len(h) != 1 || h[0].Chat != "in one" {
+	if h := alice.history("one", 10); len(h) != 1 || h[0].Chat != "in one" {
 		t.Errorf("history of one = %+v", h)
 	}
-	if h := history("two"); len(h) != 1 || h[0].Chat != "in two" {
+	if h := alice.history("two", 10); len(h) != 2 || h[0].Chat != "in two" || h[1].Chat != "from the server" {
 		t.Errorf("history of two = %+v", h)
 	}
 }
@@ -1010,7 +992,7 @@ func TestRoomOf(t *testing.T) {
 		{channel: "/chat/**", want: ""},
 		{channel: "/chat/", want: ""},
 		{channel: "/chat", want: ""},
-		{channel: "/members/demo", want: ""},
+		{channel: "/presence/chat/demo", want: ""},
 		{channel: "/chatroom/demo", want: ""},
 	} {
 		if got := chat.RoomOf(tc.channel); got != tc.want {

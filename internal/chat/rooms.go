@@ -3,6 +3,7 @@ package chat
 import (
 	"container/list"
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -105,8 +106,8 @@ func (c *Chat) useRoom(ctx context.Context, user, room string) error {
 	return nil
 }
 
-// roomExists reports whether room has members or history (as far as the
-// engine can tell: see server.SubscriberLister and server.Historian).
+// roomExists reports whether room has members or a history (as far as
+// the engine can tell: see server.SubscriberLister and server.Historian).
 func (c *Chat) roomExists(ctx context.Context, room string) (bool, error) {
 	if l, ok := c.srv.Engine().(server.SubscriberLister); ok {
 		subs, err := l.Subscribers(ctx, RoomPrefix+room)
@@ -114,9 +115,9 @@ func (c *Chat) roomExists(ctx context.Context, room string) (bool, error) {
 			return len(subs) > 0, err
 		}
 	}
-	if hs, ok := c.srv.Engine().(server.Historian); ok {
-		h, err := hs.History(ctx, RoomPrefix+room, 1)
-		return len(h) > 0, err
+	pg, err := c.srv.History(ctx, RoomPrefix+room, server.HistoryQuery{Limit: 1})
+	if errors.Is(err, server.ErrNoHistory) {
+		return false, nil
 	}
-	return false, nil
+	return len(pg.Messages) > 0, err
 }

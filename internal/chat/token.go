@@ -152,11 +152,11 @@ func tokenChannels(cl *server.Client) ([]string, bool) {
 
 // allowedByToken reports whether a session limited to patterns may use
 // channel (a name or a subscription pattern): a pattern of the claim must
-// cover it. A room's presence channel /members/<room> goes with its room
+// cover it. A room's presence channel /presence/chat/<room> goes with its room
 // /chat/<room>.
 func allowedByToken(patterns []string, channel string) bool {
 	also := ""
-	if rest, ok := strings.CutPrefix(channel, MembersPrefix); ok {
+	if rest, ok := strings.CutPrefix(channel, PresencePrefix); ok {
 		also = RoomPrefix + rest
 	}
 	for _, p := range patterns {

@@ -171,9 +171,9 @@ func TestTokenChannels(t *testing.T) {
 	}
 	for _, tc := range []testCase{
 		{"the room", support, "subscribe", "/chat/support", true},
-		{"the room's members", support, "subscribe", "/members/support", true},
+		{"the room's members", support, "subscribe", "/presence/chat/support", true},
 		{"another room", support, "subscribe", "/chat/other", false},
-		{"another room's members", support, "subscribe", "/members/other", false},
+		{"another room's members", support, "subscribe", "/presence/chat/other", false},
 		{"rooms wildcard", support, "subscribe", "/chat/*", false},
 		{"deep wildcard", support, "subscribe", "/chat/**", false},
 		{"everything", support, "subscribe", "/**", false},
@@ -187,8 +187,8 @@ func TestTokenChannels(t *testing.T) {
 		{"*: the same wildcard", rooms, "subscribe", "/news/*", true},
 		{"*: a deeper wildcard", rooms, "subscribe", "/news/**", false},
 		{"*: a deeper channel", rooms, "subscribe", "/news/a/b", false},
-		{"*: members of a room", rooms, "subscribe", "/members/x", true},
-		{"*: members wildcard", rooms, "subscribe", "/members/*", true},
+		{"*: members of a room", rooms, "subscribe", "/presence/chat/x", true},
+		{"*: members wildcard", rooms, "subscribe", "/presence/chat/*", true},
 		{"*: publish", rooms, "publish", "/chat/y", true},
 		{"empty claim: nothing", none, "subscribe", "/chat/demo", false},
 		{"empty claim: no publish", none, "publish", "/chat/demo", false},
@@ -202,7 +202,7 @@ func TestTokenChannels(t *testing.T) {
 			case "publish":
 				r = tc.c.publish(tc.channel, map[string]string{"chat": "hi"})
 			case "history":
-				m := publishMsg("/service/chat/history", map[string]string{"room": tc.channel})
+				m := publishMsg("/service/history", map[string]string{"channel": "/chat/" + tc.channel})
 				r = reply(t, tc.c.send(m), m)
 			}
 			if r.IsSuccessful() != tc.ok {

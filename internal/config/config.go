@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/bayeux-go/bayeux/internal/origin"
 	"github.com/bayeux-go/bayeux/internal/realip"
+	"github.com/bayeux-go/bayeux/server"
 )
 
 // Prefix is the prefix of every environment variable.
@@ -48,7 +50,11 @@ type Config struct {
 	MaxSessionsPerIP      int           `env:"MAX_SESSIONS_PER_IP" envDefault:"100" desc:"sessions one IP address may hold at once on this node; more handshakes are refused with 429::too_many_sessions; 0 = unlimited"`
 	HandshakeRate         float64       `env:"HANDSHAKE_RATE" envDefault:"5" desc:"handshakes per second one IP address may make on this node (token bucket); more are refused with 429::too_many_handshakes; 0 = unlimited"`
 	HandshakeBurst        int           `env:"HANDSHAKE_BURST" envDefault:"30" desc:"handshakes one IP address may make at once (the token bucket's size)"`
-	MaxHistoryRooms       int           `env:"MAX_HISTORY_ROOMS" envDefault:"200" desc:"chat rooms that keep a history; beyond, the least recently used room's history is forgotten"`
+	Channels              string        `env:"CHANNELS" envDefault:"/chat/**:history=10000,presence" desc:"history and presence per channel pattern: PATTERN:history=N,ttl=DURATION,presence;... (the first matching rule applies); none = no history or presence"`
+	MaxHistoryChannels    int           `env:"MAX_HISTORY_CHANNELS" envDefault:"200" desc:"channels that keep a history; beyond, the least recently used channel's history is forgotten (BAYEUX_MAX_HISTORY_ROOMS is read too)"`
+	HistoryChannelBytes   int64         `env:"HISTORY_CHANNEL_BYTES" envDefault:"8388608" desc:"bytes of one channel's history; the oldest messages are removed beyond"`
+	MaxHistoryPage        int           `env:"MAX_HISTORY_PAGE" envDefault:"100" desc:"messages one /service/history reply carries"`
+	MaxRecover            int           `env:"MAX_RECOVER" envDefault:"1000" desc:"messages a client recovers when it subscribes again after losing its session; more are not recovered (it is told)"`
 	RoomRate              float64       `env:"ROOM_RATE" envDefault:"10" desc:"chat rooms one user may create per minute (admins: unlimited); more are refused with 429::room_rate_limited; 0 = unlimited"`
 	RoomBurst             int           `env:"ROOM_BURST" envDefault:"10" desc:"chat rooms one user may create at once (the token bucket's size)"`
 	MaxBatch              int           `env:"MAX_BATCH" envDefault:"256" desc:"messages in one request"`
@@ -115,6 +121,9 @@ func parse(vars map[string]string) (*Config, error) {
 	if err := env.ParseWithOptions(c, opts); err != nil {
 		return nil, nameVariable(err)
 	}
+	if err := c.oldNames(vars); err != nil {
+		return nil, err
+	}
 	if err := c.validate(); err != nil {
 		return nil, err
 	}
@@ -122,6 +131,41 @@ func parse(vars map[string]string) (*Config, error) {
 		c.UsersFile = filepath.Join(c.DataDir, "users")
 	}
 	return c, nil
+}
+
+// oldNames reads variables renamed since: BAYEUX_MAX_HISTORY_ROOMS is
+// BAYEUX_MAX_HISTORY_CHANNELS when that is not set.
+func (c *Config) oldNames(vars map[string]string) error {
+	lookup := os.LookupEnv
+	if vars != nil {
+		lookup = func(k string) (string, bool) { v, ok := vars[k]; return v, ok }
+	}
+	if _, set := lookup(Prefix + "MAX_HISTORY_CHANNELS"); set {
+		return nil
+	}
+	if v, ok := lookup(Prefix + "MAX_HISTORY_ROOMS"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%sMAX_HISTORY_ROOMS: %w", Prefix, err)
+		}
+		c.MaxHistoryChannels = n
+	}
+	return nil
+}
+
+// ChannelRules returns the rules of BAYEUX_CHANNELS (validated by Load).
+func (c *Config) ChannelRules() []server.ChannelRule {
+	rules, _ := parseChannels(c.Channels)
+	return rules
+}
+
+// parseChannels parses BAYEUX_CHANNELS: "none" (an empty value takes the
+// default) or rules.
+func parseChannels(s string) ([]server.ChannelRule, error) {
+	if strings.TrimSpace(s) == "none" {
+		return nil, nil
+	}
+	return server.ParseChannelRules(s)
 }
 
 func (c *Config) validate() error {
@@ -170,7 +214,8 @@ func (c *Config) validate() error {
 		bad("MAX_MESSAGE_SIZE", "must be positive")
 	}
 	for name, v := range map[string]int{"MAX_QUEUE": c.MaxQueue, "MAX_BATCH": c.MaxBatch, "MAX_CHANNEL_LENGTH": c.MaxChannelLength,
-		"MAX_SUBSCRIPTIONS": c.MaxSubscriptions, "MAX_HISTORY_ROOMS": c.MaxHistoryRooms, "HANDSHAKE_BURST": c.HandshakeBurst, "ROOM_BURST": c.RoomBurst,
+		"MAX_SUBSCRIPTIONS": c.MaxSubscriptions, "MAX_HISTORY_CHANNELS": c.MaxHistoryChannels,
+		"MAX_HISTORY_PAGE": c.MaxHistoryPage, "MAX_RECOVER": c.MaxRecover, "HANDSHAKE_BURST": c.HandshakeBurst, "ROOM_BURST": c.RoomBurst,
 		"LOGIN_LIMIT_USER_IP": c.LoginLimitUserIP, "LOGIN_LIMIT_IP": c.LoginLimitIP, "LOGIN_LIMIT_USER": c.LoginLimitUser, "LOGINS_PER_USER": c.LoginsPerUser} {
 		if v <= 0 {
 			bad(name, "must be positive")
@@ -182,10 +227,13 @@ func (c *Config) validate() error {
 		}
 	}
 	for name, v := range map[string]int64{"MAX_QUEUE_BYTES": c.MaxQueueBytes, "MAX_QUEUED_BYTES": c.MaxQueuedBytes,
-		"MAX_REPLY_SIZE": c.MaxReplySize, "MAX_PUBLISH_SIZE": c.MaxPublishSize} {
+		"MAX_REPLY_SIZE": c.MaxReplySize, "MAX_PUBLISH_SIZE": c.MaxPublishSize, "HISTORY_CHANNEL_BYTES": c.HistoryChannelBytes} {
 		if v <= 0 {
 			bad(name, "must be positive")
 		}
+	}
+	if _, err := parseChannels(c.Channels); err != nil {
+		bad("CHANNELS", err.Error())
 	}
 	if c.MaxSessionsPerIP < 0 {
 		bad("MAX_SESSIONS_PER_IP", "must be 0 (unlimited) or positive")

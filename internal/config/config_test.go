@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/bayeux-go/bayeux/internal/chat"
+	"github.com/bayeux-go/bayeux/server"
 )
 
 func TestDefaults(t *testing.T) {
@@ -54,7 +58,7 @@ func TestParse(t *testing.T) {
 		{name: "bad level", vars: map[string]string{"BAYEUX_LOG_LEVEL": "loud"}, wantErr: "LOG_LEVEL"},
 		{name: "budget defaults", vars: nil, check: func(c *Config) bool {
 			return c.MaxQueueBytes == 4<<20 && c.MaxQueuedBytes == 256<<20 && c.MaxReplySize == 1<<20 && c.MaxPublishSize == 64<<10 &&
-				c.MaxSessionsPerIP == 100 && c.HandshakeRate == 5 && c.HandshakeBurst == 30 && c.MaxHistoryRooms == 200 &&
+				c.MaxSessionsPerIP == 100 && c.HandshakeRate == 5 && c.HandshakeBurst == 30 && c.MaxHistoryChannels == 200 &&
 				c.RoomRate == 10 && c.RoomBurst == 10
 		}},
 		{name: "per-address limits off", vars: map[string]string{"BAYEUX_MAX_SESSIONS_PER_IP": "0", "BAYEUX_HANDSHAKE_RATE": "0", "BAYEUX_ROOM_RATE": "0"},
@@ -62,7 +66,23 @@ func TestParse(t *testing.T) {
 		{name: "zero queue bytes", vars: map[string]string{"BAYEUX_MAX_QUEUE_BYTES": "0"}, wantErr: "MAX_QUEUE_BYTES"},
 		{name: "negative publish size", vars: map[string]string{"BAYEUX_MAX_PUBLISH_SIZE": "-1"}, wantErr: "MAX_PUBLISH_SIZE"},
 		{name: "negative handshake rate", vars: map[string]string{"BAYEUX_HANDSHAKE_RATE": "-2"}, wantErr: "HANDSHAKE_RATE"},
-		{name: "zero history rooms", vars: map[string]string{"BAYEUX_MAX_HISTORY_ROOMS": "0"}, wantErr: "MAX_HISTORY_ROOMS"},
+		{name: "zero history channels", vars: map[string]string{"BAYEUX_MAX_HISTORY_CHANNELS": "0"}, wantErr: "MAX_HISTORY_CHANNELS"},
+		{name: "old name of history channels", vars: map[string]string{"BAYEUX_MAX_HISTORY_ROOMS": "7"},
+			check: func(c *Config) bool { return c.MaxHistoryChannels == 7 }},
+		{name: "new name wins", vars: map[string]string{"BAYEUX_MAX_HISTORY_ROOMS": "7", "BAYEUX_MAX_HISTORY_CHANNELS": "9"},
+			check: func(c *Config) bool { return c.MaxHistoryChannels == 9 }},
+		{name: "chat channels by default", vars: nil, check: func(c *Config) bool {
+			return c.Channels == chat.DefaultChannels && slices.Equal(c.ChannelRules(), chat.DefaultRules()) &&
+				c.HistoryChannelBytes == server.DefaultHistoryChannelBytes && c.MaxHistoryPage == server.DefaultMaxHistoryPage &&
+				c.MaxRecover == server.DefaultMaxRecover
+		}},
+		{name: "channel rules", vars: map[string]string{"BAYEUX_CHANNELS": "/chat/**:history=50,presence; /news/*:history=10,ttl=24h"},
+			check: func(c *Config) bool {
+				return slices.Equal(c.ChannelRules(), []server.ChannelRule{{Pattern: "/chat/**", History: 50, Presence: true},
+					{Pattern: "/news/*", History: 10, HistoryTTL: 24 * time.Hour}})
+			}},
+		{name: "no channel rules", vars: map[string]string{"BAYEUX_CHANNELS": "none"}, check: func(c *Config) bool { return len(c.ChannelRules()) == 0 }},
+		{name: "bad channel rule", vars: map[string]string{"BAYEUX_CHANNELS": "/chat/**:history=lots"}, wantErr: "CHANNELS"},
 		{name: "login limits", vars: map[string]string{"BAYEUX_LOGIN_LIMIT_USER_IP": "3", "BAYEUX_LOGIN_LIMIT_WINDOW": "1h", "BAYEUX_LOGINS_PER_USER": "2"}, check: func(c *Config) bool {
 			return c.LoginLimitUserIP == 3 && c.LoginLimitWindow == time.Hour && c.LoginsPerUser == 2 && c.LoginLimitIP == 20 && c.LoginLimitUser == 20
 		}},

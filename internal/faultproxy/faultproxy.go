@@ -44,6 +44,12 @@ type Proxy struct {
 	killedResponse atomic.Int64
 	wg             sync.WaitGroup
 	faults         atomic.Bool
+
+	// cutMu guards cut and open: while cut, every connection is closed
+	// at once (a network cut).
+	cutMu sync.Mutex
+	cut   bool
+	open  map[net.Conn]struct{}
 }
 
 // Start listens on a free loopback port and starts forwarding.
@@ -70,6 +76,44 @@ func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
 // SetFaults turns fault injection on or off (on at start).
 func (p *Proxy) SetFaults(on bool) { p.faults.Store(on) }
+
+// Cut cuts the network (on) or restores it: while cut, the connections
+// open are closed and new ones are closed as soon as they are accepted.
+func (p *Proxy) Cut(on bool) {
+	p.cutMu.Lock()
+	p.cut = on
+	var closing []net.Conn
+	if on {
+		for c := range p.open {
+			closing = append(closing, c)
+		}
+	}
+	p.cutMu.Unlock()
+	for _, c := range closing {
+		c.Close()
+	}
+}
+
+// track records an accepted connection; it reports false (and the
+// connection is to be closed) while the network is cut.
+func (p *Proxy) track(c net.Conn) bool {
+	p.cutMu.Lock()
+	defer p.cutMu.Unlock()
+	if p.cut {
+		return false
+	}
+	if p.open == nil {
+		p.open = make(map[net.Conn]struct{})
+	}
+	p.open[c] = struct{}{}
+	return true
+}
+
+func (p *Proxy) untrack(c net.Conn) {
+	p.cutMu.Lock()
+	delete(p.open, c)
+	p.cutMu.Unlock()
+}
 
 // Stats reports connections seen and connections killed in each direction.
 func (p *Proxy) Stats() (conns, killedRequest, killedResponse int64) {
@@ -113,6 +157,11 @@ func (p *Proxy) accept() {
 }
 
 func (p *Proxy) serve(client net.Conn) {
+	if !p.track(client) {
+		client.Close()
+		return
+	}
+	defer p.untrack(client)
 	server, err := net.Dial("tcp", p.opts.Target)
 	if err != nil {
 		client.Close()

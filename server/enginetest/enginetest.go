@@ -93,38 +93,45 @@ func (m *maker) peer(t *testing.T, of *Node, o Options) *Node {
 // started engine (Start called with opts.Hooks); it closes the engine with
 // t.Cleanup.
 func Run(t *testing.T, newEngine func(t *testing.T, opts Options) server.Engine) {
-	for _, sc := range []struct {
-		name string
-		f    func(*testing.T, *maker)
-	}{
-		{"PublishCounts", testPublishCounts},
-		{"Dedup", testDedup},
-		{"QueueBound", testQueueBound},
-		{"FetchWaitsAndWakes", testFetchWaitsAndWakes},
-		{"FetchAfterDestroy", testFetchAfterDestroy},
-		{"Ready", testReady},
-		{"ReadyAcrossNodes", testReadyAcrossNodes},
-		{"Supersede", testSupersede},
-		{"SubscriptionLimit", testSubscriptionLimit},
-		{"Expiry", testExpiry},
-		{"Close", testClose},
-		{"Ack", testAck},
-		{"AckAcrossNodes", testAckAcrossNodes},
-		{"Stress", testStress},
-		{"ConcurrentPublishOnce", testConcurrentPublishOnce},
-		{"ListingAndHistory", testListingAndHistory},
-		{"QueueBytes", testQueueBytes},
-		{"FetchBytes", testFetchBytes},
-		{"AckFetchBytes", testAckFetchBytes},
-		{"QueuedBytes", testQueuedBytes},
-		{"HistoryChannels", testHistoryChannels},
-		{"Deadline", testDeadline},
-	} {
+	runScenarios(t, newEngine, append(scenarios, historyScenarios...))
+}
+
+// scenario is one behaviour of the suite.
+type scenario struct {
+	name string
+	f    func(*testing.T, *maker)
+}
+
+func runScenarios(t *testing.T, newEngine func(t *testing.T, opts Options) server.Engine, list []scenario) {
+	for _, sc := range list {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
 			sc.f(t, &maker{newEngine: newEngine, nodes: map[server.Engine]*Node{}})
 		})
 	}
+}
+
+var scenarios = []scenario{
+	{"PublishCounts", testPublishCounts},
+	{"Dedup", testDedup},
+	{"QueueBound", testQueueBound},
+	{"FetchWaitsAndWakes", testFetchWaitsAndWakes},
+	{"FetchAfterDestroy", testFetchAfterDestroy},
+	{"Ready", testReady},
+	{"ReadyAcrossNodes", testReadyAcrossNodes},
+	{"Supersede", testSupersede},
+	{"SubscriptionLimit", testSubscriptionLimit},
+	{"Expiry", testExpiry},
+	{"Close", testClose},
+	{"Ack", testAck},
+	{"AckAcrossNodes", testAckAcrossNodes},
+	{"Stress", testStress},
+	{"ConcurrentPublishOnce", testConcurrentPublishOnce},
+	{"Listing", testListing},
+	{"QueueBytes", testQueueBytes},
+	{"FetchBytes", testFetchBytes},
+	{"AckFetchBytes", testAckFetchBytes},
+	{"QueuedBytes", testQueuedBytes},
 }
 
 // checkNoResidue checks that e, if it can tell, stores nothing any more.
@@ -1048,8 +1055,8 @@ func testConcurrentPublishOnce(t *testing.T, m *maker) {
 	}
 }
 
-// testListingAndHistory covers the optional interfaces the engine offers.
-func testListingAndHistory(t *testing.T, m *maker) {
+// testListing covers the optional listing interfaces the engine offers.
+func testListing(t *testing.T, m *maker) {
 	e := m.node(t, Options{}).Engine
 	ctx := context.Background()
 	for _, id := range []string{"a", "b", "c"} {
@@ -1091,39 +1098,6 @@ func testListingAndHistory(t *testing.T, m *maker) {
 		if got := ids(l.Subscribers(ctx, "/h/*")); !slices.Equal(got, []string{"b"}) {
 			t.Errorf("after destroy, Subscribers(/h/*) = %q", got)
 		}
-	}
-
-	hs, ok := e.(server.Historian)
-	if !ok {
-		return
-	}
-	for i := range 5 {
-		if err := hs.AppendHistory(ctx, "/h", []byte(strconv.Itoa(i)), 3); err != nil {
-			t.Fatal(err)
-		}
-	}
-	h, err := hs.History(ctx, "/h", 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, b := range h {
-		got = append(got, string(b))
-	}
-	if !slices.Equal(got, []string{"2", "3", "4"}) {
-		t.Errorf("History = %q, want the newest 3, oldest first", got)
-	}
-	if h, _ := hs.History(ctx, "/h", 2); len(h) != 2 || string(h[0]) != "3" || string(h[1]) != "4" {
-		t.Errorf("History(2) = %q", h)
-	}
-	if h, _ := hs.History(ctx, "/none", 5); len(h) != 0 {
-		t.Errorf("History of an unknown channel = %q", h)
-	}
-	if err := hs.AppendHistory(ctx, "/off", []byte("x"), 0); err != nil {
-		t.Fatal(err)
-	}
-	if h, _ := hs.History(ctx, "/off", 5); len(h) != 0 {
-		t.Errorf("AppendHistory with max 0 stored %q", h)
 	}
 }
 
@@ -1338,44 +1312,5 @@ func testQueuedBytes(t *testing.T, m *maker) {
 	}
 	if b := TakeAll(t, e, "small"); len(b.Payloads) != 9 || b.Dropped != 0 {
 		t.Errorf("after destroying a full queue, 9 KB to another: Take = %v dropped %d", Nums(t, b), b.Dropped)
-	}
-}
-
-// testHistoryChannels: the engine keeps the history of at most
-// MaxHistoryChannels channels, forgetting the least recently used
-// (appended to or read).
-func testHistoryChannels(t *testing.T, m *maker) {
-	var drops DropCounter
-	e := m.node(t, Options{Budgets: server.Budgets{MaxHistoryChannels: 3}, Hooks: drops.Hooks()})
-	hs, ok := e.Engine.(server.Historian)
-	if !ok {
-		return
-	}
-	ctx := context.Background()
-	appendTo := func(ch string) {
-		t.Helper()
-		if err := hs.AppendHistory(ctx, ch, []byte(ch), 5); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, ch := range []string{"/h/0", "/h/1", "/h/2"} {
-		appendTo(ch)
-	}
-	if _, err := hs.History(ctx, "/h/0", 5); err != nil { // /h/1 is now the least recently used
-		t.Fatal(err)
-	}
-	appendTo("/h/3")
-	appendTo("/h/2")
-	appendTo("/h/4") // forgets /h/0
-	for _, tc := range []struct {
-		ch   string
-		want int
-	}{{"/h/0", 0}, {"/h/1", 0}, {"/h/2", 2}, {"/h/3", 1}, {"/h/4", 1}} {
-		if h, err := hs.History(ctx, tc.ch, 5); err != nil || len(h) != tc.want {
-			t.Errorf("History(%s) = %q, %v; want %d entries", tc.ch, h, err, tc.want)
-		}
-	}
-	if n := drops.Get(server.DropHistory); n != 2 {
-		t.Errorf("Dropped hook reported %d for %s, want 2", n, server.DropHistory)
 	}
 }

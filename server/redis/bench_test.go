@@ -66,19 +66,37 @@ func fanoutBench(b *testing.B, subs int) (a, pub testEngine, ids []string) {
 // node got and the CPU redis-server used: none of them depends on the
 // number of subscribers.
 func BenchmarkRedisPublish(b *testing.B) {
-	for _, subs := range []int{1, 50, 500} {
-		b.Run(fmt.Sprintf("subs=%d", subs), func(b *testing.B) {
+	for _, tc := range []struct {
+		subs    int
+		history bool
+	}{{1, false}, {50, false}, {500, false}, {50, true}} {
+		name := fmt.Sprintf("subs=%d", tc.subs)
+		if tc.history {
+			name += ",history" // kept in the channel's history stream too
+		}
+		subs := tc.subs
+		b.Run(name, func(b *testing.B) {
 			a, pub, _ := fanoutBench(b, subs)
 			ctx := context.Background()
-			p := testPayload("/bench/room", 1)
-			if _, err := pub.Publish(ctx, p); err != nil { // the script is loaded
+			payload := func() *server.Payload {
+				p := testPayload("/bench/room", 1)
+				if tc.history {
+					p.History = &server.HistoryPolicy{MaxLen: 1000}
+				}
+				return p
+			}
+			if _, err := pub.Publish(ctx, payload()); err != nil { // the script is loaded
 				b.Fatal(err)
 			}
 			rt, notices := pub.Stats().RoundTrips, a.Stats().Notices
 			cpu := redisCPU(b, pub.Client())
+			p := payload()
 			b.ReportAllocs()
 			b.ResetTimer()
 			for range b.N {
+				if tc.history {
+					p = payload() // a kept message is given its position
+				}
 				if n, err := pub.Publish(ctx, p); err != nil || n != subs {
 					b.Fatalf("Publish = %d, %v", n, err)
 				}

@@ -73,6 +73,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -581,6 +582,12 @@ func (e *Engine) Subscribe(ctx context.Context, id, pattern string, limit int) e
 	if err != nil {
 		return e.fail("subscribe", err)
 	}
+	return e.subscribeAt(ctx, id, pattern, cur, limit)
+}
+
+// subscribeAt records session id's subscription to pattern, whose stream
+// it joined at cursor cur, and tells the node that takes for it.
+func (e *Engine) subscribeAt(ctx context.Context, id, pattern, cur string, limit int) error {
 	n, err := subscribeScript.Run(ctx, e.client, []string{e.k.sess(id), e.k.subs(id)},
 		pattern, cur, limit, e.opts.NodeID, e.k.nodeChan(), id).Int()
 	if err != nil || n < 0 {
@@ -641,7 +648,10 @@ func (e *Engine) Publish(ctx context.Context, p *server.Payload) (int, error) {
 }
 
 // PublishBatch implements server.BatchPublisher: the messages go to Redis
-// in one pipeline, in order.
+// in one pipeline, in order. On Redis Cluster a message kept in a history
+// goes on its own: the script on its channel's shard gives it its
+// position, then the other shards get it with that position (two round
+// trips), so a batch holding one is published message by message.
 func (e *Engine) PublishBatch(ctx context.Context, ps []*server.Payload) ([]int, []error) {
 	ns, errs := make([]int, len(ps)), make([]error, len(ps))
 	if e.closed.Load() {
@@ -650,17 +660,35 @@ func (e *Engine) PublishBatch(ctx context.Context, ps []*server.Payload) ([]int,
 		}
 		return ns, errs
 	}
+	if e.cluster && len(ps) > 1 && slices.ContainsFunc(ps, func(p *server.Payload) bool { return p.History != nil }) {
+		for i, p := range ps {
+			n, err := e.PublishBatch(ctx, []*server.Payload{p})
+			ns[i], errs[i] = n[0], err[0]
+		}
+		return ns, errs
+	}
 	pubs := make([]*publication, len(ps))
 	var calls []*call
 	for i, p := range ps {
-		pubs[i] = e.publication(p)
-		calls = append(calls, pubs[i].calls...)
+		pub, err := e.publication(p)
+		if err != nil {
+			errs[i] = err
+			continue
+		}
+		pubs[i] = pub
+		calls = append(calls, pub.calls...)
+		if pub.use != nil {
+			calls = append(calls, pub.use)
+		}
 	}
 	_ = e.run(ctx, calls...) // each call's own error is its publication's
 	queued := int64(-1)
 	var sizes []any
 	for i, pub := range pubs {
-		ns[i], errs[i] = pub.done(e, &queued, &sizes)
+		if pub == nil {
+			continue
+		}
+		ns[i], errs[i] = pub.done(ctx, e, &queued, &sizes)
 	}
 	e.account(ctx, queued, sizes...)
 	return ns, errs
@@ -672,46 +700,115 @@ type publication struct {
 	names []string // the channel and its wildcard patterns
 	mid   string
 	calls []*call
+	// later are the patterns a message kept in a history goes to once it
+	// has its position (Redis Cluster); use marks its history used.
+	later []string
+	use   *call
 }
 
-func (e *Engine) publication(p *server.Payload) *publication {
+func (e *Engine) publication(p *server.Payload) (*publication, error) {
 	names := protocol.Wilds([]string{p.Channel}, p.Channel)
 	pub := &publication{p: p, names: names, mid: e.mid()}
 	data := encodeEntry(p)
 	b := e.opts.Budgets
 	head := []any{pub.mid, data, len(p.JSON), b.MaxQueue, b.MaxQueueBytes, slack(int64(b.MaxQueue)), slack(b.MaxQueueBytes)}
+	var hist []any // the history arguments of a kept message
+	if p.History != nil {
+		m, err := p.Message()
+		if err != nil {
+			return nil, err
+		}
+		cut, pre := 1, `,"ext":{"pos":"`
+		if len(m.Ext) > 0 {
+			cut, pre = 2, `,"pos":"`
+		}
+		hist = []any{cut, pre, len(data) - len(p.JSON), server.NewEpoch(), p.History.MaxLen, p.History.MaxBytes, p.History.MaxAge.Milliseconds()}
+		pub.use = newCall(historyUseScript, []string{e.k.histIndex(), e.k.histSeq()}, p.Channel, e.opts.MaxHistoryChannels, "add")
+	}
 	if !e.cluster {
-		keys := make([]string, 0, 3*len(names)+2)
-		args := append(make([]any, 0, 8+len(names)), len(names))
+		keys := make([]string, 0, 3*len(names)+4)
+		args := append(make([]any, 0, 8+len(names)+len(hist)), len(names))
 		args = append(args, head...)
 		for _, n := range names {
 			keys = append(keys, e.streamKeys(n)...)
 			args = append(args, e.k.notice(n))
 		}
+		if hist != nil {
+			keys = append(keys, e.k.hist(p.Channel), e.k.histMeta(p.Channel))
+			args = append(args, hist...)
+		}
 		if b.MaxQueuedBytes > 0 {
 			keys = append(keys, e.k.total(), e.k.sizes())
 		}
 		pub.calls = []*call{newCall(publishScript, keys, args...)}
-		return pub
+		return pub, nil
 	}
-	pub.calls = make([]*call, len(names))
+	if hist != nil {
+		// The channel's shard first; the patterns' once it is done.
+		args := append([]any{1}, head...)
+		args = append(append(args, e.k.notice(p.Channel)), hist...)
+		keys := append(e.streamKeys(p.Channel), e.k.hist(p.Channel), e.k.histMeta(p.Channel))
+		pub.calls = []*call{newCall(publishScript, keys, args...)}
+		pub.later = names[1:]
+		pub.names = names[:1]
+		return pub, nil
+	}
+	pub.calls = e.streamCalls(names, head)
+	return pub, nil
+}
+
+// streamCalls are the publish scripts of a message (head: its arguments)
+// to the streams of names, one each (Redis Cluster).
+func (e *Engine) streamCalls(names []string, head []any) []*call {
+	calls := make([]*call, len(names))
 	for i, n := range names {
 		args := append([]any{1}, head...)
-		pub.calls[i] = newCall(publishScript, e.streamKeys(n), append(args, e.k.notice(n))...)
+		calls[i] = newCall(publishScript, e.streamKeys(n), append(args, e.k.notice(n))...)
 	}
-	return pub
+	return calls
 }
 
 // done reads the publication's results: the subscribers reached; the
-// entries go into this node's windows at once (a take here right after
-// the publish sees them, not only when the notices come back); the
-// streams' sizes are collected for the accounting of all queues.
-func (pub *publication) done(e *Engine, queued *int64, sizes *[]any) (int, error) {
+// position of a kept message, which goes into its delivery (and to the
+// patterns' shards, on Redis Cluster); the entries go into this node's
+// windows at once (a take here right after the publish sees them, not
+// only when the notices come back); the streams' sizes are collected for
+// the accounting of all queues.
+func (pub *publication) done(ctx context.Context, e *Engine, queued *int64, sizes *[]any) (int, error) {
+	if pub.p.History != nil {
+		v, err := pub.calls[0].cmd.Slice()
+		if err != nil || len(v) < 3 {
+			if err == nil {
+				err = errShortReply
+			}
+			return 0, e.fail("publish", err)
+		}
+		s, _ := v[2].(string)
+		pos, err := protocol.ParsePosition(s)
+		if err != nil {
+			return 0, e.fail("publish", fmt.Errorf("history position %q: %w", s, err))
+		}
+		if err := pub.p.SetPosition(pos); err != nil {
+			return 0, err
+		}
+		if pub.use != nil {
+			e.forgetHistories(ctx, pub.use)
+		}
+		if len(pub.later) > 0 {
+			b := e.opts.Budgets
+			head := []any{pub.mid, encodeEntry(pub.p), len(pub.p.JSON), b.MaxQueue, b.MaxQueueBytes, slack(int64(b.MaxQueue)), slack(b.MaxQueueBytes)}
+			later := e.streamCalls(pub.later, head)
+			_ = e.run(ctx, later...)
+			pub.calls = append(pub.calls, later...)
+			pub.names = append(pub.names, pub.later...)
+			pub.later = nil
+		}
+	}
 	total := 0
 	var firstErr error
 	for i, c := range pub.calls {
 		v, err := c.cmd.Slice()
-		if err != nil || len(v) < 2 {
+		if err != nil || len(v) < 3 {
 			if err != nil && firstErr == nil {
 				firstErr = e.fail("publish", err)
 			}
@@ -723,7 +820,7 @@ func (pub *publication) done(e *Engine, queued *int64, sizes *[]any) (int, error
 		if t >= 0 {
 			*queued = t
 		}
-		for j := 2; j+4 < len(v); j += 5 {
+		for j := 3; j+4 < len(v); j += 5 {
 			k, _ := v[j].(int64)
 			seq, _ := v[j+1].(int64)
 			id, _ := v[j+2].(string)
@@ -939,63 +1036,112 @@ func (e *Engine) Subscribers(ctx context.Context, channel string) ([]*server.Ses
 	return e.infos(ctx, ids)
 }
 
-// AppendHistory implements server.Historian. The history of at most
-// Budgets.MaxHistoryChannels channels is kept: appending to one more
-// forgets the least recently used.
-func (e *Engine) AppendHistory(ctx context.Context, channel string, msg []byte, maxLen int) error {
-	if maxLen <= 0 {
-		return nil
+// forgetHistories reads the result of a history use (historyUseScript):
+// the histories beyond Budgets.MaxHistoryChannels are deleted and
+// reported.
+func (e *Engine) forgetHistories(ctx context.Context, use *call) {
+	old, err := use.cmd.StringSlice()
+	if err != nil || len(old) == 0 {
+		return
 	}
-	if err := historyScript.Run(ctx, e.client, []string{e.k.hist(channel)}, msg, maxLen).Err(); err != nil {
-		return e.fail("append history", err)
-	}
-	return e.useHistory(ctx, channel, "add")
-}
-
-// useHistory marks channel's history used and forgets the least recently
-// used ones beyond Budgets.MaxHistoryChannels.
-func (e *Engine) useHistory(ctx context.Context, channel, how string) error {
-	old, err := historyUseScript.Run(ctx, e.client, []string{e.k.histIndex(), e.k.histSeq()},
-		channel, e.opts.MaxHistoryChannels, how).StringSlice()
-	if err != nil {
-		return e.fail("history", err)
-	}
-	if len(old) == 0 {
-		return nil
-	}
+	ctx = context.WithoutCancel(ctx)
 	pipe := e.client.Pipeline()
 	for _, ch := range old {
-		pipe.Del(ctx, e.k.hist(ch))
+		pipe.Del(ctx, e.k.hist(ch), e.k.histMeta(ch))
 	}
 	if _, err := pipe.Exec(ctx); err != nil {
-		return e.fail("forget history", err)
+		e.log.Warn("forgetting histories failed", "err", err)
 	}
 	if e.hooks.Dropped != nil {
 		e.hooks.Dropped(server.DropHistory, len(old))
 	}
-	return nil
+}
+
+// SubscribeHistory implements server.Historian: the session joins the
+// stream and learns the history's newest position in one script (the
+// channel's slot holds both), then its subscription is recorded.
+func (e *Engine) SubscribeHistory(ctx context.Context, id, channel string, limit int) (protocol.Position, error) {
+	if e.closed.Load() {
+		return protocol.Position{}, server.ErrEngineClosed
+	}
+	v, err := joinHistoryScript.Run(ctx, e.client, append(e.streamKeys(channel), e.k.histMeta(channel)), id).StringSlice()
+	if err != nil || len(v) != 2 {
+		if err == nil {
+			err = errShortReply
+		}
+		return protocol.Position{}, e.fail("subscribe", err)
+	}
+	var top protocol.Position
+	if v[1] != "" {
+		if top, err = protocol.ParsePosition(v[1]); err != nil {
+			return protocol.Position{}, e.fail("subscribe", err)
+		}
+	}
+	return top, e.subscribeAt(ctx, id, channel, v[0], limit)
 }
 
 // History implements server.Historian.
-func (e *Engine) History(ctx context.Context, channel string, n int) ([][]byte, error) {
-	start := int64(0)
-	if n > 0 {
-		start = int64(-n)
+func (e *Engine) History(ctx context.Context, channel string, q server.HistoryQuery) (server.HistoryPage, error) {
+	if e.closed.Load() {
+		return server.HistoryPage{}, server.ErrEngineClosed
 	}
-	v, err := e.client.LRange(ctx, e.k.hist(channel), start, -1).Result()
+	limit := max(q.Limit, 1)
+	mode, off := "newest", uint64(0)
+	switch {
+	case q.Since != nil:
+		mode, off = "since", q.Since.Offset
+	case q.Before != nil:
+		mode, off = "before", q.Before.Offset
+	}
+	use := newCall(historyUseScript, []string{e.k.histIndex(), e.k.histSeq()}, channel, e.opts.MaxHistoryChannels, "read")
+	read := newCall(historyReadScript, []string{e.k.hist(channel), e.k.histMeta(channel)}, mode, off, limit+1, q.MaxAge.Milliseconds())
+	if err := e.run(ctx, read, use); err != nil && !errors.Is(err, goredis.Nil) {
+		return server.HistoryPage{}, e.fail("history", err)
+	}
+	e.forgetHistories(ctx, use)
+	v, err := read.cmd.StringSlice()
 	if err != nil {
-		return nil, e.fail("history", err)
+		return server.HistoryPage{}, e.fail("history", err)
 	}
-	if len(v) > 0 {
-		if err := e.useHistory(ctx, channel, "read"); err != nil {
-			return nil, err
+	var pg server.HistoryPage
+	if len(v) < 3 {
+		pg.Lost = q.Since != nil && q.Since.Epoch != ""
+		return pg, nil
+	}
+	epoch := v[0]
+	last, err1 := strconv.ParseUint(v[1], 10, 64)
+	dropped, err2 := strconv.ParseUint(v[2], 10, 64)
+	if err1 != nil || err2 != nil {
+		return pg, errBadEntry
+	}
+	pg.Top = protocol.Position{Epoch: epoch, Offset: last}
+	if q.Since != nil {
+		if (q.Since.Epoch != "" && q.Since.Epoch != epoch) || q.Since.Offset < dropped {
+			pg.Lost = true
+			return pg, nil
 		}
+	} else if q.Before != nil && q.Before.Epoch != epoch {
+		return pg, nil
 	}
-	out := make([][]byte, len(v))
-	for i, s := range v {
-		out[i] = []byte(s)
+	size := int64(0)
+	for i := 3; i+1 < len(v); i += 2 {
+		sz := int64(len(v[i+1]))
+		if len(pg.Messages) >= limit || (len(pg.Messages) > 0 && q.MaxBytes > 0 && size+sz > q.MaxBytes) {
+			pg.More = true
+			break
+		}
+		off, err := strconv.ParseUint(v[i], 10, 64)
+		if err != nil {
+			return pg, errBadEntry
+		}
+		size += sz
+		pg.Messages = append(pg.Messages, &server.Payload{Channel: channel, JSON: []byte(v[i+1]),
+			Pos: protocol.Position{Epoch: epoch, Offset: off}})
 	}
-	return out, nil
+	if q.Since == nil {
+		slices.Reverse(pg.Messages) // read newest first
+	}
+	return pg, nil
 }
 
 func (e *Engine) forgetLocal(id string) {

@@ -30,7 +30,13 @@ import goredis "github.com/redis/go-redis/v9"
 //	                      MaxQueueBytes (give or take 1/16), never less than
 //	                      the newest; it exists only while NAME has
 //	                      subscribers
-//	P{c:NAME}:h    list   chat history (Historian)
+//	P{c:NAME}:hx   stream NAME's history (Historian): entry id 0-OFFSET,
+//	                      fields t (Redis-clock ms), d (the delivery, with
+//	                      its ext.pos); kept by the channel's policy
+//	                      (messages, bytes, age), whatever its subscribers
+//	P{c:NAME}:hm   hash   e (the history's epoch), o (its last offset), d
+//	                      (the last offset the retention removed), b
+//	                      (bytes in it)
 //	P{i}:sessions  zset   session ids by expiry (Redis-clock ms, +inf):
 //	                      where the sweepers look; each session's exp decides
 //	P{q}:total     string bytes in all streams and direct queues
@@ -51,10 +57,11 @@ func (k keys) sess(id string) string  { return k.p + "{s:" + id + "}" }
 func (k keys) subs(id string) string  { return k.p + "{s:" + id + "}:subs" }
 func (k keys) queue(id string) string { return k.p + "{s:" + id + "}:q" }
 
-func (k keys) members(name string) string { return k.p + "{c:" + name + "}:m" }
-func (k keys) seq(name string) string     { return k.p + "{c:" + name + "}:n" }
-func (k keys) stream(name string) string  { return k.p + "{c:" + name + "}:x" }
-func (k keys) hist(name string) string    { return k.p + "{c:" + name + "}:h" }
+func (k keys) members(name string) string  { return k.p + "{c:" + name + "}:m" }
+func (k keys) seq(name string) string      { return k.p + "{c:" + name + "}:n" }
+func (k keys) stream(name string) string   { return k.p + "{c:" + name + "}:x" }
+func (k keys) hist(name string) string     { return k.p + "{c:" + name + "}:hx" }
+func (k keys) histMeta(name string) string { return k.p + "{c:" + name + "}:hm" }
 
 func (k keys) index() string { return k.p + "{i}:sessions" }
 
@@ -138,6 +145,67 @@ local function trim(x, mk, max, maxBytes, rb)
 end
 `
 
+// luaHistory appends to and trims histories: happend(hx, hm, data, cut,
+// pre, jstart, epoch, maxLen, maxBytes, maxAge) gives the delivery in
+// data (entry data whose JSON starts after jstart bytes) the next
+// position of the history (hx, hm; a new one gets epoch), writes it into
+// the delivery (data without its last cut bytes, then pre, the position
+// and '"}}': as server.WithPosition does), appends the delivery and
+// trims the history; it returns the new data and the position.
+// htrim(hx, hm, maxLen, maxBytes, cut, b) removes the oldest entries
+// beyond maxLen and maxBytes (never the newest) and stored before cut
+// (Redis ms; 0: none), records the last offset removed and the bytes, and
+// returns the bytes.
+const luaHistory = `
+local function hfield(fields, name)
+  for i = 1, #fields, 2 do
+    if fields[i] == name then return fields[i + 1] end
+  end
+  return nil
+end
+local function htrim(hx, hm, maxLen, maxBytes, cut, b)
+  local len = redis.call('XLEN', hx)
+  local last = nil
+  while len > 0 do
+    local want = 16
+    if maxLen > 0 and len > maxLen then want = math.min(16, len - maxLen) elseif maxLen > 0 then want = 1 end
+    local es = redis.call('XRANGE', hx, '-', '+', 'COUNT', want)
+    local ids, done = {}, false
+    for i = 1, #es do
+      local over = (maxLen > 0 and len > maxLen) or (maxBytes > 0 and b > maxBytes and len > 1)
+      if not over and cut > 0 then over = tonumber(hfield(es[i][2], 't') or '0') < cut end
+      if not over then done = true break end
+      ids[#ids + 1] = es[i][1]
+      b = b - #(hfield(es[i][2], 'd') or '')
+      len = len - 1
+      last = es[i][1]
+    end
+    if #ids > 0 then redis.call('XDEL', hx, unpack(ids)) end
+    if done or #es == 0 then break end
+    if cut == 0 and not ((maxLen > 0 and len > maxLen) or (maxBytes > 0 and b > maxBytes and len > 1)) then break end
+  end
+  if last then
+    redis.call('HSET', hm, 'd', string.sub(last, 3), 'b', b)
+  end
+  return b
+end
+local function happend(hx, hm, data, cut, pre, jstart, epoch, maxLen, maxBytes, maxAge)
+  if redis.call('HSETNX', hm, 'e', epoch) == 1 then redis.call('DEL', hx) end
+  epoch = redis.call('HGET', hm, 'e')
+  local off = redis.call('HINCRBY', hm, 'o', 1)
+  local pos = epoch .. ':' .. off
+  data = string.sub(data, 1, #data - cut) .. pre .. pos .. '"}}'
+  local json = string.sub(data, jstart + 1)
+  local now = nowms()
+  redis.call('XADD', hx, '0-' .. off, 't', now, 'd', json)
+  local b = redis.call('HINCRBY', hm, 'b', #json)
+  local c = 0
+  if maxAge > 0 then c = now - maxAge end
+  htrim(hx, hm, maxLen, maxBytes, c, b)
+  return data, pos
+end
+`
+
 // luaDirect trims a session's direct queue: dtrim(sk, qk, len, qb, dh,
 // max, maxBytes, rb) pops the oldest items beyond max items and maxBytes
 // bytes (never the newest), counts them for the session (dl, or rb for
@@ -164,25 +232,40 @@ end
 
 // publishScript: KEYS are, for each of the ns streams the message goes to
 // (the channel's and its wildcard patterns'), its members, meta and
-// stream keys, then (on a single Redis) the accounting keys. ARGV: ns,
-// message id, data, its size, max entries, max bytes, the slack allowed
-// over each before trimming, then the notice channel of each stream. A
-// stream without subscribers is left alone. Returns {the subscribers of
-// all the streams added to (a session subscribed through several matching
-// patterns counts once per pattern), the total of all queues (-1: not
-// accounted here; -2: accounted here, not this time), then for each
-// stream added to its index (from 0), the entry's sequence number, id,
-// time and the stream's bytes}. A stream's length is checked, and its
-// bytes accounted, every half slack messages (and when its bytes go over).
-var publishScript = goredis.NewScript(luaClock + luaAccount + luaTrim + `
-local ns, size, max, maxBytes = tonumber(ARGV[1]), tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+// stream keys, then, when the message is kept, the channel's history and
+// history meta keys, then (on a single Redis) the accounting keys. ARGV:
+// ns, message id, data, its size, max entries, max bytes, the slack
+// allowed over each before trimming, then the notice channel of each
+// stream, then for a kept message (else nothing) its history arguments:
+// cut, pre, jstart, a new epoch, max messages, max bytes, max age ms (see
+// happend). A stream without subscribers is left alone. Returns {the
+// subscribers of all the streams added to (a session subscribed through
+// several matching patterns counts once per pattern), the total of all
+// queues (-1: not accounted here; -2: accounted here, not this time), the
+// message's position ("": not kept), then for each stream added to its
+// index (from 0), the entry's sequence number, id, time and the stream's
+// bytes}. A stream's length is checked, and its bytes accounted, every
+// half slack messages (and when its bytes go over).
+var publishScript = goredis.NewScript(luaClock + luaAccount + luaTrim + luaHistory + `
+local ns, max, maxBytes = tonumber(ARGV[1]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local data, size = ARGV[3], tonumber(ARGV[4])
 local sl, sb = tonumber(ARGV[7]), tonumber(ARGV[8])
 -- The length is checked every ck messages (trimmed when over by more
 -- than ck, so it stays within sl over) and the accounting of all queues
 -- follows the stream then: a few calls fewer per publish.
 local ck = math.max(math.floor(sl / 2), 1)
-local acct = #KEYS > 3 * ns
-local out = {0, -1}
+local h = 9 + ns
+local nk = 3 * ns
+local out = {0, -1, ''}
+if #ARGV >= h + 6 then
+  local pos
+  data, pos = happend(KEYS[nk + 1], KEYS[nk + 2], data, tonumber(ARGV[h]), ARGV[h + 1], tonumber(ARGV[h + 2]),
+    ARGV[h + 3], tonumber(ARGV[h + 4]), tonumber(ARGV[h + 5]), tonumber(ARGV[h + 6]))
+  size = #data - tonumber(ARGV[h + 2])
+  out[3] = pos
+  nk = nk + 2
+end
+local acct = #KEYS > nk
 if acct then out[2] = -2 end
 for i = 0, ns - 1 do
   local c = redis.call('SCARD', KEYS[3 * i + 1])
@@ -190,15 +273,15 @@ for i = 0, ns - 1 do
     local mk, x = KEYS[3 * i + 2], KEYS[3 * i + 3]
     local seq = redis.call('HINCRBY', mk, 'n', 1)
     local t = nowus()
-    local id = redis.call('XADD', x, '*', 'n', seq, 'm', ARGV[2], 'd', ARGV[3], 't', t, 's', size)
+    local id = redis.call('XADD', x, '*', 'n', seq, 'm', ARGV[2], 'd', data, 't', t, 's', size)
     local b = redis.call('HINCRBY', mk, 'b', size)
     local due = seq % ck == 0
     if (due and max > 0 and redis.call('XLEN', x) > max + ck) or (maxBytes > 0 and b > maxBytes + sb) then
       b = trim(x, mk, max, maxBytes, 'b')
       due = true
     end
-    redis.call('PUBLISH', ARGV[9 + i], seq .. '|' .. id .. '|' .. ARGV[2] .. '|' .. t .. '|' .. ARGV[3])
-    if acct and due then out[2] = account(KEYS[3 * ns + 1], KEYS[3 * ns + 2], x, b) end
+    redis.call('PUBLISH', ARGV[9 + i], seq .. '|' .. id .. '|' .. ARGV[2] .. '|' .. t .. '|' .. data)
+    if acct and due then out[2] = account(KEYS[nk + 1], KEYS[nk + 2], x, b) end
     out[1] = out[1] + c
     out[#out + 1] = i
     out[#out + 1] = seq
@@ -269,14 +352,70 @@ return qb
 // joinScript: KEYS: members, meta, stream of a subscription's stream;
 // ARGV: session id. Adds the session to the members (so that publishes
 // from now on are added to the stream) and returns the stream's current
-// end as a cursor "SEQ:ID": the subscription starts after it.
-var joinScript = goredis.NewScript(`
-redis.call('SADD', KEYS[1], ARGV[1])
-local n = redis.call('HGET', KEYS[2], 'n') or '0'
-local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
-local id = '0-0'
-if #last > 0 then id = last[1][1] end
-return n .. ':' .. id
+// end as a cursor "SEQ:ID": the subscription starts after it. For an
+// empty stream (a new one: the last subscriber's leaving deleted the
+// previous, whose sequence numbers start again) the cursor's id is just
+// before Redis's clock, so that a node's window of the previous stream is
+// not taken for this one (see stream.after).
+var joinScript = goredis.NewScript(luaClock + luaJoin + `
+return join()
+`)
+
+// luaJoin is the body of the join scripts.
+const luaJoin = `
+local function join()
+  redis.call('SADD', KEYS[1], ARGV[1])
+  local n = redis.call('HGET', KEYS[2], 'n') or '0'
+  local last = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)
+  if #last > 0 then return n .. ':' .. last[1][1] end
+  return n .. ':' .. (nowms() - 1) .. '-18446744073709551615'
+end
+`
+
+// joinHistoryScript is joinScript for a channel with history (KEYS: the
+// same, then the history meta): it also returns the history's newest
+// position "EPOCH:OFFSET" ("" when it has none), as {cursor, position}.
+// Publishing adds to the history and the stream in one script, so every
+// message after that position is after the cursor.
+var joinHistoryScript = goredis.NewScript(luaClock + luaJoin + `
+local cur = join()
+local h = redis.call('HMGET', KEYS[4], 'e', 'o')
+local pos = ''
+if h[1] then pos = h[1] .. ':' .. (h[2] or '0') end
+return {cur, pos}
+`)
+
+// historyReadScript: KEYS: history, history meta; ARGV: mode ("since",
+// "before" or "newest"), offset, count, max age ms (0: none). Removes the
+// entries past the age, then returns {epoch, last offset, last offset
+// removed, then up to count entries as offset, delivery pairs: after
+// offset oldest first ("since"), before offset newest first ("before"),
+// or the newest first}, or {} when there is no history.
+var historyReadScript = goredis.NewScript(luaClock + luaHistory + `
+local h = redis.call('HMGET', KEYS[2], 'e', 'o', 'd', 'b')
+if not h[1] then return {} end
+local maxAge = tonumber(ARGV[4])
+local dropped = h[3] or '0'
+if maxAge > 0 then
+  htrim(KEYS[1], KEYS[2], 0, 0, nowms() - maxAge, tonumber(h[4] or '0'))
+  dropped = redis.call('HGET', KEYS[2], 'd') or '0'
+end
+local es
+local n = tonumber(ARGV[3])
+if ARGV[1] == 'since' then
+  es = redis.call('XRANGE', KEYS[1], '(0-' .. ARGV[2], '+', 'COUNT', n)
+elseif ARGV[1] == 'before' then
+  es = {}
+  if ARGV[2] ~= '0' then es = redis.call('XREVRANGE', KEYS[1], '(0-' .. ARGV[2], '-', 'COUNT', n) end
+else
+  es = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', n)
+end
+local out = {h[1], h[2] or '0', dropped}
+for i = 1, #es do
+  out[#out + 1] = string.sub(es[i][1], 3)
+  out[#out + 1] = hfield(es[i][2], 'd') or ''
+end
+return out
 `)
 
 // leaveScript: KEYS: members, meta, stream; ARGV: session id. Removes the
@@ -501,13 +640,6 @@ if ARGV[1] == 'all' then return {1, redis.call('HGETALL', KEYS[2])} end
 return {1, redis.call('HKEYS', KEYS[2])}
 `)
 
-// historyScript: KEYS: history list; ARGV: entry, max. RPUSH and LTRIM.
-var historyScript = goredis.NewScript(`
-redis.call('RPUSH', KEYS[1], ARGV[1])
-redis.call('LTRIM', KEYS[1], -tonumber(ARGV[2]), -1)
-return 0
-`)
-
 // historyUseScript: KEYS: history index, its counter; ARGV: channel, max
 // channels (0: no limit), "add" (appended to) or "read". Marks the
 // channel the most recently used (a read only if it has a history) and
@@ -533,4 +665,4 @@ return old
 var scripts = []*goredis.Script{publishScript, accountScript, shedScript, trimStreamScript, trimDirectScript,
 	joinScript, leaveScript, createScript, indexScript, touchScript, destroyScript, expireScript, sweepScript,
 	claimScript, directScript, commitScript, deliverScript, subscribeScript, unsubscribeScript,
-	subscriptionsScript, historyScript, historyUseScript}
+	subscriptionsScript, joinHistoryScript, historyReadScript, historyUseScript}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
+	"github.com/bayeux-go/bayeux/server/enginetest"
 )
 
 // node is a Server on a Redis engine behind an httptest.Server.
@@ -299,4 +300,46 @@ func TestBatchedPublishes(t *testing.T) {
 	if rt > 10 {
 		t.Errorf("%d round trips for a request of %d publishes and a connect", rt, k)
 	}
+}
+
+// serverHistory runs the history and presence scenarios on a server on
+// the Redis at url.
+func serverHistory(t *testing.T, url func(testing.TB) string) {
+	enginetest.RunServer(t, func(t *testing.T, opts server.Options) (*server.Server, string) {
+		eng, err := New(Options{URL: url(t), Prefix: testPrefix(t), SweepInterval: 50 * time.Millisecond,
+			Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts.Engine = eng
+		opts.Logger = slog.New(slog.DiscardHandler)
+		srv, err := server.New(opts) // starts eng
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs := httptest.NewServer(srv.Handler("/cometd"))
+		t.Cleanup(func() {
+			srv.BeginShutdown()
+			hs.Close()
+			ctx, cancel := context.WithTimeout(context.Background(), hWait)
+			defer cancel()
+			if err := srv.Shutdown(ctx); err != nil {
+				t.Errorf("Shutdown: %v", err)
+			}
+		})
+		return srv, hs.URL + "/cometd"
+	})
+}
+
+// TestServerHistory runs the history and presence scenarios on one
+// redis-server.
+func TestServerHistory(t *testing.T) {
+	t.Parallel()
+	serverHistory(t, func(t testing.TB) string { return sharedRedis(t).URL })
+}
+
+// TestServerHistoryCluster runs them on a Redis Cluster of three masters.
+func TestServerHistoryCluster(t *testing.T) {
+	t.Parallel()
+	serverHistory(t, func(t testing.TB) string { return sharedCluster(t).URL })
 }

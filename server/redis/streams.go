@@ -128,7 +128,14 @@ func (st *stream) after(c cursor) ([]*entry, bool) {
 	if c.seq >= last {
 		return nil, true
 	}
-	return st.win[c.seq-st.start : len(st.win) : len(st.win)], true
+	es := st.win[c.seq-st.start : len(st.win) : len(st.win)]
+	if !newerID(es[0].id, c.id) {
+		// The window is of an earlier life of the stream (deleted when its
+		// last subscriber left, its sequence numbers started again): the
+		// caller reads the stream.
+		return nil, false
+	}
+	return es, true
 }
 
 // notice adds an entry from the stream's notice channel.

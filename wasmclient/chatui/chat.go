@@ -322,7 +322,7 @@ func (c *Chat) events(ctx app.Context, gen int) events {
 				}
 			})
 		},
-		history: func(room string, msgs []Message, members []string) {
+		history: func(room string, msgs []Message, older, more bool) {
 			ctx.Dispatch(func(ctx app.Context) {
 				if gen != c.gen {
 					return
@@ -331,13 +331,23 @@ func (c *Chat) events(ctx app.Context, gen int) events {
 				if st == nil {
 					return
 				}
+				if older {
+					anchor := fromBottom()
+					st.addOlder(msgs, more)
+					if room == c.room {
+						keepFromBottom(ctx, anchor)
+					}
+					return
+				}
 				follow := room == c.room && (!st.loaded || atBottom())
+				if !st.loaded || len(st.msgs) == 0 {
+					st.more = more
+				}
 				st.add(msgs...)
-				st.setMembers(members)
 				// What a room held when it was joined counts as seen;
 				// a room restored from the last visit, or one that
-				// fetches its history again after a reconnect, counts
-				// what came since.
+				// fetches its history again after a gap, counts what
+				// came since.
 				if room == c.room || (!st.loaded && !st.restored) {
 					if st.markSeen() {
 						c.saveRooms()
@@ -791,9 +801,24 @@ func (c *Chat) renderMessages(st *roomState, now time.Time) app.UI {
 		DataSet("testid", "chat-messages").
 		Aria("live", "polite").
 		Aria("relevant", "additions").
+		OnScroll(c.onScroll).
 		Body(
 			app.If(empty != "", func() app.UI {
 				return app.Li().Class("chat-empty").Text(empty)
+			}),
+			app.If(len(msgs) > 0 && st.loaded, func() app.UI {
+				if !st.more {
+					return app.Li().Class("chat-beginning").DataSet("testid", "chat-beginning").
+						Text("This is the beginning of " + st.name + ".")
+				}
+				label := "Load older messages"
+				if st.older {
+					label = "Loading older messages…"
+				}
+				return app.Li().Class("chat-older").Body(
+					app.Button().Type("button").DataSet("testid", "chat-older").Disabled(st.older).Text(label).
+						OnClick(func(ctx app.Context, e app.Event) { c.loadOlder(ctx, st.name) }),
+				)
 			}),
 			app.Range(msgs).Slice(func(i int) app.UI {
 				m := msgs[i]
@@ -855,6 +880,58 @@ func (c *Chat) renderMembers(st *roomState) app.UI {
 			}),
 		),
 	)
+}
+
+// onScroll loads older messages when the list is scrolled near its top.
+func (c *Chat) onScroll(ctx app.Context, e app.Event) {
+	if el := app.Window().GetElementByID(messagesID); el.Truthy() && el.Get("scrollTop").Float() < 80 {
+		c.loadOlder(ctx, c.room)
+	}
+}
+
+// loadOlder loads the page of room's history before its oldest message
+// shown, unless one is on its way or there is none.
+func (c *Chat) loadOlder(ctx app.Context, room string) {
+	st := c.rooms[room]
+	s := c.sess
+	if st == nil || s == nil || st.older || !st.more {
+		return
+	}
+	pos, ok := st.oldest()
+	if !ok {
+		return
+	}
+	st.older = true
+	gen := c.gen
+	ctx.Async(func() {
+		if err := s.loadOlder(room, pos); err != nil {
+			ctx.Dispatch(func(ctx app.Context) {
+				if gen == c.gen {
+					st.older = false
+				}
+			})
+		}
+	})
+}
+
+// fromBottom is how far the message list is scrolled from its end.
+func fromBottom() float64 {
+	el := app.Window().GetElementByID(messagesID)
+	if !el.Truthy() {
+		return 0
+	}
+	return el.Get("scrollHeight").Float() - el.Get("scrollTop").Float()
+}
+
+// keepFromBottom scrolls the list, after the next update, so that it is
+// d from its end again: what the user looked at stays in place when older
+// messages come in above it.
+func keepFromBottom(ctx app.Context, d float64) {
+	ctx.Defer(func(app.Context) {
+		if el := app.Window().GetElementByID(messagesID); el.Truthy() {
+			el.Set("scrollTop", el.Get("scrollHeight").Float()-d)
+		}
+	})
 }
 
 // atBottom reports whether the message list shows its end (or does not

@@ -18,8 +18,9 @@ const DefaultRoom = "demo"
 // MaxRoomLen is the longest room name, in bytes.
 const MaxRoomLen = 64
 
-// maxMessages bounds the messages kept per room; the oldest go first.
-const maxMessages = 500
+// maxMessages bounds the messages kept per room: when new ones come, the
+// oldest go first (scrolling back loads them again).
+const maxMessages = 2000
 
 // ValidRoom reports whether name can name a room: 1 to 64 ASCII letters,
 // digits and - _ . ! ~ ( ) $ @. The server accepts a few more characters
@@ -73,12 +74,15 @@ func loginURL(page, room string) string {
 }
 
 // Message is a chat message as the server delivers it on /chat/<room>.
-// The server sets User, Time (RFC 3339) and ID, whatever the sender sent.
+// The server sets User, Time (RFC 3339) and ID, whatever the sender sent;
+// Pos is the message's position in the room's history (its ext.pos; zero
+// when the server keeps no history of the room).
 type Message struct {
-	User string `json:"user"`
-	Chat string `json:"chat"`
-	Time string `json:"time"`
-	ID   string `json:"id"`
+	User string            `json:"user"`
+	Chat string            `json:"chat"`
+	Time string            `json:"time"`
+	ID   string            `json:"id"`
+	Pos  protocol.Position `json:"-"`
 }
 
 // message is a Message with its parsed time (zero if unparsable) and its
@@ -104,6 +108,9 @@ type roomState struct {
 	loaded   bool   // a history reply arrived
 	joining  bool   // subscribe/history on the way
 	err      string // why joining failed
+	// more: the server keeps messages older than those shown; older: a
+	// page of them is being loaded.
+	more, older bool
 }
 
 func newRoomState(name string) *roomState {
@@ -111,9 +118,30 @@ func newRoomState(name string) *roomState {
 }
 
 // add merges ms into the room, skipping ids already present, keeping the
-// messages in time order (arrival order among equal times) and at most
-// maxMessages of them. It returns how many were new.
+// messages in order (by position in the room's history; by time, then
+// arrival, without one) and at most maxMessages of them, the newest. It
+// returns how many were new.
 func (r *roomState) add(ms ...Message) int {
+	n := r.merge(ms)
+	if over := len(r.msgs) - maxMessages; over > 0 {
+		for _, m := range r.msgs[:over] {
+			delete(r.ids, m.ID)
+		}
+		r.msgs = slices.Delete(r.msgs, 0, over)
+		r.more = true
+	}
+	return n
+}
+
+// addOlder merges a page of older messages (scrolling back: none is
+// dropped for them) and records whether still older ones are kept.
+func (r *roomState) addOlder(ms []Message, more bool) int {
+	r.more, r.older = more, false
+	return r.merge(ms)
+}
+
+// merge adds the messages of ms not present yet, in order.
+func (r *roomState) merge(ms []Message) int {
 	n := 0
 	sorted := true
 	for _, m := range ms {
@@ -124,32 +152,42 @@ func (r *roomState) add(ms ...Message) int {
 			r.ids[m.ID] = struct{}{}
 		}
 		at, _ := time.Parse(time.RFC3339Nano, m.Time)
-		if k := len(r.msgs); k > 0 && !at.IsZero() && at.Before(r.msgs[k-1].at) {
+		msg := message{Message: m, at: at, spans: linkify(m.Chat)}
+		if k := len(r.msgs); k > 0 && before(msg, r.msgs[k-1]) {
 			sorted = false
 		}
-		r.msgs = append(r.msgs, message{Message: m, at: at, spans: linkify(m.Chat)})
+		r.msgs = append(r.msgs, msg)
 		n++
 	}
 	if !sorted {
 		slices.SortStableFunc(r.msgs, func(a, b message) int {
 			switch {
-			case a.at.IsZero() || b.at.IsZero():
-				return 0
-			case a.at.Before(b.at):
+			case before(a, b):
 				return -1
-			case b.at.Before(a.at):
+			case before(b, a):
 				return 1
 			}
 			return 0
 		})
 	}
-	if over := len(r.msgs) - maxMessages; over > 0 {
-		for _, m := range r.msgs[:over] {
-			delete(r.ids, m.ID)
-		}
-		r.msgs = slices.Delete(r.msgs, 0, over)
-	}
 	return n
+}
+
+// before orders messages: by position in the same history, else by time
+// (a message without either stays where it arrived).
+func before(a, b message) bool {
+	if a.Pos.Epoch != "" && a.Pos.Epoch == b.Pos.Epoch {
+		return a.Pos.Offset < b.Pos.Offset
+	}
+	return !a.at.IsZero() && !b.at.IsZero() && a.at.Before(b.at)
+}
+
+// oldest returns the position of the oldest message shown, if it has one.
+func (r *roomState) oldest() (protocol.Position, bool) {
+	if len(r.msgs) == 0 || r.msgs[0].Pos.Epoch == "" {
+		return protocol.Position{}, false
+	}
+	return r.msgs[0].Pos, true
 }
 
 // setMembers records the members of the room, sorted and without

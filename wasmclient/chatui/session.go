@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,13 +12,19 @@ import (
 	"github.com/bayeux-go/bayeux/wasmclient"
 )
 
-// Channels and services of the chat (see internal/chat).
+// Channels and services of the chat (see internal/chat and the server's
+// channel histories and presence).
 const (
-	roomPrefix     = "/chat/"
-	membersPrefix  = "/members/"
-	historyService = "/service/chat/history"
-	whoamiService  = "/service/chat/whoami"
+	roomPrefix      = "/chat/"
+	presencePrefix  = "/presence/chat/"
+	historyService  = "/service/history"
+	presenceService = "/service/presence"
+	whoamiService   = "/service/chat/whoami"
 )
+
+// pageSize is how many messages a room shows when it opens, and how many
+// more each scroll back loads.
+const pageSize = 50
 
 // requestTimeout bounds one subscribe, publish or service call, including
 // the time it waits for a session while the client reconnects.
@@ -27,19 +34,25 @@ const requestTimeout = 30 * time.Second
 // the client's goroutines (never the UI goroutine) and must not block;
 // the component hands them to the UI goroutine with ctx.Dispatch.
 type events struct {
-	state         func(wasmclient.StateInfo)
-	user          func(name string)
-	message       func(room string, m Message)
-	members       func(room string, members []string)
-	history       func(room string, msgs []Message, members []string)
+	state   func(wasmclient.StateInfo)
+	user    func(name string)
+	message func(room string, m Message)
+	members func(room string, members []string)
+	// history is a page of a room's history, oldest first: the newest
+	// messages (older false), or those before the oldest shown (older).
+	// more says whether older ones are kept.
+	history       func(room string, msgs []Message, older, more bool)
 	roomError     func(room string, err error)
 	loginRequired func(room string)
 }
 
 // session is the chat's use of one Bayeux client: it joins rooms
-// (presence and chat subscriptions, then history), sends messages, and
-// after every reconnection fetches the history of the joined rooms again
-// (the UI deduplicates by id) and asks who the user is.
+// (presence and chat subscriptions, then the newest page of history and
+// the members), loads older pages, sends messages, and after every
+// reconnection asks who the user is and who is in each room. What was
+// said while the client was away the client recovers by itself; when it
+// cannot (too much, or no longer kept) the room loads its newest page
+// again.
 type session struct {
 	c   *wasmclient.Client
 	ev  events
@@ -109,7 +122,7 @@ func (s *session) onState(info wasmclient.StateInfo) {
 	go func() {
 		s.whoami()
 		for _, r := range rooms {
-			s.fetchHistory(r)
+			s.fetchMembers(r) // changes while away were not seen
 		}
 	}()
 }
@@ -171,7 +184,7 @@ func (s *session) join(room string) error {
 		channel string
 		fn      func(*protocol.Message)
 	}{
-		{membersPrefix + room, func(m *protocol.Message) {
+		{presencePrefix + room, func(m *protocol.Message) {
 			var d struct {
 				Members []string `json:"members"`
 			}
@@ -180,18 +193,22 @@ func (s *session) join(room string) error {
 			}
 		}},
 		{roomPrefix + room, func(m *protocol.Message) {
-			var msg Message
-			if json.Unmarshal(m.Data, &msg) == nil {
+			if msg, ok := chatMessage(m); ok {
 				s.ev.message(room, msg)
 			}
 		}},
 	}
-	for _, l := range listeners {
+	for i, l := range listeners {
 		ctx, cancel := context.WithTimeout(s.ctx, requestTimeout)
 		sub, err := s.c.Subscribe(ctx, l.channel, l.fn)
 		cancel()
 		if err != nil {
 			return fail(err, true)
+		}
+		if i == 1 {
+			// What was said while away could not be recovered: show the
+			// newest again.
+			sub.OnGap(func() { go s.fetchHistory(room, nil) })
 		}
 		s.mu.Lock()
 		j.subs = append(j.subs, sub)
@@ -201,10 +218,21 @@ func (s *session) join(room string) error {
 			return fail(errLeft, false)
 		}
 	}
-	if err := s.fetchHistory(room); isLoginRequired(err) {
+	if err := s.fetchHistory(room, nil); isLoginRequired(err) {
 		return fail(err, false) // fetchHistory reported it
 	}
+	s.fetchMembers(room)
 	return nil
+}
+
+// chatMessage is the chat message a delivery carries, with its position.
+func chatMessage(m *protocol.Message) (Message, bool) {
+	var msg Message
+	if json.Unmarshal(m.Data, &msg) != nil {
+		return msg, false
+	}
+	msg.Pos, _ = protocol.PositionOf(m)
+	return msg, true
 }
 
 // stopped reports whether err only says that the client stopped; the
@@ -230,30 +258,70 @@ func (s *session) unsubscribe(j *joined) {
 	}
 }
 
-// fetchHistory asks for the recent messages and the members of room.
-func (s *session) fetchHistory(room string) error {
+// fetchHistory asks for a page of room's history: the newest messages,
+// or those before a position (scrolling back).
+func (s *session) fetchHistory(room string, before *protocol.Position) error {
 	ctx, cancel := context.WithTimeout(s.ctx, requestTimeout)
 	defer cancel()
-	reply, err := s.c.Call(ctx, historyService, map[string]string{"room": room})
+	req := map[string]any{"channel": roomPrefix + room, "limit": pageSize}
+	if before != nil {
+		req["before"] = before.String()
+	}
+	reply, err := s.c.Call(ctx, historyService, req)
 	if err != nil {
 		if isLoginRequired(err) {
 			s.ev.loginRequired(room)
-		} else if s.ctx.Err() == nil && !stopped(err) {
+		} else if s.ctx.Err() == nil && !stopped(err) && !noHistory(err) {
 			s.ev.roomError(room, err)
+		}
+		if noHistory(err) {
+			// The server keeps no history of rooms: an empty room.
+			s.ev.history(room, nil, before != nil, false)
+			return nil
 		}
 		return err
 	}
 	var h struct {
-		Room     string    `json:"room"`
-		Messages []Message `json:"messages"`
-		Members  []string  `json:"members"`
+		Messages []*protocol.Message `json:"messages"`
+		More     bool                `json:"more"`
 	}
 	if err := json.Unmarshal(reply.Data, &h); err != nil {
 		s.ev.roomError(room, err)
 		return err
 	}
-	s.ev.history(room, h.Messages, h.Members)
+	msgs := make([]Message, 0, len(h.Messages))
+	for _, m := range h.Messages {
+		if msg, ok := chatMessage(m); ok {
+			msgs = append(msgs, msg)
+		}
+	}
+	s.ev.history(room, msgs, before != nil, h.More)
 	return nil
+}
+
+// noHistory reports whether err says the server keeps no history of the
+// channel.
+func noHistory(err error) bool { return err != nil && strings.Contains(err.Error(), "no_history") }
+
+// fetchMembers asks who is in room.
+func (s *session) fetchMembers(room string) {
+	ctx, cancel := context.WithTimeout(s.ctx, requestTimeout)
+	defer cancel()
+	reply, err := s.c.Call(ctx, presenceService, map[string]string{"channel": roomPrefix + room})
+	if err != nil {
+		return // no presence (the status line says why when it matters)
+	}
+	var p struct {
+		Members []string `json:"members"`
+	}
+	if json.Unmarshal(reply.Data, &p) == nil && p.Members != nil {
+		s.ev.members(room, p.Members)
+	}
+}
+
+// loadOlder loads the page of room's history before pos.
+func (s *session) loadOlder(room string, pos protocol.Position) error {
+	return s.fetchHistory(room, &pos)
 }
 
 // leave unsubscribes from room. A join of the room that follows

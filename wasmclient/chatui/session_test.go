@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"slices"
@@ -34,6 +35,12 @@ type chatServer struct {
 
 func newChatServer(t *testing.T) *chatServer {
 	t.Helper()
+	return newChatServerRules(t, chat.DefaultRules())
+}
+
+// newChatServerRules is newChatServer with other channel rules.
+func newChatServerRules(t *testing.T, rules []server.ChannelRule) *chatServer {
+	t.Helper()
 	path := testutil.WriteUsers(t, "", "alice", "bob", "carol")
 	users, err := auth.OpenUsers(path)
 	if err != nil {
@@ -47,7 +54,7 @@ func newChatServer(t *testing.T) *chatServer {
 	c := chat.New(auth.NewAuthenticator(users), logins, log)
 	srv, err := server.New(server.Options{
 		Authorize:   c.Authorize,
-		OnEvent:     c.OnEvent,
+		Channels:    rules,
 		Services:    c.Services(),
 		Logger:      log,
 		PollTimeout: 2 * time.Second,
@@ -106,11 +113,15 @@ func (r *recorder) events() events {
 		roomError: func(room string, err error) {
 			r.do(func() { r.errs = append(r.errs, room+": "+err.Error()) })
 		},
-		history: func(room string, msgs []Message, members []string) {
+		history: func(room string, msgs []Message, older, more bool) {
 			r.do(func() {
 				st := r.room(room)
-				st.add(msgs...)
-				st.setMembers(members)
+				if older {
+					st.addOlder(msgs, more)
+				} else {
+					st.add(msgs...)
+					st.more = more
+				}
 				st.loaded = true
 				r.histories++
 			})
@@ -238,8 +249,8 @@ func TestSessionChat(t *testing.T) {
 }
 
 // After the server ended the session, a reconnect brings back what was
-// said meanwhile through the history, without duplicates.
-func TestSessionReconnectRefetchesHistory(t *testing.T) {
+// said meanwhile (the client recovers it), without duplicates.
+func TestSessionReconnectRecovers(t *testing.T) {
 	cs := newChatServer(t)
 	alice, bob := cs.user(t, "alice"), cs.user(t, "bob")
 	alice.start(t)
@@ -373,4 +384,101 @@ func TestSessionLeaveRejoin(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.rec.waitFor(t, "the message after rejoining", func() bool { return slices.Contains(alice.rec.texts("r1"), "bob: still there?") })
+}
+
+// Scrolling back loads older pages until the first message, without a
+// gap or a duplicate at the joins, while new messages come in.
+func TestSessionScrollBack(t *testing.T) {
+	cs := newChatServer(t)
+	alice, bob := cs.user(t, "alice"), cs.user(t, "bob")
+	bob.start(t)
+	for i := range 120 {
+		if err := bob.s.send("old", fmt.Sprintf("m%03d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alice.start(t)
+	if err := alice.s.join("old"); err != nil {
+		t.Fatal(err)
+	}
+	alice.rec.waitFor(t, "the newest page", func() bool { return alice.rec.room("old").loaded })
+	alice.rec.mu.Lock()
+	if st := alice.rec.room("old"); len(st.msgs) != pageSize || !st.more {
+		t.Fatalf("the room opens with %d messages (more %v), want the newest %d and more", len(st.msgs), st.more, pageSize)
+	}
+	alice.rec.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		for i := 120; i < 130; i++ {
+			if err := bob.s.send("old", fmt.Sprintf("m%03d", i)); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for pages := 0; ; pages++ {
+		alice.rec.mu.Lock()
+		st := alice.rec.room("old")
+		more := st.more
+		pos, ok := st.oldest()
+		alice.rec.mu.Unlock()
+		if !more {
+			break
+		}
+		if !ok || pages > 5 {
+			t.Fatalf("page %d: oldest position %v %v", pages, pos, ok)
+		}
+		if err := alice.s.loadOlder("old", pos); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for i := range 130 {
+		want = append(want, fmt.Sprintf("bob: m%03d", i))
+	}
+	alice.rec.waitFor(t, "every message once, in order", func() bool { return slices.Equal(alice.rec.texts("old"), want) })
+}
+
+// A client that missed more than a room keeps shows the room's newest
+// messages again.
+func TestSessionGapReloads(t *testing.T) {
+	cs := newChatServerRules(t, []server.ChannelRule{{Pattern: "/chat/**", History: 3, Presence: true}})
+	alice, bob := cs.user(t, "alice"), cs.user(t, "bob")
+	alice.start(t)
+	bob.start(t)
+	for _, u := range []*testUser{alice, bob} {
+		if err := u.s.join("r1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bob.s.send("r1", "before"); err != nil {
+		t.Fatal(err)
+	}
+	alice.rec.waitFor(t, "before", func() bool { return len(alice.rec.texts("r1")) == 1 })
+	id := alice.s.c.ClientID()
+	if _, err := cs.srv.DisconnectWhere(context.Background(), func(in *server.SessionInfo) bool { return in.User == "alice" }); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		if err := bob.s.send("r1", fmt.Sprintf("away %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var ended bool
+	alice.rec.waitFor(t, "the session end", func() bool {
+		last := alice.rec.states[len(alice.rec.states)-1]
+		ended = last.State == wasmclient.Disconnected && errors.Is(last.LastError, wasmclient.ErrSessionEnded)
+		return ended || last.State == wasmclient.Connected && last.ClientID != id
+	})
+	if ended {
+		if err := alice.s.reconnect(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"bob: before", "bob: away 3", "bob: away 4", "bob: away 5"}
+	alice.rec.waitFor(t, "the newest messages after the gap", func() bool { return slices.Equal(alice.rec.texts("r1"), want) })
 }

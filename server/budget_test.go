@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -337,6 +338,52 @@ func TestAttackSessionsPerIP(t *testing.T) {
 	}
 	testutil.Eventually(t, ipRecheck+hWait, func() bool { return h2.client().handshakeReply().IsSuccessful() },
 		"a handshake after the session was removed by another node")
+}
+
+// TestAttackSessionsPerIPBurst: handshakes from one address that arrive
+// together, each still being authorized while the others are counted,
+// create at most MaxSessionsPerIP sessions (a reservation not yet in the
+// engine is not taken for a session gone elsewhere).
+func TestAttackSessionsPerIPBurst(t *testing.T) {
+	t.Parallel()
+	const limit, burst = 4, 40
+	release := make(chan struct{})
+	var held, answered atomic.Int32
+	h := newHarness(t, Options{MaxSessionsPerIP: limit, ConnectTimeout: time.Minute,
+		Authorize: func(ctx context.Context, c *Client, m *protocol.Message) error {
+			if m.Channel == protocol.MetaHandshake {
+				held.Add(1)
+				<-release
+			}
+			return nil
+		}})
+	results := make(chan result, burst)
+	for range burst {
+		go func() {
+			r := h.client().send(handshakeMsg())
+			answered.Add(1)
+			results <- r
+		}()
+	}
+	// Every handshake is either answered or held in Authorize before the
+	// held ones go on.
+	testutil.Eventually(t, hWait, func() bool { return held.Load()+answered.Load() == burst }, "every handshake answered or authorizing")
+	close(release)
+	var ok, refused int
+	for range burst {
+		r := <-results
+		if r.err != nil || len(r.msgs) != 1 {
+			t.Fatalf("handshake: %v", r)
+		}
+		if r.msgs[0].IsSuccessful() {
+			ok++
+		} else if r.msgs[0].Error == "429::too_many_sessions" {
+			refused++
+		}
+	}
+	if ok != limit || refused != burst-limit {
+		t.Errorf("%d handshakes at once from one address: %d sessions, %d refused too_many_sessions; want %d and %d", burst, ok, refused, limit, burst-limit)
+	}
 }
 
 // TestAttackHandshakeRate: handshakes from one address beyond the rate's

@@ -225,6 +225,7 @@ func (x *exchange) handshake(m *protocol.Message) {
 		x.fail(m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectHandshake, Interval: protocol.Ms(1000)})
 		return
 	}
+	s.ipSessions.created(x.remoteAddr, info.ID)
 	_ = s.engine.Touch(x.ctx, info.ID, time.Now().Add(s.opts.PollInterval+s.opts.ConnectTimeout))
 	s.lanes.seen(s, info.ID, m.ID) // the session's messages are numbered from here
 	s.stats.Handshakes.Add(1)

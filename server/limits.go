@@ -56,24 +56,36 @@ func (l *ipLimiter) release(ip string) {
 }
 
 // ipSessions holds the ids of the sessions created on this server from
-// each IP address, for Options.MaxSessionsPerIP. A session leaves when
-// the server learns it was removed (Server.removed). With an engine
-// shared by several nodes another node may remove it (its disconnect or
-// its expiry arrived there): an address at its limit therefore has its
-// sessions looked up in the engine, at most once a second, and those gone
-// are forgotten. The count is per node. Safe for concurrent use.
+// each IP address, for Options.MaxSessionsPerIP. A handshake reserves its
+// id before any work is done for it (add); the reservation is pending
+// until the session exists in the engine (created) and is dropped if the
+// handshake fails (remove). A session leaves when the server learns it
+// was removed (Server.removed). With an engine shared by several nodes
+// another node may remove it (its disconnect or its expiry arrived
+// there): an address at its limit therefore has its created sessions
+// looked up in the engine, at most once a second, and those gone are
+// forgotten; a pending reservation is never judged gone, so handshakes
+// that arrive together cannot pass the limit. The count is per node.
+// Safe for concurrent use.
 type ipSessions struct {
 	max    int
 	seed   maphash.Seed
-	shards [memShards]struct {
-		mu sync.Mutex
-		m  map[string]*ipSessionList
-	}
+	shards [memShards]ipSessionShard
+}
+
+type ipSessionShard struct {
+	mu sync.Mutex
+	m  map[string]*ipSessionList
 }
 
 type ipSessionList struct {
-	ids     []string // at most max: a slice is smaller than a map
+	ids     []ipSession // at most max: a slice is smaller than a map
 	checked time.Time
+}
+
+type ipSession struct {
+	id      string
+	pending bool // reserved by a handshake, not yet in the engine
 }
 
 // ipRecheck is how often the sessions of an address at its limit are
@@ -88,14 +100,18 @@ func (l *ipSessions) init(max int) {
 	}
 }
 
-// add counts session id for ip and reports whether ip was under its
-// limit. exists tells whether a counted session still lives in the
+func (l *ipSessions) shard(ip string) *ipSessionShard {
+	return &l.shards[maphash.String(l.seed, ip)%memShards]
+}
+
+// add reserves session id for ip and reports whether ip was under its
+// limit. exists tells whether a created session still lives in the
 // engine (called without locks held).
 func (l *ipSessions) add(ip, id string, exists func(id string) bool) bool {
 	if l.max <= 0 {
 		return true
 	}
-	sh := &l.shards[maphash.String(l.seed, ip)%memShards]
+	sh := l.shard(ip)
 	sh.mu.Lock()
 	list := sh.m[ip]
 	if list == nil {
@@ -103,7 +119,7 @@ func (l *ipSessions) add(ip, id string, exists func(id string) bool) bool {
 		sh.m[ip] = list
 	}
 	if len(list.ids) < l.max {
-		list.ids = append(list.ids, id)
+		list.ids = append(list.ids, ipSession{id: id, pending: true})
 		sh.mu.Unlock()
 		return true
 	}
@@ -112,22 +128,43 @@ func (l *ipSessions) add(ip, id string, exists func(id string) bool) bool {
 		return false
 	}
 	list.checked = time.Now()
-	ids := slices.Clone(list.ids)
+	var created []string
+	for _, e := range list.ids {
+		if !e.pending {
+			created = append(created, e.id)
+		}
+	}
 	sh.mu.Unlock()
 	var gone []string
-	for _, id := range ids {
+	for _, id := range created {
 		if !exists(id) {
 			gone = append(gone, id)
 		}
 	}
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	list.ids = slices.DeleteFunc(list.ids, func(id string) bool { return slices.Contains(gone, id) })
+	list.ids = slices.DeleteFunc(list.ids, func(e ipSession) bool { return !e.pending && slices.Contains(gone, e.id) })
 	if len(list.ids) >= l.max {
 		return false
 	}
-	list.ids = append(list.ids, id)
+	list.ids = append(list.ids, ipSession{id: id, pending: true})
 	return true
+}
+
+// created marks the reservation of session id for ip as a session that
+// exists in the engine.
+func (l *ipSessions) created(ip, id string) {
+	if l.max <= 0 {
+		return
+	}
+	sh := l.shard(ip)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if list := sh.m[ip]; list != nil {
+		if i := slices.IndexFunc(list.ids, func(e ipSession) bool { return e.id == id }); i >= 0 {
+			list.ids[i].pending = false
+		}
+	}
 }
 
 // remove forgets session id of ip, if counted here.
@@ -135,14 +172,14 @@ func (l *ipSessions) remove(ip, id string) {
 	if l.max <= 0 {
 		return
 	}
-	sh := &l.shards[maphash.String(l.seed, ip)%memShards]
+	sh := l.shard(ip)
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	list := sh.m[ip]
 	if list == nil {
 		return
 	}
-	if i := slices.Index(list.ids, id); i >= 0 {
+	if i := slices.IndexFunc(list.ids, func(e ipSession) bool { return e.id == id }); i >= 0 {
 		list.ids = slices.Delete(list.ids, i, i+1)
 	}
 	if len(list.ids) == 0 {

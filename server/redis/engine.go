@@ -816,7 +816,8 @@ func (pub *publication) done(ctx context.Context, e *Engine, queued *int64, size
 		}
 		n, _ := v[0].(int64)
 		total += int(n)
-		if t, _ := v[1].(int64); t >= 0 {
+		t, _ := v[1].(int64)
+		if t >= 0 {
 			*queued = t
 		}
 		for j := 3; j+4 < len(v); j += 5 {
@@ -829,7 +830,9 @@ func (pub *publication) done(ctx context.Context, e *Engine, queued *int64, size
 			if !e.cluster {
 				name = pub.names[k]
 			}
-			*sizes = append(*sizes, e.k.stream(name), bytes)
+			if t == -1 { // the script does not account (Redis Cluster)
+				*sizes = append(*sizes, e.k.stream(name), bytes)
+			}
 			if st := e.streams.get(name); st != nil {
 				t, _ := strconv.ParseInt(us, 10, 64)
 				st.notice(&entry{seq: uint64(seq), id: id, us: t, mid: pub.mid, p: pub.p})
@@ -840,7 +843,8 @@ func (pub *publication) done(ctx context.Context, e *Engine, queued *int64, size
 }
 
 // slack is how far a stream may go over a bound before it is trimmed (to
-// the bound): trimming is then needed about once per slack messages.
+// the bound): trimming is then needed about once per slack messages. The
+// publish script checks the length every half slack.
 func slack(bound int64) int64 {
 	if bound <= 0 {
 		return 0

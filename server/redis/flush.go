@@ -38,9 +38,15 @@ type commitResult struct {
 // maxCommitBatch bounds the sessions of one script call on a single Redis.
 const maxCommitBatch = 256
 
-// commitGather is how long the flusher gathers commits before it writes
-// them: a fraction of a round trip.
-const commitGather = 200 * time.Microsecond
+// The flusher gathers commits while they keep coming (each within
+// commitIdle of the one before), for at most commitGather, before it
+// writes them: a lone commit waits a fraction of a round trip, and the
+// sessions woken together by one message share a round trip and a script
+// call however long their takes keep the node busy.
+const (
+	commitIdle   = 100 * time.Microsecond
+	commitGather = time.Millisecond
+)
 
 func newFlusher(e *Engine) *flusher {
 	return &flusher{e: e, reqs: make(chan *commitReq, 4096)}
@@ -97,16 +103,19 @@ func (f *flusher) run() {
 				}
 			}
 		case r := <-f.reqs:
-			// The sessions woken by one message commit within a moment
-			// of each other: gather them for commitGather, so that one
-			// round trip (and one script call) carries many.
 			batch = append(batch[:0], r)
-			gather.Reset(commitGather)
+			end := time.Now().Add(commitGather)
+			gather.Reset(commitIdle)
 		gather:
 			for len(batch) < 8*maxCommitBatch {
 				select {
 				case r := <-f.reqs:
 					batch = append(batch, r)
+					wait := min(commitIdle, time.Until(end))
+					if wait <= 0 {
+						break gather
+					}
+					gather.Reset(wait)
 				case <-gather.C:
 					break gather
 				}

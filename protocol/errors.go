@@ -102,4 +102,9 @@ var (
 	// ErrTooManyHandshakes refuses a handshake from an address over its
 	// handshake rate; its advice says when to try again.
 	ErrTooManyHandshakes = &Error{Code: 429, Message: "too_many_handshakes"}
+	// ErrCreateDenied refuses a subscription to a channel that does not
+	// exist and may not be created; ErrChannelCreateDenied the same for
+	// a publish. Their argument is the reason (CometD's).
+	ErrCreateDenied        = &Error{Code: 403, Message: "create_denied"}
+	ErrChannelCreateDenied = &Error{Code: 403, Message: "channel_create_denied"}
 )

@@ -121,6 +121,11 @@ func (x *exchange) flushPublishes(bp BatchPublisher) {
 
 func (x *exchange) handle(m *protocol.Message, lone bool) {
 	s := x.s
+	if s.ext.send || s.ext.sendMeta {
+		// Runs after the timesync defer below: the hooks see final replies.
+		before, hs := len(x.replies), x.hsReply
+		defer x.extendReplies(m, before, hs)
+	}
 	if m.Channel == "" {
 		x.fail(m, protocol.ErrChannelMissing, nil)
 		return
@@ -133,6 +138,12 @@ func (x *exchange) handle(m *protocol.Message, lone bool) {
 	if len(m.Channel) > s.opts.MaxChannelLength {
 		x.fail(m, protocol.ErrChannelInvalid.WithArgs("too_long"), nil)
 		return
+	}
+	if meta := protocol.IsMeta(m.Channel); (meta && s.ext.rcvMeta) || (!meta && s.ext.rcv) {
+		if !s.ext.incoming(x.ctx, x.sender(m), m) {
+			x.fail(m, protocol.ErrMessageDeleted, nil)
+			return
+		}
 	}
 	if ts := parseTimesync(m); ts != nil {
 		before, hs := len(x.replies), x.hsReply
@@ -199,9 +210,12 @@ func (x *exchange) handshake(m *protocol.Message) {
 			}
 		}()
 	}
-	info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: x.browser, Ack: m.ExtBool("ack")}
-	c := &Client{info: info, transport: x.transport, req: x.req, handshaking: true}
+	c := x.handshakeClient()
+	info := c.info
+	info.Ack = m.ExtBool("ack")
+	c.handshaking = true
 	if !x.authorize(c, m, noneAdvice()) {
+		c.handshaking = false
 		return
 	}
 	c.handshaking = false
@@ -305,7 +319,7 @@ func (x *exchange) subscribe(m *protocol.Message) {
 		x.fail(m, err, nil)
 		return
 	}
-	var recovered []byte // the reply's ext.recover
+	// Every channel is checked before any is subscribed to.
 	for _, ch := range m.Subscription.Channels {
 		if len(ch) > s.opts.MaxChannelLength || protocol.ValidatePattern(ch) != nil {
 			x.fail(m, protocol.ErrSubscriptionInvalid, nil)
@@ -315,8 +329,9 @@ func (x *exchange) subscribe(m *protocol.Message) {
 			x.fail(m, protocol.ErrSubscribeDenied, nil)
 			return
 		}
-		if protocol.IsService(ch) {
-			continue // service channels are never broadcast: nothing to record
+		if err := s.authorizeChannel(x.ctx, c, m, OpSubscribe, ch, true); err != nil {
+			x.fail(m, err, nil)
+			return
 		}
 		if of, ok := strings.CutPrefix(ch, PresencePrefix); ok && s.rules.hasPresence(of) {
 			// A channel's member list is the channel's: who may not
@@ -326,6 +341,12 @@ func (x *exchange) subscribe(m *protocol.Message) {
 				return
 			}
 		}
+	}
+	var recovered []byte // the reply's ext.recover
+	for _, ch := range m.Subscription.Channels {
+		if protocol.IsService(ch) {
+			continue // service channels are never broadcast: nothing to record
+		}
 		var err error
 		if pol := s.rules.policy(ch); pol != nil {
 			var since *protocol.Position
@@ -333,7 +354,7 @@ func (x *exchange) subscribe(m *protocol.Message) {
 				since = &p
 			}
 			var entry json.RawMessage
-			entry, err = s.subscribeHistory(x.ctx, s.engine.(Historian), c.info.ID, ch, pol, since)
+			entry, err = s.subscribeHistory(x.ctx, s.engine.(Historian), c, ch, pol, since)
 			if err == nil {
 				if recovered == nil {
 					recovered = append(recovered, '{')
@@ -434,8 +455,16 @@ func (x *exchange) publish(m *protocol.Message) {
 	if !x.authorize(c, m, nil) {
 		return
 	}
+	if err := s.authorizeChannel(x.ctx, c, m, OpPublish, m.Channel, true); err != nil {
+		x.fail(m, err, nil)
+		return
+	}
 	if protocol.IsService(m.Channel) {
 		x.service(c, m)
+		return
+	}
+	if !s.sendPublish(x.ctx, c, m) {
+		x.fail(m, protocol.ErrMessageDeleted, nil)
 		return
 	}
 	if x.batch != nil {
@@ -487,8 +516,9 @@ func (x *exchange) service(c *Client, m *protocol.Message) {
 		return
 	}
 	completeAnswers(m, answers)
+	ext := &x.s.ext
 	for _, r := range answers {
-		if r == nil {
+		if r == nil || (ext.send && !ext.outgoing(x.ctx, nil, c, r)) {
 			continue
 		}
 		if x.transport == transportLocal {
@@ -502,6 +532,13 @@ func (x *exchange) service(c *Client, m *protocol.Message) {
 		if err != nil {
 			x.fail(m, protocol.ErrServerError, nil)
 			return
+		}
+		if ext.sendTo {
+			p := ext.deliver(c, &Payload{Channel: r.Channel, JSON: b, Msg: r})
+			if p == nil {
+				continue
+			}
+			b = p.JSON
 		}
 		x.events = append(x.events, b)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	mathrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -38,6 +39,11 @@ type exchange struct {
 	ticket uint64
 
 	clients map[string]*Client
+	// ended are the sessions the request found past their deadline and
+	// ended (see client).
+	ended []string
+	// hsClient is the client the request's handshake is for.
+	hsClient *Client
 
 	response
 	// hold is the batch's /meta/connect, answered last.
@@ -98,6 +104,9 @@ func (x *exchange) client(id string) (*Client, error) {
 	if c, ok := x.clients[id]; ok {
 		return c, nil
 	}
+	if slices.Contains(x.ended, id) {
+		return nil, errPastDeadline
+	}
 	info, ok, err := x.s.engine.Session(x.ctx, id)
 	if err != nil {
 		return nil, err
@@ -106,6 +115,7 @@ func (x *exchange) client(id string) (*Client, error) {
 	if ok && x.owns(info) {
 		if info.pastDeadline(time.Now()) {
 			x.endAtDeadline(info)
+			x.ended = append(x.ended, id)
 			return nil, errPastDeadline
 		}
 		c = &Client{info: info, transport: x.transport, req: x.req}
@@ -162,4 +172,62 @@ func (x *exchange) authorize(c *Client, m *protocol.Message, advice *protocol.Ad
 		return false
 	}
 	return true
+}
+
+// handshakeClient is the client the request's handshake is for, made
+// once (the incoming extensions see it before the handshake runs).
+func (x *exchange) handshakeClient() *Client {
+	if x.hsClient == nil {
+		info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: x.browser}
+		x.hsClient = &Client{info: info, transport: x.transport, req: x.req}
+	}
+	return x.hsClient
+}
+
+// sender is the client that sent m for the extensions: nil when its
+// session is unknown (or past its deadline, or the engine failed: the
+// handler answers that).
+func (x *exchange) sender(m *protocol.Message) *Client {
+	if m.Channel == protocol.MetaHandshake {
+		return x.handshakeClient()
+	}
+	c, err := x.client(m.ClientID)
+	if err != nil {
+		return nil
+	}
+	return c
+}
+
+// extendReplies runs the outgoing extensions on the replies handling m
+// added: the handshake reply if it is new (hs was the one before), and
+// x.replies from before on. Deleted ones are removed.
+func (x *exchange) extendReplies(m *protocol.Message, before int, hs *protocol.Message) {
+	var to *Client
+	if m.Channel == protocol.MetaHandshake {
+		if x.hsReply != nil && x.hsReply != hs {
+			to = x.hsClient
+			if !x.s.ext.outgoing(x.ctx, nil, to, x.hsReply) {
+				x.hsReply = nil
+			}
+		}
+	} else if m.ClientID != "" {
+		to = x.clients[m.ClientID]
+	}
+	x.extendFrom(before, to)
+}
+
+// extendFrom runs the outgoing extensions on x.replies from before on,
+// replies to to, and removes those deleted.
+func (x *exchange) extendFrom(before int, to *Client) {
+	if before >= len(x.replies) {
+		return
+	}
+	kept := x.replies[:before]
+	for _, r := range x.replies[before:] {
+		if x.s.ext.outgoing(x.ctx, nil, to, r) {
+			kept = append(kept, r)
+		}
+	}
+	clear(x.replies[len(kept):])
+	x.replies = kept
 }

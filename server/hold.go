@@ -318,6 +318,9 @@ func (h *hold) park(p *parkedConn) bool {
 func (h *hold) reply(b Batch, err error) {
 	s, x := h.s, h.x
 	id := h.c.info.ID
+	if s.ext.sendMeta {
+		defer x.extendFrom(len(x.replies), h.c)
+	}
 	m := h.m
 	if m == nil {
 		m = &protocol.Message{Channel: protocol.MetaConnect, ID: h.id}
@@ -354,7 +357,7 @@ func (h *hold) reply(b Batch, err error) {
 		x.fail(m, protocol.ErrServerError, &protocol.Advice{Reconnect: protocol.ReconnectRetry, Interval: protocol.Ms(1000)})
 		return
 	}
-	x.addEvents(b.Payloads)
+	x.addEvents(s.ext.deliverAll(h.c, b.Payloads))
 	r := m.Reply(true)
 	r.Advice = s.retryAdvice()
 	if s.closing.Load() {

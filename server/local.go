@@ -19,10 +19,12 @@ type LocalListener func(m *protocol.Message, from string)
 // LocalClient is an in-process Bayeux client (the seed's local POE
 // sessions): it has a session like a remote client, so it receives
 // publishes from every client, but it needs no handshake or connect and
-// bypasses Options.Authorize. Its methods are safe for concurrent use.
+// bypasses Options.Authorize and the authorizers (Options.Extensions do
+// apply). Its methods are safe for concurrent use.
 type LocalClient struct {
 	s      *Server
 	id     string
+	info   *SessionInfo
 	cancel context.CancelFunc
 	done   chan struct{}
 	// ready gets a token when the engine calls Ready for the session.
@@ -44,7 +46,7 @@ func (s *Server) NewLocalClient(hint string) (*LocalClient, error) {
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	lc := &LocalClient{s: s, id: id, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}, 1),
+	lc := &LocalClient{s: s, id: id, info: info, cancel: cancel, done: make(chan struct{}), ready: make(chan struct{}, 1),
 		listeners: make(map[string][]*LocalListener)}
 	s.locals.Store(id, lc)
 	s.emit(Event{Kind: EventClientConnect, ClientID: id, Local: true})
@@ -96,6 +98,11 @@ func (lc *LocalClient) wake() {
 }
 
 func (lc *LocalClient) dispatch(p *Payload) {
+	if lc.s.ext.sendTo {
+		if p = lc.s.ext.deliver(&Client{info: lc.info, transport: transportLocal}, p); p == nil {
+			return
+		}
+	}
 	m, err := p.Message()
 	if err != nil {
 		lc.s.log.Error("local client cannot decode delivery", "err", err)

@@ -58,14 +58,30 @@ type Options struct {
 	// NoEcho removes the built-in /service/echo.
 	NoEcho bool
 
-	// Authorize is called for every message a remote or local client sends,
-	// after validation and before the message is handled (the seed's
-	// MessageACL). Returning an error rejects the message: the client gets
-	// a reply with successful:false and the error as Bayeux error string (a
+	// Authorize is called for every message a remote client sends, after
+	// validation and the incoming Extensions, before the message is
+	// handled (the seed's MessageACL; CometD's SecurityPolicy). Returning
+	// an error rejects the message: the client gets a reply with
+	// successful:false and the error as Bayeux error string (a
 	// *protocol.Error is used as is; other errors become 403::text). On
 	// /meta/handshake the hook may call Client.SetUser and Client.SetFlag to
-	// authenticate; a rejected handshake is told reconnect:"none".
+	// authenticate; a rejected handshake is told reconnect:"none". A
+	// subscribe or publish it lets through is then decided by the
+	// Authorizers. Local clients are not asked.
 	Authorize func(ctx context.Context, c *Client, m *protocol.Message) error
+	// Authorizers decide create, subscribe and publish per channel
+	// pattern, with CometD's Authorizer semantics (see Authorizer and
+	// authorizer.go): the authorizers of a channel are those of its name
+	// and of the wildcards that cover it; none at all grants, one deny
+	// wins, and otherwise one must grant. More can be added while the
+	// server runs (Server.AddAuthorizer). New fails on a meta or invalid
+	// pattern.
+	Authorizers []ChannelAuthorizer
+	// Extensions see the messages coming in and going out, in order in
+	// and in reverse order out, and may change or delete them; an
+	// Extension's SendTo changes or drops one delivery for one session
+	// (see Extension).
+	Extensions []Extension
 	// OnEvent receives lifecycle events (subscribe, unsubscribe, publish,
 	// client_push, client_connect, client_disconnect). It is called
 	// synchronously on the goroutine that caused the event and must not

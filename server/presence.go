@@ -92,8 +92,8 @@ func (s *Server) presenceChanged(channel string) {
 		p.last[channel] = key
 	}
 	data, err := presenceData(channel, users)
-	if err == nil {
-		_, _, err = s.broadcast(ctx, "", "", &protocol.Message{Channel: PresencePrefix + channel, Data: data}, false)
+	if m := (&protocol.Message{Channel: PresencePrefix + channel, Data: data}); err == nil && s.sendPublish(ctx, nil, m) {
+		_, _, err = s.broadcast(ctx, "", "", m, false)
 	}
 	if err != nil {
 		s.log.Error("presence publish failed", "channel", channel, "err", err)

@@ -82,8 +82,8 @@ func recoverRequest(m *protocol.Message) (map[string]protocol.Position, error) {
 // history, and returns its entry of the reply's ext.recover: the
 // channel's position and, when since is given, the messages published
 // after it.
-func (s *Server) subscribeHistory(ctx context.Context, h Historian, id, channel string, pol *HistoryPolicy, since *protocol.Position) (json.RawMessage, error) {
-	top, err := h.SubscribeHistory(ctx, id, channel, s.opts.MaxSubscriptions)
+func (s *Server) subscribeHistory(ctx context.Context, h Historian, c *Client, channel string, pol *HistoryPolicy, since *protocol.Position) (json.RawMessage, error) {
+	top, err := h.SubscribeHistory(ctx, c.info.ID, channel, s.opts.MaxSubscriptions)
 	if err != nil {
 		return nil, err
 	}
@@ -101,7 +101,7 @@ func (s *Server) subscribeHistory(ctx context.Context, h Historian, id, channel 
 	}
 	out = append(out, `"recovered":`...)
 	out = strconv.AppendBool(out, ok)
-	if len(msgs) > 0 {
+	if msgs = s.ext.deliverAll(c, msgs); len(msgs) > 0 {
 		out = append(out, `,"messages":[`...)
 		for i, p := range msgs {
 			if i > 0 {
@@ -225,7 +225,7 @@ func (s *Server) historyService(ctx context.Context, c *Client, m *protocol.Mess
 	out = append(out, `{"channel":`...)
 	out = protocol.AppendJSONString(out, in.Channel)
 	out = append(out, `,"messages":[`...)
-	for i, p := range pg.Messages {
+	for i, p := range s.ext.deliverAll(c, pg.Messages) {
 		if i > 0 {
 			out = append(out, ',')
 		}
@@ -245,13 +245,21 @@ func (s *Server) historyService(ctx context.Context, c *Client, m *protocol.Mess
 	return []*protocol.Message{{Data: out}}, nil
 }
 
-// authorizeRead asks Options.Authorize whether c may read channel's
-// history or presence: as whether it may subscribe to channel.
+// authorizeRead asks Options.Authorize and the authorizers whether c may
+// read channel's history or presence: as whether it may subscribe to
+// channel.
+// The authorizers of channel are asked about a subscribe (not a create:
+// reading does not make the channel).
 func (s *Server) authorizeRead(ctx context.Context, c *Client, channel string) error {
-	if s.opts.Authorize == nil || c.transport == transportLocal {
+	if c.transport == transportLocal || (s.opts.Authorize == nil && !s.authz.table.Load().applies(channel)) {
 		return nil
 	}
 	sub := &protocol.Message{Channel: protocol.MetaSubscribe, ClientID: c.info.ID,
 		Subscription: protocol.Subscription{Channels: []string{channel}}}
-	return s.opts.Authorize(ctx, c, sub)
+	if s.opts.Authorize != nil {
+		if err := s.opts.Authorize(ctx, c, sub); err != nil {
+			return err
+		}
+	}
+	return s.authorizeChannel(ctx, c, sub, OpSubscribe, channel, false)
 }

@@ -71,6 +71,10 @@ type Server struct {
 	handlers *handlerTable
 	rules    *channelRules // history and presence per channel
 	presence presence
+
+	authz authorizers   // per-channel authorizers
+	known knownChannels // channels created or seen lately
+	ext   extensions    // Options.Extensions
 }
 
 type connShard struct {
@@ -142,6 +146,13 @@ func New(opts Options) (*Server, error) {
 	if s.rules, err = newChannelRules(opts.Channels, opts.HistoryChannelBytes); err != nil {
 		return nil, fmt.Errorf("bayeux: Channels: %w", err)
 	}
+	s.known.init()
+	for _, ca := range opts.Authorizers {
+		if _, err := s.AddAuthorizer(ca.Pattern, ca.Authorizer); err != nil {
+			return nil, fmt.Errorf("bayeux: Authorizers: %s: %w", ca.Pattern, err)
+		}
+	}
+	s.ext = newExtensions(opts.Extensions)
 	services := opts.Services
 	if s.rules.history || s.rules.presence {
 		if _, ok := s.engine.(Historian); s.rules.history && !ok {
@@ -309,6 +320,9 @@ func (s *Server) Publish(ctx context.Context, channel string, data any) (int, er
 	if err := s.checkBroadcastChannel(channel); err != nil {
 		return 0, err
 	}
+	if !s.sendPublish(ctx, nil, m) {
+		return 0, protocol.ErrMessageDeleted
+	}
 	n, p, err := s.broadcast(ctx, "", "", m, false)
 	if err == nil && p.Stored != nil {
 		err = p.Stored.Wait(ctx)
@@ -322,6 +336,22 @@ func (s *Server) Push(ctx context.Context, clientID, channel string, data any) e
 	m, err := newDataMessage(channel, data)
 	if err != nil {
 		return err
+	}
+	if s.ext.send {
+		info, ok, err := s.engine.Session(ctx, clientID)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return protocol.ErrSessionUnknown
+		}
+		transport := ""
+		if info.Local {
+			transport = transportLocal
+		}
+		if !s.ext.outgoing(ctx, nil, &Client{info: info, transport: transport}, m) {
+			return protocol.ErrMessageDeleted
+		}
 	}
 	p, err := s.payload("", m)
 	if err != nil {
@@ -392,6 +422,12 @@ func (s *Server) broadcast(ctx context.Context, from, user string, m *protocol.M
 	}
 	s.published(from, user, m, p, n)
 	return n, p, nil
+}
+
+// sendPublish runs the Send extensions on m, published by from (nil: the
+// server) to every subscriber; false: m is deleted.
+func (s *Server) sendPublish(ctx context.Context, from *Client, m *protocol.Message) bool {
+	return !s.ext.send || s.ext.outgoing(ctx, from, nil, m)
 }
 
 // published counts a publish that reached n subscribers and emits its

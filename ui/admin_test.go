@@ -65,7 +65,7 @@ func newAdminSite(t *testing.T) *adminSite {
 		Authorize: rec.Authorize(c.Authorize),
 		OnEvent:   rec.OnEvent,
 		Channels:  chat.DefaultRules(),
-		Services:  c.Services(), Logger: log,
+		Services:  c.Services(), Logger: log, Authorizers: c.Authorizers(),
 		PollTimeout: 20 * time.Second, ConnectTimeout: 10 * time.Second,
 	})
 	if err != nil {

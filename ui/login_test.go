@@ -60,7 +60,7 @@ func newSiteUsers(t *testing.T, path string) *site {
 	authn := auth.NewAuthenticator(users)
 	c := chat.New(authn, logins, log)
 	srv, err := server.New(server.Options{
-		Authorize: c.Authorize, Channels: chat.DefaultRules(), Services: c.Services(), Logger: log,
+		Authorize: c.Authorize, Authorizers: c.Authorizers(), Channels: chat.DefaultRules(), Services: c.Services(), Logger: log,
 		PollTimeout: 2 * time.Second, ConnectTimeout: 10 * time.Second,
 	})
 	if err != nil {

@@ -23,7 +23,7 @@ type tokenServer struct{ *testServer }
 func newTokenServer(t *testing.T) *tokenServer {
 	t.Helper()
 	ch := tokentest.Chat(t)
-	ts := newTestServer(t, server.Options{Authorize: ch.Authorize, Services: ch.Services()}, nil)
+	ts := newTestServer(t, server.Options{Authorize: ch.Authorize, Authorizers: ch.Authorizers(), Services: ch.Services()}, nil)
 	ch.Attach(ts.srv)
 	return &tokenServer{ts}
 }

@@ -29,7 +29,7 @@
 //   - chat-ext: a chat message's big ext reaches neither the room nor its
 //     history.
 //   - room-flood: room creation beyond the per-user burst and rate is
-//     refused with 429::room_rate_limited.
+//     refused as room_rate_limited (403:room_rate_limited:channel_create_denied).
 //   - big-batch: requests and a WebSocket frame of 100,000 tiny messages
 //     are refused before being decoded (the server's CPU per refusal).
 //   - login-guessing: 100 parallel /login POSTs and 90 parallel ext.auth

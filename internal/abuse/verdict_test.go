@@ -226,7 +226,10 @@ func TestJudgeHandshakes(t *testing.T) {
 
 func TestJudgeRooms(t *testing.T) {
 	t.Parallel()
-	wantVerdict(t, judgeRooms("rooms", 10, 10, time.Second, map[string]int{"created": 10, "429::room_rate_limited": 20}), Pass, "10 created, 20 429::room_rate_limited")
+	wantVerdict(t, judgeRooms("rooms", 10, 10, time.Second, map[string]int{"created": 10, "403:room_rate_limited:channel_create_denied": 20}), Pass,
+		"10 created, 20 403:room_rate_limited:channel_create_denied")
+	wantVerdict(t, judgeRooms("rooms", 10, 10, time.Second, map[string]int{"created": 11, "403:other:channel_create_denied": 20}), Fail,
+		"no room_rate_limited refusal")
 	wantVerdict(t, judgeRooms("rooms", 10, 10, time.Second, map[string]int{"created": 30}), Fail, "30 rooms created, at most 12 allowed")
 	wantVerdict(t, judgeRooms("rooms", 10, 0, time.Second, map[string]int{"created": 30}), Pass, "30 created")
 }

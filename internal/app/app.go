@@ -158,6 +158,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 
 	srv, err := server.New(server.Options{
 		Authorize:             a.Recorder.Authorize(a.Chat.Authorize),
+		Authorizers:           a.Chat.Authorizers(),
 		OnEvent:               a.Recorder.OnEvent,
 		Services:              a.Chat.Services(),
 		Logger:                a.Log,

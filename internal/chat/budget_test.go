@@ -76,7 +76,7 @@ func TestChatExtNotStoredOrForwarded(t *testing.T) {
 
 // TestAttackRoomFlood: one user writes to 400 rooms, each message with a
 // 100 KB ext. Room creation is rate-limited per user (the excess refused
-// with 429::room_rate_limited and counted), an admin who is not limited
+// with 403:room_rate_limited:channel_create_denied and counted), an admin who is not limited
 // still leaves at most MaxHistoryChannels rooms with history, and once
 // every session is gone the heap holds next to nothing of it.
 func TestAttackRoomFlood(t *testing.T) {
@@ -99,7 +99,7 @@ func TestAttackRoomFlood(t *testing.T) {
 		switch {
 		case r.IsSuccessful():
 			created++
-		case r.Error == "429::room_rate_limited":
+		case r.Error == "403:room_rate_limited:channel_create_denied":
 			refused++
 		default:
 			t.Fatalf("room %d: %s", i, r.Error)
@@ -116,7 +116,7 @@ func TestAttackRoomFlood(t *testing.T) {
 		t.Errorf("writing to her own room again: %s", r.Error)
 	}
 	// Subscribing to a new room is creating it, too.
-	if r := alice.subscribe("/chat/fresh"); r.IsSuccessful() || r.Error != "429::room_rate_limited" {
+	if r := alice.subscribe("/chat/fresh"); r.IsSuccessful() || r.Error != "403:room_rate_limited:create_denied" {
 		t.Errorf("subscribing to a new room over the rate: %s", dump([]*protocol.Message{r}))
 	}
 
@@ -161,9 +161,9 @@ func TestWildcardLurkingRefused(t *testing.T) {
 	bob := cs.client().login("bob")
 	type testCase struct{ pattern, want string }
 	for _, tc := range []testCase{
-		{"/chat/**", "403::room_wildcard_denied"},
-		{"/chat/*", "403::room_wildcard_denied"},
-		{"/**", "403::room_wildcard_denied"},
+		{"/chat/**", "403:room_wildcard_denied:subscribe_denied"},
+		{"/chat/*", "403:room_wildcard_denied:subscribe_denied"},
+		{"/**", "403:room_wildcard_denied:subscribe_denied"},
 		{"/presence/chat/*", ""},
 		{"/*", ""},
 		{"/chat/demo", ""},

@@ -1,6 +1,9 @@
-// Package chat is the server side of the chat: who may use /chat/**, the
-// author stamp on every chat message, room creation limits and the
-// /service/chat/whoami request of the chat UI.
+// Package chat is the server side of the chat: its policy, written as
+// channel rules (Authorizers: who may use /chat/** and the rooms' member
+// lists, wildcards over rooms, room creation limits, a token's channels
+// claim), the handshake's login and the author stamp on every chat
+// message (Authorize), and the /service/chat/whoami request of the chat
+// UI.
 //
 // Rooms are the channels /chat/<room>. A chat message's data is
 // {"user","chat","time","id"}; the server sets user (from the
@@ -51,21 +54,35 @@ func DefaultRules() []server.ChannelRule {
 
 // Errors sent to clients.
 var (
-	ErrLoginRequired      = &protocol.Error{Code: 403, Message: "login_required"}
 	ErrInvalidCredentials = &protocol.Error{Code: 403, Message: "invalid_credentials"}
 	ErrRateLimited        = &protocol.Error{Code: 403, Message: "rate_limited"}
 	// ErrLoginUnavailable: the failed-login counters (Redis) did not
 	// answer, so no password was checked.
 	ErrLoginUnavailable = &protocol.Error{Code: 503, Message: "login_unavailable"}
 	ErrBadAuth          = &protocol.Error{Code: 400, Message: "auth_invalid"}
-	ErrRoomInvalid      = &protocol.Error{Code: 400, Message: "room_invalid"}
 	ErrChatInvalid      = &protocol.Error{Code: 400, Message: "chat_invalid"}
-	// ErrRoomWildcard refuses a non-admin's wildcard subscription that
+)
+
+// Reasons the chat's channel rules deny for: the argument of the
+// refusal (403:REASON:subscribe_denied, publish_denied, create_denied or
+// channel_create_denied).
+const (
+	// DeniedLoginRequired: an anonymous session and a room, a room's
+	// member list, or a wildcard over them.
+	DeniedLoginRequired = "login_required"
+	// DeniedRoomInvalid: /chat or /chat/a/b, which are not rooms.
+	DeniedRoomInvalid = "room_invalid"
+	// DeniedRoomWildcard: a non-admin's subscription to a wildcard that
 	// covers rooms (/**, /chat/*, /chat/**): it would read every room
 	// without being in any member list.
-	ErrRoomWildcard = &protocol.Error{Code: 403, Message: "room_wildcard_denied"}
-	// ErrRoomRate refuses a user creating rooms faster than Chat.RoomRate.
-	ErrRoomRate = &protocol.Error{Code: 429, Message: "room_rate_limited"}
+	DeniedRoomWildcard = "room_wildcard_denied"
+	// DeniedRoomRate: a user creating rooms faster than Chat.RoomRate.
+	DeniedRoomRate = "room_rate_limited"
+	// DeniedPresenceReadOnly: a publish on a member list (only the
+	// server publishes them).
+	DeniedPresenceReadOnly = "presence_read_only"
+	// DeniedTokenChannels: a token session outside its channels claim.
+	DeniedTokenChannels = "token_channels"
 )
 
 // Reasons the chat refuses for, counted in server.Stats().Refused.
@@ -75,9 +92,9 @@ const (
 )
 
 // Chat implements the chat policy. Create it with New, pass its
-// Authorize and Services to server.Options (with Channels holding rules
-// for the rooms, such as DefaultChannels), then Attach the server. Its
-// methods are safe for concurrent use.
+// Authorize, Authorizers and Services to server.Options (with Channels
+// holding rules for the rooms, such as DefaultChannels), then Attach the
+// server. Its methods are safe for concurrent use.
 type Chat struct {
 	Auth   *auth.Authenticator
 	Logins *auth.Logins // may be nil: then only ext.auth logs in
@@ -92,8 +109,9 @@ type Chat struct {
 	IsAdmin func(user string) bool
 	// RoomRate bounds the rooms one user may create per minute, with
 	// bursts of RoomBurst (a token bucket per user); 0 means unlimited. A
-	// room is created when it is written to or subscribed to while it has
-	// neither members nor history. Set both before Attach.
+	// room is created when it is written to or subscribed to while it
+	// does not exist (the server's create: it has neither members nor
+	// history). Set both before Attach.
 	RoomRate  float64
 	RoomBurst int
 
@@ -132,6 +150,12 @@ func coversRooms(pattern string) bool {
 	return protocol.IsWild(pattern) && protocol.Match(pattern, RoomPrefix+DefaultRoom)
 }
 
+// coversMembers reports whether pattern is a wildcard that matches the
+// rooms' member lists.
+func coversMembers(pattern string) bool {
+	return protocol.IsWild(pattern) && protocol.Match(pattern, PresencePrefix+DefaultRoom)
+}
+
 // RoomOf returns the room of a room channel (/chat/<room>), or "".
 func RoomOf(channel string) string {
 	room, ok := strings.CutPrefix(channel, RoomPrefix)
@@ -150,66 +174,101 @@ func ValidRoom(room string) bool {
 	return protocol.ValidateChannel("/"+room) == nil
 }
 
-// isChatChannel reports whether ch is a room's or a room's member list's
-// channel (or a wildcard over them).
-func isChatChannel(ch string) bool {
-	return ch == "/chat" || strings.HasPrefix(ch, RoomPrefix) ||
-		ch == server.PresencePrefix+"/chat" || strings.HasPrefix(ch, PresencePrefix)
+// Authorizers returns the chat's policy as channel rules for
+// server.Options.Authorizers (asked from the widest pattern down, one
+// deny wins):
+//
+//   - /** (site): a token session uses only the channels of its
+//     channels claim (service channels excepted); subscribing to a
+//     wildcard over rooms or their member lists needs a login, and one
+//     over rooms is for admins only. Everything else is granted:
+//     anonymous sessions may use any other channel.
+//   - /chat and /chat/** (rooms): for logged-in users only; a message
+//     goes to a room (/chat/<room>), and a room that does not exist yet
+//     is created within the user's RoomRate (admins: unlimited).
+//   - /presence/chat and /presence/chat/** (member lists): logged-in
+//     users read them; nobody publishes on them (the server does).
+func (c *Chat) Authorizers() []server.ChannelAuthorizer {
+	site := server.AuthorizerFunc(c.site)
+	room := server.AuthorizerFunc(c.room)
+	members := server.AuthorizerFunc(c.members)
+	return []server.ChannelAuthorizer{
+		{Pattern: "/**", Authorizer: site},
+		{Pattern: "/chat", Authorizer: room},
+		{Pattern: RoomPrefix + "**", Authorizer: room},
+		{Pattern: server.PresencePrefix + "/chat", Authorizer: members},
+		{Pattern: PresencePrefix + "**", Authorizer: members},
+	}
 }
 
-// Authorize is the server's authorization hook (see server.Options).
-func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Message) error {
-	switch m.Channel {
-	case protocol.MetaHandshake:
-		return c.handshake(ctx, cl, m)
-	case protocol.MetaSubscribe:
-		if err := c.checkTokenChannels(cl, m); err != nil {
-			return err
+// site is the rule on /**.
+func (c *Chat) site(_ context.Context, op server.Operation, ch string, cl *server.Client, _ *protocol.Message) server.Result {
+	if patterns, limited := tokenChannels(cl); limited && !protocol.IsService(ch) && !allowedByToken(patterns, ch) {
+		c.refuse(RefusedTokenChannels)
+		return server.Deny(DeniedTokenChannels)
+	}
+	if op == server.OpSubscribe && (coversRooms(ch) || coversMembers(ch)) {
+		if cl.User() == "" {
+			return server.Deny(DeniedLoginRequired)
 		}
-		for _, ch := range m.Subscription.Channels {
-			// "/**" and "/presence/**" match every room too.
-			if (isChatChannel(ch) || ch == "/**" || ch == server.PresencePrefix+"/**") && cl.User() == "" {
-				return ErrLoginRequired
-			}
-			// A wildcard over rooms reads them all while the reader is in
-			// no member list: refused (a member list could not show it).
-			if coversRooms(ch) && !c.isAdmin(cl.User()) {
-				c.srv.Stats().Refused.Add(RefusedRoomWildcard)
-				return ErrRoomWildcard
-			}
+		// A wildcard over rooms reads them all while the reader is in
+		// no member list: refused (a member list could not show it).
+		if coversRooms(ch) && !c.isAdmin(cl.User()) {
+			c.refuse(RefusedRoomWildcard)
+			return server.Deny(DeniedRoomWildcard)
 		}
-		for _, ch := range m.Subscription.Channels {
-			if room := RoomOf(ch); room != "" {
-				if err := c.useRoom(ctx, cl.User(), room); err != nil {
-					return err
-				}
-			}
-		}
-		return nil
 	}
-	if protocol.IsMeta(m.Channel) || protocol.IsService(m.Channel) {
-		return nil
-	}
-	if err := c.checkTokenChannels(cl, m); err != nil {
-		return err
-	}
-	if strings.HasPrefix(m.Channel, PresencePrefix) {
-		return protocol.ErrPublishDenied // only the server publishes presence
-	}
-	if !isChatChannel(m.Channel) {
-		return nil
-	}
+	return server.Grant()
+}
+
+// room is the rule on /chat and /chat/**.
+func (c *Chat) room(_ context.Context, op server.Operation, ch string, cl *server.Client, _ *protocol.Message) server.Result {
 	if cl.User() == "" {
-		return ErrLoginRequired
+		return server.Deny(DeniedLoginRequired)
 	}
-	room := RoomOf(m.Channel)
-	if room == "" {
-		return ErrRoomInvalid
+	switch op {
+	case server.OpCreate:
+		if protocol.IsWild(ch) {
+			return server.Grant() // a subscription over rooms makes no room (site decides it)
+		}
+		if RoomOf(ch) == "" {
+			return server.Deny(DeniedRoomInvalid)
+		}
+		if !c.rooms.allow(cl.User(), c.isAdmin(cl.User()), time.Now()) {
+			c.refuse(RefusedRoomCreate)
+			c.Log.Info("room creation rate-limited", "user", cl.User(), "room", ch)
+			return server.Deny(DeniedRoomRate)
+		}
+	case server.OpPublish:
+		if RoomOf(ch) == "" {
+			return server.Deny(DeniedRoomInvalid)
+		}
 	}
-	if err := c.stamp(cl, m); err != nil {
-		return err
+	return server.Grant()
+}
+
+// members is the rule on /presence/chat and /presence/chat/**.
+func (c *Chat) members(_ context.Context, op server.Operation, _ string, cl *server.Client, _ *protocol.Message) server.Result {
+	switch {
+	case op == server.OpPublish:
+		return server.Deny(DeniedPresenceReadOnly)
+	case cl.User() == "":
+		return server.Deny(DeniedLoginRequired)
 	}
-	return c.useRoom(ctx, cl.User(), room)
+	return server.Grant()
+}
+
+// Authorize is the server's authorization hook (see server.Options): it
+// logs a handshake in and stamps a logged-in user's message to a room;
+// what may go where is the channel rules' (Authorizers), asked after it.
+func (c *Chat) Authorize(ctx context.Context, cl *server.Client, m *protocol.Message) error {
+	switch {
+	case m.Channel == protocol.MetaHandshake:
+		return c.handshake(ctx, cl, m)
+	case cl.User() != "" && RoomOf(m.Channel) != "":
+		return c.stamp(cl, m)
+	}
+	return nil
 }
 
 func (c *Chat) handshake(ctx context.Context, cl *server.Client, m *protocol.Message) error {

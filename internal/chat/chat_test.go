@@ -89,7 +89,7 @@ func startChatServer(t *testing.T, path string, opts server.Options, setup func(
 	if setup != nil {
 		setup(c)
 	}
-	opts.Authorize, opts.Services = c.Authorize, c.Services()
+	opts.Authorize, opts.Authorizers, opts.Services = c.Authorize, c.Authorizers(), c.Services()
 	if opts.Channels == nil {
 		opts.Channels = chat.DefaultRules()
 	}
@@ -323,6 +323,16 @@ func (c *client) whoami() string {
 	return out.User
 }
 
+// wantDenied requires r to be refused by a channel rule for reason,
+// whichever operation (create, subscribe, publish) refused it.
+func wantDenied(t *testing.T, r *protocol.Message, reason string) {
+	t.Helper()
+	e, err := protocol.ParseError(r.Error)
+	if r.IsSuccessful() || err != nil || e.Code != 403 || !slices.Equal(e.Args, []string{reason}) || !strings.HasSuffix(e.Message, "_denied") {
+		t.Errorf("%s: successful %v error %q, want a 403 denial for %s", r.Channel, r.IsSuccessful(), r.Error, reason)
+	}
+}
+
 func wantError(t *testing.T, r *protocol.Message, want string) {
 	t.Helper()
 	if r.IsSuccessful() || r.Error != want {
@@ -336,24 +346,32 @@ func TestAnonymousHandshakeButNoChat(t *testing.T) {
 	if u := anon.whoami(); u != "" {
 		t.Errorf("anonymous whoami = %q", u)
 	}
+	// Channels that do not exist yet are refused at their creation,
+	// others at the subscription; the reason is the same.
 	type testCase struct {
 		name    string
 		channel string
+		want    string
 	}
 	for _, tc := range []testCase{
-		{name: "default room", channel: "/chat/demo"},
-		{name: "room wildcard", channel: "/chat/*"},
-		{name: "deep room wildcard", channel: "/chat/**"},
-		{name: "members", channel: "/presence/chat/demo"},
-		{name: "members wildcard", channel: "/presence/chat/**"},
-		{name: "presence wildcard", channel: "/presence/**"},
+		{name: "default room", channel: "/chat/demo", want: "403:login_required:create_denied"},
+		{name: "room wildcard", channel: "/chat/*", want: "403:login_required:create_denied"},
+		{name: "deep room wildcard", channel: "/chat/**", want: "403:login_required:create_denied"},
+		{name: "members", channel: "/presence/chat/demo", want: "403:login_required:create_denied"},
+		{name: "members wildcard", channel: "/presence/chat/**", want: "403:login_required:create_denied"},
+		{name: "presence wildcard", channel: "/presence/**", want: "403:login_required:subscribe_denied"},
+		{name: "root wildcard", channel: "/**", want: "403:login_required:subscribe_denied"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			wantError(t, anon.subscribe(tc.channel), "403::login_required")
+			wantError(t, anon.subscribe(tc.channel), tc.want)
 		})
 	}
 	t.Run("publish", func(t *testing.T) {
-		wantError(t, anon.publish("/chat/demo", map[string]string{"chat": "hi"}), "403::login_required")
+		wantError(t, anon.publish("/chat/demo", map[string]string{"chat": "hi"}), "403:login_required:channel_create_denied")
+		alice := cs.client().login("alice")
+		alice.mustSubscribe("/chat/demo") // now the room exists
+		wantError(t, anon.subscribe("/chat/demo"), "403:login_required:subscribe_denied")
+		wantError(t, anon.publish("/chat/demo", map[string]string{"chat": "hi"}), "403:login_required:publish_denied")
 	})
 	t.Run("other channels stay open", func(t *testing.T) {
 		if r := anon.subscribe("/news"); !r.IsSuccessful() {
@@ -569,9 +587,9 @@ func TestChatPublishRefused(t *testing.T) {
 		{name: "no chat field", channel: "/chat/demo", data: json.RawMessage(`{"text":"hi"}`), want: "400::chat_invalid"},
 		{name: "data is a string", channel: "/chat/demo", data: json.RawMessage(`"hi"`), want: "400::chat_invalid"},
 		{name: "data is an array", channel: "/chat/demo", data: json.RawMessage(`["hi"]`), want: "400::chat_invalid"},
-		{name: "nested room", channel: "/chat/a/b", data: json.RawMessage(`{"chat":"hi"}`), want: "400::room_invalid"},
-		{name: "no room", channel: "/chat", data: json.RawMessage(`{"chat":"hi"}`), want: "400::room_invalid"},
-		{name: "long room", channel: "/chat/" + strings.Repeat("r", 65), data: json.RawMessage(`{"chat":"hi"}`), want: "400::room_invalid"},
+		{name: "nested room", channel: "/chat/a/b", data: json.RawMessage(`{"chat":"hi"}`), want: "403:room_invalid:channel_create_denied"},
+		{name: "no room", channel: "/chat", data: json.RawMessage(`{"chat":"hi"}`), want: "403:room_invalid:publish_denied"}, // exists: its rule is on its name
+		{name: "long room", channel: "/chat/" + strings.Repeat("r", 65), data: json.RawMessage(`{"chat":"hi"}`), want: "403:room_invalid:channel_create_denied"},
 		{name: "members", channel: "/presence/chat/demo", data: json.RawMessage(`{"channel":"/chat/demo","members":["mallory"]}`), want: "403:denied_by_security_policy:publish_denied"},
 		{name: "members of another room", channel: "/presence/chat/x", data: json.RawMessage(`{"chat":"hi"}`), want: "403:denied_by_security_policy:publish_denied"},
 	} {
@@ -653,7 +671,7 @@ func TestLoginCookieHandshake(t *testing.T) {
 			}
 			sub := c.subscribe("/chat/demo")
 			if tc.wantUser == "" {
-				wantError(t, sub, "403::login_required")
+				wantDenied(t, sub, chat.DeniedLoginRequired)
 			} else if !sub.IsSuccessful() {
 				t.Errorf("subscribe: %s", sub.Error)
 			}
@@ -947,7 +965,7 @@ func TestHistory(t *testing.T) {
 	t.Run("anonymous", func(t *testing.T) {
 		anon := cs.client().anonymous()
 		m := publishMsg("/service/history", map[string]string{"channel": "/chat/demo"})
-		wantError(t, reply(t, anon.send(m), m), "403::login_required")
+		wantError(t, reply(t, anon.send(m), m), "403:login_required:subscribe_denied")
 	})
 	t.Run("members", func(t *testing.T) {
 		m := publishMsg("/service/presence", map[string]string{"channel": "/chat/demo"})
@@ -958,7 +976,7 @@ func TestHistory(t *testing.T) {
 		}
 		anon := cs.client().anonymous()
 		m = publishMsg("/service/presence", map[string]string{"channel": "/chat/demo"})
-		wantError(t, reply(t, anon.send(m), m), "403::login_required")
+		wantError(t, reply(t, anon.send(m), m), "403:login_required:subscribe_denied")
 	})
 }
 

@@ -46,8 +46,10 @@ var (
 
 // Refusal reasons of token logins besides auth.TokenReasons.
 const (
-	// RefusedTokenChannels: a subscribe or publish outside the token's
-	// channels claim.
+	// RefusedTokenChannels: a create, subscribe or publish outside the
+	// token's channels claim (the site rule of Authorizers; service
+	// channels are not limited by it, the history and presence services
+	// ask about the channel they read).
 	RefusedTokenChannels = "token_channels"
 	// RefusedTokenDisabled: a token where token login is not configured.
 	RefusedTokenDisabled = "token_disabled"
@@ -165,34 +167,6 @@ func allowedByToken(patterns []string, channel string) bool {
 		}
 	}
 	return false
-}
-
-// checkTokenChannels refuses a subscribe or publish outside the session's
-// channels claim. Service channels are not limited by it (the chat's
-// history service checks the room itself); meta channels are not
-// publishes.
-func (c *Chat) checkTokenChannels(cl *server.Client, m *protocol.Message) error {
-	patterns, limited := tokenChannels(cl)
-	if !limited {
-		return nil
-	}
-	if m.Channel == protocol.MetaSubscribe {
-		for _, ch := range m.Subscription.Channels {
-			if !protocol.IsService(ch) && !allowedByToken(patterns, ch) {
-				c.refuse(RefusedTokenChannels)
-				return protocol.ErrSubscribeDenied
-			}
-		}
-		return nil
-	}
-	if protocol.IsMeta(m.Channel) || protocol.IsService(m.Channel) {
-		return nil
-	}
-	if !allowedByToken(patterns, m.Channel) {
-		c.refuse(RefusedTokenChannels)
-		return protocol.ErrPublishDenied
-	}
-	return nil
 }
 
 // refresh is RefreshService: a fresh token for the same user and channels

@@ -211,6 +211,7 @@ func TestTokenChannels(t *testing.T) {
 			want := before
 			if !tc.ok {
 				want++
+				wantDenied(t, r, chat.DeniedTokenChannels)
 			}
 			if n := cs.refused(chat.RefusedTokenChannels); n != want {
 				t.Errorf("refused token_channels %d, want %d", n, want)
@@ -324,6 +325,6 @@ func TestTokenUserNeverAdmin(t *testing.T) {
 	cs := newChatServer(t, 10*time.Second).withTokens(auth.TokenOptions{}, 0)
 	cs.chat.IsAdmin = func(string) bool { return true }
 	c := cs.client().tokenLogin(mint(t, auth.MintOptions{Subject: "admin"}))
-	wantError(t, c.subscribe("/chat/*"), "403::room_wildcard_denied")
+	wantError(t, c.subscribe("/chat/*"), "403:room_wildcard_denied:subscribe_denied")
 	cs.client().login("bob").mustSubscribe("/chat/*") // a local admin may
 }

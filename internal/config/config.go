@@ -55,7 +55,7 @@ type Config struct {
 	HistoryChannelBytes   int64         `env:"HISTORY_CHANNEL_BYTES" envDefault:"8388608" desc:"bytes of one channel's history; the oldest messages are removed beyond"`
 	MaxHistoryPage        int           `env:"MAX_HISTORY_PAGE" envDefault:"100" desc:"messages one /service/history reply carries"`
 	MaxRecover            int           `env:"MAX_RECOVER" envDefault:"1000" desc:"messages a client recovers when it subscribes again after losing its session; more are not recovered (it is told)"`
-	RoomRate              float64       `env:"ROOM_RATE" envDefault:"10" desc:"chat rooms one user may create per minute (admins: unlimited); more are refused with 429::room_rate_limited; 0 = unlimited"`
+	RoomRate              float64       `env:"ROOM_RATE" envDefault:"10" desc:"chat rooms one user may create per minute (admins: unlimited); more are refused with 403:room_rate_limited:channel_create_denied (create_denied on subscribe); 0 = unlimited"`
 	RoomBurst             int           `env:"ROOM_BURST" envDefault:"10" desc:"chat rooms one user may create at once (the token bucket's size)"`
 	MaxBatch              int           `env:"MAX_BATCH" envDefault:"256" desc:"messages in one request"`
 	MaxChannelLength      int           `env:"MAX_CHANNEL_LENGTH" envDefault:"256" desc:"bytes of a channel name"`

@@ -22,7 +22,7 @@ func startTokenServer(t *testing.T) (string, *server.Server) {
 	t.Helper()
 	ch := tokentest.Chat(t)
 	srv, err := server.New(server.Options{Logger: slog.New(slog.DiscardHandler), PollTimeout: 2 * time.Second,
-		ConnectTimeout: 2 * time.Second, Authorize: ch.Authorize, Services: ch.Services()})
+		ConnectTimeout: 2 * time.Second, Authorize: ch.Authorize, Authorizers: ch.Authorizers(), Services: ch.Services()})
 	if err != nil {
 		t.Fatal(err)
 	}

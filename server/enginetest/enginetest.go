@@ -1094,11 +1094,27 @@ func testListing(t *testing.T, m *maker) {
 		if got := ids(l.Subscribers(ctx, "/h/x")); len(got) != 0 {
 			t.Errorf("Subscribers(/h/x) = %q, want none (wildcards are not expanded)", got)
 		}
-		_, _ = e.DestroySession(ctx, "a")
+	}
+	counts := func(when string, want map[string]int) {
+		t.Helper()
+		c, ok := e.(server.SubscriberCounter)
+		if !ok {
+			return
+		}
+		for ch, n := range want {
+			if got, err := c.SubscriberCount(ctx, ch); err != nil || got != n {
+				t.Errorf("%s: SubscriberCount(%s) = %d, %v; want %d", when, ch, got, err, n)
+			}
+		}
+	}
+	counts("subscribed", map[string]int{"/h/*": 2, "/h": 1, "/h/x": 0, "/nothing": 0})
+	_, _ = e.DestroySession(ctx, "a")
+	if l, ok := e.(server.SubscriberLister); ok {
 		if got := ids(l.Subscribers(ctx, "/h/*")); !slices.Equal(got, []string{"b"}) {
 			t.Errorf("after destroy, Subscribers(/h/*) = %q", got)
 		}
 	}
+	counts("after destroy", map[string]int{"/h/*": 1, "/h": 0})
 }
 
 // testQueueBytes: a queue over MaxQueueBytes drops its oldest messages,

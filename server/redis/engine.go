@@ -1036,6 +1036,16 @@ func (e *Engine) Subscribers(ctx context.Context, channel string) ([]*server.Ses
 	return e.infos(ctx, ids)
 }
 
+// SubscriberCount implements server.SubscriberCounter: the size of the
+// channel's member set, without reading the sessions.
+func (e *Engine) SubscriberCount(ctx context.Context, channel string) (int, error) {
+	n, err := e.client.SCard(ctx, e.k.members(channel)).Result()
+	if err != nil {
+		return 0, e.fail("subscriber count", err)
+	}
+	return int(n), nil
+}
+
 // forgetHistories reads the result of a history use (historyUseScript):
 // the histories beyond Budgets.MaxHistoryChannels are deleted and
 // reported.

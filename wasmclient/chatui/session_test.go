@@ -54,6 +54,7 @@ func newChatServerRules(t *testing.T, rules []server.ChannelRule) *chatServer {
 	c := chat.New(auth.NewAuthenticator(users), logins, log)
 	srv, err := server.New(server.Options{
 		Authorize:   c.Authorize,
+		Authorizers: c.Authorizers(),
 		Channels:    rules,
 		Services:    c.Services(),
 		Logger:      log,

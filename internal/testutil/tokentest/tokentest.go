@@ -31,7 +31,7 @@ func Key(t testing.TB) auth.TokenKey {
 
 // Chat returns a chat whose token login accepts the tokens of Mint (users
 // Prefix+sub, no clock skew allowance, so that sessions end exactly at
-// their tokens' expiry). Give its Authorize, OnEvent and Services to
+// their tokens' expiry). Give its Authorize, Authorizers and Services to
 // server.Options, then Attach the server.
 func Chat(t testing.TB) *chat.Chat {
 	t.Helper()

@@ -8,7 +8,7 @@ const fs = require('fs');
 const path = require('path');
 
 const [dir, ...servers] = process.argv.slice(2);
-const names = { bayeux: 'bayeux', faye: 'faye', cometd: 'cometd-nodejs-server' };
+const names = { bayeux: 'bayeux', 'bayeux-base': 'bayeux (BAYEUX_BASE_BIN)', faye: 'faye', cometd: 'cometd-nodejs-server' };
 
 // [label, getter, higherIsBetter]
 const traffic = [

@@ -25,9 +25,9 @@ const traffic = [
 ];
 const idle = [
   ['clients ready', (r) => r.clients, true],
-  ['RSS per client KiB (window avg)', (r) => r.server_rss_kb && r.server_rss_kb.per_client_kb, false],
-  ['  right after the burst KiB', (r) => r.server_rss_kb && r.server_rss_kb.per_client_burst_kb, false],
-  ['  steady (end of window) KiB', (r) => r.server_rss_kb && r.server_rss_kb.per_client_steady_kb, false],
+  ['RSS per client KiB (window after the burst)', (r) => r.server_rss_kb && r.server_rss_kb.per_client_kb, false],
+  ['  at the last client KiB', (r) => r.server_rss_kb && r.server_rss_kb.per_client_burst_kb, false],
+  ['  end of the window KiB', (r) => r.server_rss_kb && r.server_rss_kb.per_client_steady_kb, false],
   ['server RSS max MiB', (r) => r.server_rss_kb && r.server_rss_kb.max / 1024, false],
   ['server CPU %', (r) => r.server_cpu_pct, false],
   ['errors', (r) => Object.values(r.errors || {}).reduce((a, b) => a + b, 0), false],
@@ -182,19 +182,20 @@ const targets = [
     return [kept && r.latency_ms.p99 < 250 && lost(r) === 0,
       `${fmt(r.msgs_per_s)} msg/s sent, ${fmt(r.deliveries_per_s)} deliveries/s, p99 ${fmt(r.latency_ms.p99)} ms, lost ${fmt(lost(r))}${noisy(r)}`];
   }],
-  // Right after the burst of 10,000 clients (the worst moment), with the
-  // steady figure (end of the window) beside it.
+  // Right after the burst of 10,000 clients: the window's average, from
+  // the warmup's end (as the issue's figures were measured), with the RSS
+  // at the moment the last client came and at the window's end beside it.
   ...[['idle', 'long-polling', 6], ['idle-ws', 'WebSocket', 6]].map(([scenario, transport, limit]) => [
     `${scenario} (${transport}): RSS per client right after the 10,000-client burst <= ${limit} KB`, () => {
       const r = load(scenario, own);
       if (!r) return ['n.a.', `${scenario} not run`];
       const s = r.server_rss_kb || {};
-      const kib = typeof s.per_client_burst_kb === 'number' ? s.per_client_burst_kb : s.per_client_kb;
+      const kib = s.per_client_kb;
       if (typeof kib !== 'number') return ['n.a.', 'no RSS per client (run without -pid?)'];
-      const steady = typeof s.per_client_steady_kb === 'number' ? `, ${fmt(kb(s.per_client_steady_kb))} KB steady` : '';
+      const also = (v, what) => (typeof v === 'number' ? `, ${fmt(kb(v))} KB ${what}` : '');
       const want = r.config && r.config.clients;
       const ready = want && r.clients < want ? `; only ${fmt(r.clients)} of ${fmt(want)} clients ready` : '';
-      return [kb(kib) <= limit, `${fmt(kb(kib))} KB (${fmt(kib)} KiB) per client right after the burst${steady}${ready}${noisy(r)}`];
+      return [kb(kib) <= limit, `${fmt(kb(kib))} KB (${fmt(kib)} KiB) per client over the window${also(s.per_client_burst_kb, 'at the last client')}${also(s.per_client_steady_kb, 'at the end')}${ready}${noisy(r)}`];
     }]),
   ['fanout-redis: 0 lost, every publish acknowledged, p99 <= 2 x fanout p99, redis-server < 25% of a core', () => {
     const r = load('fanout-redis', own);

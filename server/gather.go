@@ -105,11 +105,10 @@ func writeOnce(w http.ResponseWriter, r *http.Request, body []byte) {
 	}
 	gc.gather(len(body) + 512)
 	_, _ = w.Write(body)
-	err := http.NewResponseController(w).Flush()
-	if ferr := gc.flush(); err == nil {
-		err = ferr
-	}
-	if err != nil {
+	// Without Flush (a wrapper of w that cannot), what net/http still
+	// holds leaves after what was gathered, as without gathering.
+	_ = http.NewResponseController(w).Flush()
+	if err := gc.flush(); err != nil {
 		gc.Close() // the client cannot have the whole response: net/http's next read ends the connection
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -67,6 +68,7 @@ func TestWriteOnceGathers(t *testing.T) {
 		{"large, net/http alone", false, 20000, 2},
 		{"small", true, 1000, 1},
 		{"just over the buffer", true, 4000, 1},
+		{"a writer that cannot flush: the rest after", true, 5000, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			body := bytes.Repeat([]byte("0123456789"), tc.size/10)
@@ -81,6 +83,9 @@ func TestWriteOnceGathers(t *testing.T) {
 				ConnContext: gatherContext,
 				Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 					w.Header()["Content-Length"] = []string{strconv.Itoa(len(body))}
+					if strings.Contains(tc.name, "cannot flush") {
+						w = struct{ http.ResponseWriter }{w} // no Flush, no Unwrap
+					}
 					writeOnce(w, r, body)
 				}),
 			}

@@ -194,7 +194,7 @@ func (x *exchange) handshake(m *protocol.Message) {
 	// (Authorize may check a password).
 	id := newID()
 	if limited := !x.trial && x.transport != transportLocal; limited {
-		if ok, wait := s.handshakes.allow(x.remoteAddr, time.Now()); !ok {
+		if ok, wait := s.handshakes.Allow(x.remoteAddr, time.Now()); !ok {
 			s.stats.Refused.Add(RefusedHandshakeRate)
 			x.fail(m, protocol.ErrTooManyHandshakes, backoffAdvice(max(wait, time.Second)))
 			return

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -106,26 +107,41 @@ func (e *MemoryEngine) SetDeadline(_ context.Context, id string, deadline time.T
 	if s == nil {
 		return protocol.ErrSessionUnknown
 	}
-	d := deadline.UnixNano()
-	if deadline.IsZero() {
-		d = noDeadline
-	}
-	s.deadline.Store(d)
+	s.deadline.Set(deadline)
 	return nil
 }
 
-// noDeadline marks a deadline removed by SetDeadline (0 means "as at
-// handshake").
+// DeadlineOverride is the deadline DeadlineSetter.SetDeadline gave a live
+// session, which an engine keeps beside the session's info (as read at
+// handshake or claim) instead of copying the info at every change. The
+// zero value means "as in the info". Safe for concurrent use.
+type DeadlineOverride struct {
+	d atomic.Int64 // unix nanoseconds; noDeadline: removed; 0: as in the info
+}
+
+// noDeadline marks a deadline removed by Set(time.Time{}).
 const noDeadline = -1
 
-// withDeadline returns the session's info with the deadline SetDeadline
-// gave it, if any.
-func (s *memSession) infoNow() *SessionInfo {
-	d := s.deadline.Load()
-	if d == 0 {
-		return s.info
+// Set replaces the deadline; the zero time removes it.
+func (o *DeadlineOverride) Set(t time.Time) {
+	d := t.UnixNano()
+	if t.IsZero() {
+		d = noDeadline
 	}
-	in := *s.info
+	o.d.Store(d)
+}
+
+// Reset forgets the override: the info's deadline holds again.
+func (o *DeadlineOverride) Reset() { o.d.Store(0) }
+
+// Apply returns info with the deadline set last, if any: info itself
+// when there was none, else a copy.
+func (o *DeadlineOverride) Apply(info *SessionInfo) *SessionInfo {
+	d := o.d.Load()
+	if d == 0 {
+		return info
+	}
+	in := *info
 	if d == noDeadline {
 		in.Deadline = time.Time{}
 	} else {

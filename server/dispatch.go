@@ -194,7 +194,7 @@ func (x *exchange) handshake(m *protocol.Message) {
 	// (Authorize may check a password).
 	id := newID()
 	if limited := !x.trial && x.transport != transportLocal; limited {
-		if ok, wait := s.handshakes.allow(x.remoteAddr, time.Now()); !ok {
+		if ok, wait := s.handshakes.Allow(x.remoteAddr, time.Now()); !ok {
 			s.stats.Refused.Add(RefusedHandshakeRate)
 			x.fail(m, protocol.ErrTooManyHandshakes, backoffAdvice(max(wait, time.Second)))
 			return
@@ -301,17 +301,28 @@ func (x *exchange) disconnect(m *protocol.Message) {
 	x.reply(m.Reply(true))
 }
 
-func (x *exchange) subscribe(m *protocol.Message) {
-	s := x.s
+// subscriber returns the session of a subscribe or unsubscribe m that
+// names channels and is authorized, or nil when m was answered with its
+// refusal.
+func (x *exchange) subscriber(m *protocol.Message) *Client {
 	c := x.session(m)
 	if c == nil {
-		return
+		return nil
 	}
 	if len(m.Subscription.Channels) == 0 {
 		x.fail(m, protocol.ErrSubscriptionMissing, nil)
-		return
+		return nil
 	}
 	if !x.authorize(c, m, nil) {
+		return nil
+	}
+	return c
+}
+
+func (x *exchange) subscribe(m *protocol.Message) {
+	s := x.s
+	c := x.subscriber(m)
+	if c == nil {
 		return
 	}
 	recovering, err := recoverRequest(m)
@@ -386,15 +397,8 @@ func (x *exchange) subscribe(m *protocol.Message) {
 
 func (x *exchange) unsubscribe(m *protocol.Message) {
 	s := x.s
-	c := x.session(m)
+	c := x.subscriber(m)
 	if c == nil {
-		return
-	}
-	if len(m.Subscription.Channels) == 0 {
-		x.fail(m, protocol.ErrSubscriptionMissing, nil)
-		return
-	}
-	if !x.authorize(c, m, nil) {
 		return
 	}
 	for _, ch := range m.Subscription.Channels {

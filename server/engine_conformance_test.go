@@ -1,9 +1,6 @@
 package server_test
 
 import (
-	"context"
-	"log/slog"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -34,27 +31,6 @@ func TestMemoryServerHistory(t *testing.T) {
 	t.Parallel()
 	enginetest.RunServer(t, func(t *testing.T, opts server.Options) (*server.Server, string) {
 		opts.Engine = server.NewMemoryEngine(server.MemoryEngineOptions{SweepInterval: 50 * time.Millisecond})
-		return startServer(t, opts)
+		return enginetest.Serve(t, opts)
 	})
-}
-
-// startServer starts a quiet server with opts behind an httptest.Server.
-func startServer(t *testing.T, opts server.Options) (*server.Server, string) {
-	t.Helper()
-	opts.Logger = slog.New(slog.DiscardHandler)
-	srv, err := server.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler("/cometd"))
-	t.Cleanup(func() {
-		srv.BeginShutdown()
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return srv, hs.URL + "/cometd"
 }

@@ -155,9 +155,8 @@ func (d *drops) add(o drops) { d.length += o.length; d.bytes += o.bytes }
 type memSession struct {
 	info    *SessionInfo
 	expires atomic.Int64 // unix nanoseconds
-	// deadline is the Deadline SetDeadline gave (unix nanoseconds,
-	// noDeadline for none); 0: info's.
-	deadline atomic.Int64
+	// deadline is the Deadline SetDeadline gave, if any.
+	deadline DeadlineOverride
 
 	mu      sync.Mutex
 	queue   []queued
@@ -296,7 +295,7 @@ func (e *MemoryEngine) CreateSession(_ context.Context, info *SessionInfo) error
 // Session implements Engine.
 func (e *MemoryEngine) Session(_ context.Context, id string) (*SessionInfo, bool, error) {
 	if s := e.lookup(id); s != nil {
-		return s.infoNow(), true, nil
+		return s.deadline.Apply(s.info), true, nil
 	}
 	return nil, false, nil
 }

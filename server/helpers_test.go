@@ -23,10 +23,14 @@ import (
 )
 
 // Timings used by the integration tests. They are short so that the suite
-// runs quickly; tests that need other values set them in Options.
+// runs quickly; tests that need other values set them in Options. A
+// session lives hConnectTimeout after its last connect: long enough for
+// a test's steps between two connects on a loaded CI machine (3 s was
+// not: TestExtensionChanges lost its session between subscribe and
+// publish); tests of expiry set their own.
 const (
 	hPollTimeout    = 2 * time.Second
-	hConnectTimeout = 3 * time.Second
+	hConnectTimeout = 10 * time.Second
 	hSweep          = 50 * time.Millisecond
 	// hWait bounds every wait for something that should happen promptly.
 	hWait = 5 * time.Second

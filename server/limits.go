@@ -5,8 +5,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 // ipLimiter counts concurrent requests per IP address.
@@ -185,58 +183,4 @@ func (l *ipSessions) remove(ip, id string) {
 	if len(list.ids) == 0 {
 		delete(sh.m, ip)
 	}
-}
-
-// handshakeLimiter is a token bucket per IP address for
-// Options.HandshakeRate, on this node. Full buckets are forgotten now and
-// then, so that it keeps only the addresses that handshook recently. Safe
-// for concurrent use.
-type handshakeLimiter struct {
-	limit  rate.Limit
-	burst  int
-	seed   maphash.Seed
-	shards [memShards]struct {
-		mu   sync.Mutex
-		m    map[string]*rate.Limiter
-		next int // sweep full buckets when m grows past this
-	}
-}
-
-func (l *handshakeLimiter) init(perSecond float64, burst int) {
-	l.limit, l.burst = rate.Limit(perSecond), burst
-	l.seed = maphash.MakeSeed()
-	for i := range l.shards {
-		l.shards[i].m = make(map[string]*rate.Limiter)
-		l.shards[i].next = 64
-	}
-}
-
-// allow takes a token of ip's bucket. When there is none it returns false
-// and how long until there is one.
-func (l *handshakeLimiter) allow(ip string, now time.Time) (bool, time.Duration) {
-	if l.limit <= 0 {
-		return true, 0
-	}
-	sh := &l.shards[maphash.String(l.seed, ip)%memShards]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	lim := sh.m[ip]
-	if lim == nil {
-		if len(sh.m) >= sh.next {
-			for k, v := range sh.m {
-				if v.TokensAt(now) >= float64(l.burst) {
-					delete(sh.m, k)
-				}
-			}
-			sh.next = max(64, 2*len(sh.m))
-		}
-		lim = rate.NewLimiter(l.limit, l.burst)
-		sh.m[ip] = lim
-	}
-	r := lim.ReserveN(now, 1)
-	if d := r.DelayFrom(now); d > 0 {
-		r.CancelAt(now)
-		return false, d
-	}
-	return true, 0
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/bayeux-go/bayeux/internal/keyrate"
 	"github.com/bayeux-go/bayeux/internal/netpoll"
 	"github.com/bayeux-go/bayeux/internal/origin"
 	"github.com/bayeux-go/bayeux/internal/realip"
@@ -53,7 +54,7 @@ type Server struct {
 	ips        ipLimiter               // concurrent requests per client IP
 	tcp        ipLimiter               // open connections per peer IP (Serve)
 	ipSessions ipSessions
-	handshakes handshakeLimiter
+	handshakes *keyrate.Limiter // Options.HandshakeRate per IP address, on this node
 	origins    *origin.List
 	proxies    *realip.Proxies
 	// warnedProxy is set once an untrusted peer's forwarding headers
@@ -134,7 +135,7 @@ func New(opts Options) (*Server, error) {
 	s.ips.init(opts.ClientMaxConnections)
 	s.tcp.init(opts.MaxConnsPerIP)
 	s.ipSessions.init(opts.MaxSessionsPerIP)
-	s.handshakes.init(opts.HandshakeRate, opts.HandshakeBurst)
+	s.handshakes = keyrate.New(opts.HandshakeRate, opts.HandshakeBurst)
 	s.stats.Refused.Declare(RefusedOrigin, RefusedIPRequests, RefusedIPConns, RefusedBodyTimeout, RefusedJSONPSite, RefusedBatch,
 		RefusedPublishSize, RefusedSessionsPerIP, RefusedHandshakeRate, DropQueueLength, DropQueueBytes, DropQueuedBytes, DropHistory, RefusedDeadline,
 		RefusedRecover)

@@ -25,6 +25,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/bayeux-go/bayeux/internal/keyrate"
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/auth"
@@ -115,8 +116,8 @@ type Chat struct {
 	RoomRate  float64
 	RoomBurst int
 
-	srv   *server.Server
-	rooms rooms
+	srv      *server.Server
+	roomRate *keyrate.Limiter // RoomRate per user; whether a room exists is the server's to say
 }
 
 // New returns a Chat deciding logins with a.
@@ -132,7 +133,7 @@ func New(a *auth.Authenticator, l *auth.Logins, log *slog.Logger) *Chat {
 // the server's Stats().Refused.
 func (c *Chat) Attach(s *server.Server) {
 	c.srv = s
-	c.rooms.init(c.RoomRate, c.RoomBurst)
+	c.roomRate = keyrate.New(c.RoomRate/60, c.RoomBurst)
 	s.Stats().Refused.Declare(RefusedRoomWildcard, RefusedRoomCreate, auth.RefusedLoginUserIP, auth.RefusedLoginUser, auth.RefusedLoginIP)
 	s.Stats().Refused.Declare(auth.TokenReasons...)
 	s.Stats().Refused.Declare(RefusedTokenChannels, RefusedTokenDisabled)
@@ -143,6 +144,13 @@ func (c *Chat) Attach(s *server.Server) {
 // if its name was listed by mistake.
 func (c *Chat) isAdmin(user string) bool {
 	return auth.ValidName(user) && c.IsAdmin != nil && c.IsAdmin(user)
+}
+
+// mayCreateRoom takes a token of user's room creation bucket
+// (Chat.RoomRate) and reports whether there was one.
+func (c *Chat) mayCreateRoom(user string) bool {
+	ok, _ := c.roomRate.Allow(user, time.Now())
+	return ok
 }
 
 // coversRooms reports whether pattern is a wildcard that matches rooms.
@@ -234,7 +242,7 @@ func (c *Chat) room(_ context.Context, op server.Operation, ch string, cl *serve
 		if RoomOf(ch) == "" {
 			return server.Deny(DeniedRoomInvalid)
 		}
-		if !c.rooms.allow(cl.User(), c.isAdmin(cl.User()), time.Now()) {
+		if !c.isAdmin(cl.User()) && !c.mayCreateRoom(cl.User()) {
 			c.refuse(RefusedRoomCreate)
 			c.Log.Info("room creation rate-limited", "user", cl.User(), "room", ch)
 			return server.Deny(DeniedRoomRate)

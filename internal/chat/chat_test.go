@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"github.com/bayeux-go/bayeux/internal/testutil"
+	"github.com/bayeux-go/bayeux/internal/testutil/chattest"
 
 	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/protocol"
@@ -75,40 +75,11 @@ func newChatServerUsers(t *testing.T, connectTimeout time.Duration, engine serve
 // startChatServer is newChatServerWith with the users file at path.
 func startChatServer(t *testing.T, path string, opts server.Options, setup func(*chat.Chat)) *chatServer {
 	t.Helper()
-	users, err := auth.OpenUsers(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	a := auth.NewAuthenticator(users)
-	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{7}, 32)}, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	c := chat.New(a, logins, log)
+	c, a, logins := chattest.New(t, path)
 	if setup != nil {
 		setup(c)
 	}
-	opts.Authorize, opts.Authorizers, opts.Services = c.Authorize, c.Authorizers(), c.Services()
-	if opts.Channels == nil {
-		opts.Channels = chat.DefaultRules()
-	}
-	opts.Logger, opts.PollTimeout = log, 2*time.Second
-	srv, err := server.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Attach(srv)
-	hs := httptest.NewServer(srv.Site(server.SiteOptions{}))
-	t.Cleanup(func() {
-		srv.BeginShutdown()
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
+	srv, hs := chattest.Serve(t, c, opts)
 	return &chatServer{t: t, srv: srv, chat: c, auth: a, logins: logins, hs: hs, url: hs.URL + "/cometd"}
 }
 

@@ -272,17 +272,9 @@ func (a *API) unsubscribe(args []any) (any, error) {
 
 // publish: (channel, data).
 func (a *API) publish(args []any) (any, error) {
-	channel, ok := arg(args, 0).(string)
-	if !ok {
-		return nil, errors.New("bayeux: publish needs a channel name (a string)")
-	}
-	data, err := toJSON(arg(args, 1))
+	c, channel, data, err := a.channelAndData(args, "publish needs a channel name")
 	if err != nil {
 		return nil, err
-	}
-	c := a.current()
-	if c == nil {
-		return nil, ErrNotConnected
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), RequestTimeout)
 	defer cancel()
@@ -291,17 +283,9 @@ func (a *API) publish(args []any) (any, error) {
 
 // call: (service, data) → the reply's data (null when it has none).
 func (a *API) call(args []any) (any, error) {
-	service, ok := arg(args, 0).(string)
-	if !ok {
-		return nil, errors.New("bayeux: call needs a service name (a string)")
-	}
-	data, err := toJSON(arg(args, 1))
+	c, service, data, err := a.channelAndData(args, "call needs a service name")
 	if err != nil {
 		return nil, err
-	}
-	c := a.current()
-	if c == nil {
-		return nil, ErrNotConnected
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), RequestTimeout)
 	defer cancel()
@@ -313,6 +297,25 @@ func (a *API) call(args []any) (any, error) {
 		return json.RawMessage("null"), nil
 	}
 	return json.RawMessage(m.Data), nil
+}
+
+// channelAndData reads the (channel, data) arguments of publish and call
+// and returns them with the current client; missing says what a
+// non-string channel lacks.
+func (a *API) channelAndData(args []any, missing string) (*wasmclient.Client, string, json.RawMessage, error) {
+	channel, ok := arg(args, 0).(string)
+	if !ok {
+		return nil, "", nil, errors.New("bayeux: " + missing + " (a string)")
+	}
+	data, err := toJSON(arg(args, 1))
+	if err != nil {
+		return nil, "", nil, err
+	}
+	c := a.current()
+	if c == nil {
+		return nil, "", nil, ErrNotConnected
+	}
+	return c, channel, data, nil
 }
 
 // disconnect: (). It stops the client, if there is one.

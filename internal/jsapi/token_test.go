@@ -4,14 +4,13 @@ package jsapi
 
 import (
 	"context"
-	"log/slog"
-	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/bayeux-go/bayeux/internal/testutil"
+	"github.com/bayeux-go/bayeux/internal/testutil/chattest"
 	"github.com/bayeux-go/bayeux/internal/testutil/tokentest"
 	"github.com/bayeux-go/bayeux/server"
 )
@@ -21,20 +20,7 @@ import (
 func startTokenServer(t *testing.T) (string, *server.Server) {
 	t.Helper()
 	ch := tokentest.Chat(t)
-	srv, err := server.New(server.Options{Logger: slog.New(slog.DiscardHandler), PollTimeout: 2 * time.Second,
-		ConnectTimeout: 2 * time.Second, Authorize: ch.Authorize, Authorizers: ch.Authorizers(), Services: ch.Services()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ch.Attach(srv)
-	hs := httptest.NewServer(srv.Site(server.SiteOptions{}))
-	t.Cleanup(func() {
-		srv.BeginShutdown()
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
+	srv, hs := chattest.Serve(t, ch, server.Options{ConnectTimeout: 2 * time.Second})
 	return hs.URL + "/cometd", srv
 }
 

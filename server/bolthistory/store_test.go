@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"log/slog"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -338,21 +336,6 @@ func TestServerHistory(t *testing.T) {
 			t.Fatal(err)
 		}
 		opts.Engine = server.NewMemoryEngine(server.MemoryEngineOptions{History: st, SweepInterval: 50 * time.Millisecond})
-		opts.Logger = slog.New(slog.DiscardHandler)
-		srv, err := server.New(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := httptest.NewServer(srv.Handler("/cometd"))
-		t.Cleanup(func() {
-			srv.BeginShutdown()
-			hs.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
-		})
-		return srv, hs.URL + "/cometd"
+		return enginetest.Serve(t, opts)
 	})
 }

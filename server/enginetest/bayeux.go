@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"sync"
@@ -22,6 +24,30 @@ import (
 // opts.Engine, keep the rest) behind an HTTP server, and returns it with
 // its Bayeux endpoint's URL; it stops both with t.Cleanup.
 type StartServer func(t *testing.T, opts server.Options) (*server.Server, string)
+
+// Serve starts a quiet Server with opts (its Logger discards) behind an
+// httptest.Server and returns it with its Bayeux endpoint's URL
+// ("/cometd"); it shuts both down with t.Cleanup. Engines' tests use it
+// as their StartServer once they have set opts.Engine.
+func Serve(t testing.TB, opts server.Options) (*server.Server, string) {
+	t.Helper()
+	opts.Logger = slog.New(slog.DiscardHandler)
+	srv, err := server.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler("/cometd"))
+	t.Cleanup(func() {
+		srv.BeginShutdown()
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(ctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	return srv, hs.URL + "/cometd"
+}
 
 // RunServer runs the scenarios of channel histories and presence as
 // clients see them (the wasmclient Go client against a Server on the

@@ -45,7 +45,7 @@ func (e *Engine) SetDeadline(ctx context.Context, id string, deadline time.Time)
 		return protocol.ErrSessionUnknown
 	}
 	if s := e.owned.get(id); s != nil {
-		s.setDeadline(deadline)
+		s.deadline.Set(deadline)
 	}
 	return nil
 }
@@ -68,33 +68,5 @@ func (e *Engine) deadlineNotice(n string) {
 			return
 		}
 	}
-	s.setDeadline(t)
-}
-
-// noDeadline marks a deadline removed by SetDeadline (0 means "as in
-// info").
-const noDeadline = -1
-
-func (s *osession) setDeadline(t time.Time) {
-	d := t.UnixNano()
-	if t.IsZero() {
-		d = noDeadline
-	}
-	s.deadline.Store(d)
-}
-
-// infoNow returns the session's info with the deadline SetDeadline gave
-// it since the claim, if any.
-func (s *osession) infoNow() *server.SessionInfo {
-	d := s.deadline.Load()
-	if d == 0 {
-		return s.info
-	}
-	in := *s.info
-	if d == noDeadline {
-		in.Deadline = time.Time{}
-	} else {
-		in.Deadline = time.Unix(0, d)
-	}
-	return &in
+	s.deadline.Set(t)
 }

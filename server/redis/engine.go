@@ -445,7 +445,7 @@ func (e *Engine) Session(ctx context.Context, id string) (*server.SessionInfo, b
 		return nil, false, server.ErrEngineClosed
 	}
 	if s := e.owned.get(id); s != nil && s.live() {
-		return s.infoNow(), true, nil
+		return s.deadline.Apply(s.info), true, nil
 	}
 	s, err := e.client.HGet(ctx, e.k.sess(id), "info").Result()
 	if errors.Is(err, goredis.Nil) {

@@ -124,9 +124,8 @@ type osession struct {
 	dstale   atomic.Bool   // a direct message arrived: read the queue again
 	sstale   atomic.Bool   // subscriptions changed elsewhere: read them again
 	lastUse  atomic.Int64  // unix nanoseconds of the last Take
-	// deadline is the Deadline SetDeadline gave since the claim (unix
-	// nanoseconds, noDeadline for none); 0: info's.
-	deadline atomic.Int64
+	// deadline is the Deadline SetDeadline gave since the claim, if any.
+	deadline server.DeadlineOverride
 
 	expMu      sync.Mutex
 	expWant    time.Time // the expiry the server asked for last
@@ -368,7 +367,7 @@ func (s *osession) claim(ctx context.Context) error {
 	e := s.e
 	// The info read next has every deadline set before; the ones set
 	// after come as notices (this node is the session's from then on).
-	s.deadline.Store(0)
+	s.deadline.Reset()
 	v, err := claimScript.Run(ctx, e.client, e.sessionKeys(s.id), e.opts.NodeID, e.k.nodeChan(), s.id).Slice()
 	if err != nil {
 		return e.fail("claim", err)

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/cookiejar"
-	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -47,21 +46,8 @@ func startNode(t *testing.T, prefix string, configure ...func(*server.Options)) 
 	for _, f := range configure {
 		f(&opts)
 	}
-	srv, err := server.New(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	hs := httptest.NewServer(srv.Handler("/cometd"))
-	t.Cleanup(func() {
-		srv.BeginShutdown()
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), hWait)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	return &node{srv: srv, eng: eng, url: hs.URL + "/cometd"}
+	srv, url := enginetest.Serve(t, opts)
+	return &node{srv: srv, eng: eng, url: url}
 }
 
 // bayeux posts one message to url and returns the reply batch.
@@ -312,22 +298,7 @@ func serverHistory(t *testing.T, url func(testing.TB) string) {
 			t.Fatal(err)
 		}
 		opts.Engine = eng
-		opts.Logger = slog.New(slog.DiscardHandler)
-		srv, err := server.New(opts) // starts eng
-		if err != nil {
-			t.Fatal(err)
-		}
-		hs := httptest.NewServer(srv.Handler("/cometd"))
-		t.Cleanup(func() {
-			srv.BeginShutdown()
-			hs.Close()
-			ctx, cancel := context.WithTimeout(context.Background(), hWait)
-			defer cancel()
-			if err := srv.Shutdown(ctx); err != nil {
-				t.Errorf("Shutdown: %v", err)
-			}
-		})
-		return srv, hs.URL + "/cometd"
+		return enginetest.Serve(t, opts) // starts eng
 	})
 }
 

@@ -3,12 +3,10 @@
 package chatui
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http/httptest"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -16,11 +14,11 @@ import (
 	"time"
 
 	"github.com/bayeux-go/bayeux/internal/testutil"
+	"github.com/bayeux-go/bayeux/internal/testutil/chattest"
 
 	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/protocol"
 	"github.com/bayeux-go/bayeux/server"
-	"github.com/bayeux-go/bayeux/server/auth"
 	"github.com/bayeux-go/bayeux/wasmclient"
 )
 
@@ -42,36 +40,8 @@ func newChatServer(t *testing.T) *chatServer {
 func newChatServerRules(t *testing.T, rules []server.ChannelRule) *chatServer {
 	t.Helper()
 	path := testutil.WriteUsers(t, "", "alice", "bob", "carol")
-	users, err := auth.OpenUsers(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logins, err := auth.NewLogins([][]byte{bytes.Repeat([]byte{7}, 32)}, nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	c := chat.New(auth.NewAuthenticator(users), logins, log)
-	srv, err := server.New(server.Options{
-		Authorize:   c.Authorize,
-		Authorizers: c.Authorizers(),
-		Channels:    rules,
-		Services:    c.Services(),
-		Logger:      log,
-		PollTimeout: 2 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Attach(srv)
-	hs := httptest.NewServer(srv.Site(server.SiteOptions{}))
-	t.Cleanup(func() {
-		srv.BeginShutdown()
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), wait)
-		defer cancel()
-		srv.Shutdown(ctx)
-	})
+	c, _, _ := chattest.New(t, path)
+	srv, hs := chattest.Serve(t, c, server.Options{Channels: rules})
 	return &chatServer{srv: srv, url: hs.URL + "/cometd"}
 }
 
@@ -147,7 +117,7 @@ func (r *recorder) waitFor(t *testing.T, what string, cond func() bool) {
 		case <-deadline:
 			r.mu.Lock()
 			defer r.mu.Unlock()
-			t.Fatalf("timed out waiting for %s (states %v, logins %v, errors %v)", what, r.states, r.logins, r.errs)
+			t.Fatalf("timed out waiting for %s (states %v, logins %v, errors %v, messages %v)", what, r.states, r.logins, r.errs, r.texts("r1"))
 		}
 	}
 }
@@ -166,6 +136,9 @@ type testUser struct {
 	s    *session
 	rec  *recorder
 	anon atomic.Bool
+	// handshakes, when set, holds the user's next handshakes until it is
+	// closed (or wait passes).
+	handshakes atomic.Pointer[chan struct{}]
 }
 
 func (cs *chatServer) user(t *testing.T, name string) *testUser {
@@ -175,8 +148,17 @@ func (cs *chatServer) user(t *testing.T, name string) *testUser {
 		MaxNetworkDelay: 3 * time.Second,
 		Logger:          slog.New(slog.DiscardHandler),
 		OutgoingExt: func(m *protocol.Message) {
-			if m.Channel == protocol.MetaHandshake && u.anon.Load() {
+			if m.Channel != protocol.MetaHandshake {
+				return
+			}
+			if u.anon.Load() {
 				delete(m.Ext, "auth")
+			}
+			if gate := u.handshakes.Load(); gate != nil {
+				select {
+				case <-*gate:
+				case <-time.After(wait):
+				}
 			}
 		},
 	}
@@ -461,6 +443,10 @@ func TestSessionGapReloads(t *testing.T) {
 	}
 	alice.rec.waitFor(t, "before", func() bool { return len(alice.rec.texts("r1")) == 1 })
 	id := alice.s.c.ClientID()
+	// Alice's new session starts after bob has written: she missed 6
+	// messages, of which the room keeps 3.
+	gate := make(chan struct{})
+	alice.handshakes.Store(&gate)
 	if _, err := cs.srv.DisconnectWhere(context.Background(), func(in *server.SessionInfo) bool { return in.User == "alice" }); err != nil {
 		t.Fatal(err)
 	}
@@ -469,6 +455,7 @@ func TestSessionGapReloads(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	close(gate)
 	var ended bool
 	alice.rec.waitFor(t, "the session end", func() bool {
 		last := alice.rec.states[len(alice.rec.states)-1]

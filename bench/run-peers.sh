@@ -13,8 +13,12 @@
 # and redis-server sharing SERVER_CPU (two cores allow no more), Redis's
 # CPU per published message measured too.
 #
+# SERVERS may also name bayeux-base: another bayeux binary, BAYEUX_BASE_BIN
+# (an older build, to compare against), run exactly as bin/bayeux is.
+#
 #   bench/run-peers.sh                      # everything, ~15 minutes
 #   DURATION=5s SCENARIOS="fanout rooms" SERVERS="bayeux faye" bench/run-peers.sh
+#   BAYEUX_BASE_BIN=/path/to/old/bayeux SERVERS="bayeux bayeux-base" SCENARIOS=fanout bench/run-peers.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -24,8 +28,13 @@ WARMUP=${WARMUP:-3s}
 SERVER_CPU=${SERVER_CPU:-1}
 BENCH_CPU=${BENCH_CPU:-0}
 SERVERS=${SERVERS:-"bayeux faye cometd"}
-SCENARIOS=${SCENARIOS:-"fanout rooms rooms-cometd idle idle-ws fanout-ws fanout-redis fanout-cluster handshake"}
+SCENARIOS=${SCENARIOS:-"fanout fanout-5k fanout-4800 rooms rooms-cometd idle idle-ws fanout-ws fanout-redis fanout-cluster handshake"}
 PORT=${PORT:-18090}
+BAYEUX_BASE_BIN=${BAYEUX_BASE_BIN:-}
+if [[ " $SERVERS " == *" bayeux-base "* ]] && [ ! -x "$BAYEUX_BASE_BIN" ]; then
+  echo "run-peers: bayeux-base needs BAYEUX_BASE_BIN, the bayeux binary to compare with" >&2
+  exit 2
+fi
 OUT=${OUT:-$(mktemp -d "${TMPDIR:-/tmp}/bayeux-peers.XXXXXX")}
 mkdir -p "$OUT"
 
@@ -77,12 +86,12 @@ server_pid=
 server_pids=  # all the server processes (the nodes of fanout-cluster)
 redis_pid=
 bench_urls=
-start_bayeux() { # port engine
-  local datadir
+start_bayeux() { # port engine [binary]
+  local datadir bin=${3:-$ROOT/bin/bayeux}
   datadir=$(mktemp -d "$OUT/bayeux-data.XXXX")
   # The load generator is one address: no per-address limits.
   BAYEUX_ADDR=127.0.0.1:$1 BAYEUX_ENGINE=$2 BAYEUX_CLIENT_MAX_CONNECTIONS=0 BAYEUX_MAX_CONNS_PER_IP=0 BAYEUX_MAX_SESSIONS_PER_IP=0 BAYEUX_HANDSHAKE_RATE=0 BAYEUX_DATA_DIR=$datadir \
-    taskset -c "$SERVER_CPU" "$ROOT/bin/bayeux" >>"$OUT/server.bayeux.log" 2>&1 &
+    taskset -c "$SERVER_CPU" "$bin" >>"$OUT/server.bayeux.log" 2>&1 &
 }
 wait_port() { # port
   for _ in $(seq 100); do
@@ -127,6 +136,11 @@ start_server() { # name scenario
     *) start_bayeux "$PORT" memory ;;
     esac
     ;;
+  bayeux-base)
+    # The older binary may not know every BAYEUX_* variable: harmless.
+    # (The Redis scenarios are bin/bayeux's only: bayeux_only.)
+    start_bayeux "$PORT" memory "$BAYEUX_BASE_BIN"
+    ;;
   faye) PORT=$PORT taskset -c "$SERVER_CPU" node "$ROOT/bench/peers/faye.js" >>"$OUT/server.$name.log" 2>&1 & ;;
   cometd) PORT=$PORT taskset -c "$SERVER_CPU" node "$ROOT/bench/peers/cometd.js" >>"$OUT/server.$name.log" 2>&1 & ;;
   *) echo "run-peers: unknown server $name" >&2; exit 2 ;;
@@ -154,6 +168,11 @@ trap 'stop_server; exit 130' INT TERM
 flags() { # scenario
   case $1 in
   fanout) echo "-scenario fanout -subscribers 500 -rate 1600" ;;
+  # 400k deliveries/s (fanout at half its rate) over 5,000 subscribers at 80 msg/s: one
+  # response per subscriber per message.
+  fanout-5k) echo "-scenario fanout -subscribers 5000 -rate 80" ;;
+  # 2.4M deliveries/s: the highest rate issue 18 asks for with p99 < 250 ms.
+  fanout-4800) echo "-scenario fanout -subscribers 500 -rate 4800" ;;
   rooms) echo "-scenario rooms -clients 1000 -rooms 50 -rate 1600" ;;
   # CometD's own benchmark shape (cometd-java-benchmark): 1000 users, 100
   # rooms, 10 rooms each, batches of 10 messages of 50 characters.

@@ -116,7 +116,7 @@ func (c *limitedConn) SyscallConn() (syscall.RawConn, error) {
 }
 
 // plainTCP returns the TCP connection under c when c is one (directly or
-// under a limitedConn) and not TLS: epoll can tell when it has bytes.
+// under a limitedConn or a gatherConn) and not TLS: epoll can tell when it has bytes.
 func plainTCP(c net.Conn) (syscall.Conn, bool) {
 	switch c := c.(type) {
 	case *net.TCPConn:
@@ -125,6 +125,8 @@ func plainTCP(c net.Conn) (syscall.Conn, bool) {
 		if c.tcp != nil {
 			return c.tcp, true
 		}
+	case *gatherConn:
+		return plainTCP(c.Conn)
 	}
 	return nil, false
 }

@@ -173,9 +173,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("Content-Type", ctype)
 	}
-	// One write with a length: no chunked encoding for large batches.
+	// One write with a length: no chunked encoding for large batches, and
+	// the headers and the body in one write call.
 	h["Content-Length"] = []string{strconv.Itoa(len(body))}
-	_, _ = w.Write(body)
+	writeOnce(w, r, body)
 }
 
 // Header values shared by every response (net/http never changes them).

@@ -84,7 +84,7 @@ func parkOn(hs *http.Server, ln net.Listener) net.Listener {
 		if prev != nil {
 			ctx = prev(ctx, c)
 		}
-		return context.WithValue(ctx, parkKey{}, l)
+		return gatherContext(context.WithValue(ctx, parkKey{}, l), c)
 	}
 	return l
 }
@@ -126,6 +126,9 @@ func (l *parkListener) Accept() (net.Conn, error) {
 func (l *parkListener) acceptLoop() {
 	for {
 		c, err := l.Listener.Accept()
+		if c != nil {
+			c = gatherOn(c)
+		}
 		select {
 		case l.accepted <- acceptResult{c, err}:
 		case <-l.done:

@@ -1,8 +1,6 @@
 package server
 
 import (
-	"encoding/json"
-
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -61,25 +59,22 @@ func (x *response) encode(dst []byte) ([]byte, error) {
 		}
 		first = false
 	}
+	var err error
 	if x.hsReply != nil {
-		b, err := json.Marshal(x.hsReply)
-		if err != nil {
+		sep()
+		if dst, err = x.hsReply.AppendJSON(dst); err != nil {
 			return nil, err
 		}
-		sep()
-		dst = append(dst, b...)
 	}
 	for _, e := range x.events {
 		sep()
 		dst = append(dst, e...)
 	}
 	for _, r := range x.replies {
-		b, err := json.Marshal(r)
-		if err != nil {
+		sep()
+		if dst, err = r.AppendJSON(dst); err != nil {
 			return nil, err
 		}
-		sep()
-		dst = append(dst, b...)
 	}
 	return append(dst, ']'), nil
 }

@@ -24,6 +24,7 @@ import (
 	"github.com/bayeux-go/bayeux/internal/chat"
 	"github.com/bayeux-go/bayeux/internal/chatweb"
 	"github.com/bayeux-go/bayeux/internal/config"
+	"github.com/bayeux-go/bayeux/internal/memsettle"
 	"github.com/bayeux-go/bayeux/internal/readme"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/auth"
@@ -369,6 +370,9 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 		hs.Protocols.SetHTTP1(true)
 	}
 	a.Log.Info("bayeux listening", "addr", ln.Addr().String(), "tls", a.certs != nil, "engine", a.Config.Engine, "document_root", a.Config.DocumentRoot)
+	settleCtx, stopSettle := context.WithCancel(context.Background())
+	defer stopSettle()
+	go memsettle.Run(settleCtx, a.Config.MemorySettle)
 	if a.Config.DebugAddr != "" {
 		stop, err := a.serveDebug(a.Config.DebugAddr)
 		if err != nil {

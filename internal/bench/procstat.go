@@ -93,12 +93,13 @@ func selfCPU() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// rssSampler keeps the max and average of periodic RSS samples.
+// rssSampler keeps the max, average and last of periodic RSS samples.
 type rssSampler struct {
-	max, sum, n int64
+	max, sum, n, last int64
 }
 
 func (s *rssSampler) add(kb int64) {
+	s.last = kb
 	s.max = max(s.max, kb)
 	s.sum += kb
 	s.n++

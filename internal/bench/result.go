@@ -103,8 +103,17 @@ type RSSStats struct {
 	Baseline int64 `json:"baseline"` // before the clients came
 	Max      int64 `json:"max"`      // during the window
 	Avg      int64 `json:"avg"`      // during the window
-	// PerClientKB is (avg - baseline) / clients (idle scenario).
-	PerClientKB *float64 `json:"per_client_kb,omitempty"`
+	// Burst is the RSS right after the last client connected (before the
+	// warmup), End the RSS at the end of the window (idle scenario).
+	Burst int64 `json:"burst,omitempty"`
+	End   int64 `json:"end,omitempty"`
+	// PerClientKB is (avg - baseline) / clients (idle scenario);
+	// PerClientBurstKB is (burst - baseline) / clients, right after the
+	// clients came, and PerClientSteadyKB (end - baseline) / clients, once
+	// the server had warmup + duration to settle.
+	PerClientKB       *float64 `json:"per_client_kb,omitempty"`
+	PerClientBurstKB  *float64 `json:"per_client_burst_kb,omitempty"`
+	PerClientSteadyKB *float64 `json:"per_client_steady_kb,omitempty"`
 }
 
 // ConfigJSON is the configuration as reported.
@@ -207,10 +216,17 @@ func (r *run) finish(res *Result, w *watcher, quiet bool) {
 		}
 	}
 	if len(w.pids) > 0 && w.err == nil && w.rss.n > 0 {
-		s := &RSSStats{Baseline: w.base, Max: w.rss.max, Avg: w.rss.avg()}
+		s := &RSSStats{Baseline: w.base, Max: w.rss.max, Avg: w.rss.avg(), Burst: w.burst, End: w.rss.last}
 		if r.cfg.Scenario == Idle && res.Clients > 0 {
-			per := float64(s.Avg-s.Baseline) / float64(res.Clients)
-			s.PerClientKB = &per
+			perClient := func(kb int64) *float64 {
+				per := float64(kb-s.Baseline) / float64(res.Clients)
+				return &per
+			}
+			s.PerClientKB = perClient(s.Avg)
+			s.PerClientSteadyKB = perClient(s.End)
+			if s.Burst > 0 {
+				s.PerClientBurstKB = perClient(s.Burst)
+			}
 		}
 		res.ServerRSSKB = s
 	}
@@ -319,6 +335,9 @@ func (res *Result) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, ", RSS max %d KiB avg %d KiB (baseline %d KiB)", s.Max, s.Avg, s.Baseline)
 			if s.PerClientKB != nil {
 				fmt.Fprintf(&b, ", %.1f KiB per client", *s.PerClientKB)
+			}
+			if s.PerClientBurstKB != nil && s.PerClientSteadyKB != nil {
+				fmt.Fprintf(&b, " (%.1f right after the clients came, %.1f at the end)", *s.PerClientBurstKB, *s.PerClientSteadyKB)
 			}
 		}
 		b.WriteString("\n")

@@ -277,6 +277,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 	r.win.Store(&window{from: from, to: from + int64(cfg.Duration)})
 
 	if cfg.Scenario == Idle {
+		watch.afterBurst()
 		if sleep(ctx, cfg.Warmup) {
 			watch.begin()
 			sleep(ctx, cfg.Duration)
@@ -684,6 +685,7 @@ type watcher struct {
 	pids             []int // the server's, first cfg.PID
 	redis            []int
 	base             int64 // RSS before the run, KiB
+	burst            int64 // RSS right after the clients came, KiB
 	began, ended     time.Time
 	srvCPU0, srvCPU1 time.Duration
 	rdsCPU0, rdsCPU1 time.Duration
@@ -732,6 +734,13 @@ func rss(pids []int) (int64, error) {
 func (w *watcher) baseline() {
 	if len(w.pids) > 0 {
 		w.base, w.err = rss(w.pids)
+	}
+}
+
+// afterBurst samples the RSS right after the clients came.
+func (w *watcher) afterBurst() {
+	if len(w.pids) > 0 && w.err == nil {
+		w.burst, _ = rss(w.pids)
 	}
 }
 

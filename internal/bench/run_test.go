@@ -204,9 +204,14 @@ func TestSeveralURLs(t *testing.T) {
 
 func TestIdleAndHandshake(t *testing.T) {
 	url := startServer(t, nil)
-	res := runBench(t, Config{URL: url, Scenario: Idle, Clients: 30, Duration: 500 * time.Millisecond})
+	// The server is this process: its RSS is measured right after the
+	// clients came and at the end of the window.
+	res := runBench(t, Config{URL: url, Scenario: Idle, Clients: 30, Duration: 500 * time.Millisecond, PID: os.Getpid()})
 	if res.Clients != 30 || res.Handshakes != 30 || len(res.Errors) != 0 {
 		t.Errorf("idle: clients %d handshakes %d errors %v", res.Clients, res.Handshakes, res.ErrorSamples)
+	}
+	if s := res.ServerRSSKB; s == nil || s.Burst <= 0 || s.End <= 0 || s.PerClientBurstKB == nil || s.PerClientSteadyKB == nil {
+		t.Errorf("idle: no RSS right after the clients came and at the end: %+v", s)
 	}
 	res = runBench(t, Config{URL: url, Scenario: Handshake, Workers: 4, Duration: 500 * time.Millisecond})
 	if res.HandshakesPerS <= 0 || res.LatencyMs.Count == 0 || len(res.Errors) != 0 {

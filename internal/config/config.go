@@ -75,13 +75,14 @@ type Config struct {
 	TLSKey           string   `env:"TLS_KEY" desc:"PEM private key file of BAYEUX_TLS_CERT"`
 	HTTP2            bool     `env:"HTTP2" envDefault:"true" desc:"offer HTTP/2 over TLS (its held connects are not parked: a goroutine each)"`
 
-	DebugAddr   string   `env:"DEBUG_ADDR" desc:"listen address of a separate server for Go's /debug/pprof/ (keep it on loopback); empty = off"`
-	LogLevel    string   `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
-	LogFile     string   `env:"LOG_FILE" desc:"append logs to this file instead of stderr"`
-	DataDir     string   `env:"DATA_DIR" envDefault:"./data" desc:"directory for state (created when missing)"`
-	UsersFile   string   `env:"USERS_FILE" desc:"htpasswd file with bcrypt hashes; default <data dir>/users"`
-	Admins      []string `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
-	SessionKeys []string `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
+	MemorySettle time.Duration `env:"MEMORY_SETTLE" envDefault:"2s" desc:"how often to check whether the process is quiet after a burst of allocation (10,000 clients connecting): then a GC returns the burst's memory to the OS at once instead of at Go's 2-minute forced GC; 0 = off"`
+	DebugAddr    string        `env:"DEBUG_ADDR" desc:"listen address of a separate server for Go's /debug/pprof/ (keep it on loopback); empty = off"`
+	LogLevel     string        `env:"LOG_LEVEL" envDefault:"info" desc:"debug, info, warn or error"`
+	LogFile      string        `env:"LOG_FILE" desc:"append logs to this file instead of stderr"`
+	DataDir      string        `env:"DATA_DIR" envDefault:"./data" desc:"directory for state (created when missing)"`
+	UsersFile    string        `env:"USERS_FILE" desc:"htpasswd file with bcrypt hashes; default <data dir>/users"`
+	Admins       []string      `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
+	SessionKeys  []string      `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
 
 	LoginLimitWindow time.Duration `env:"LOGIN_LIMIT_WINDOW" envDefault:"15m" desc:"how long a failed login counts against the login limits"`
 	LoginLimitUserIP int           `env:"LOGIN_LIMIT_USER_IP" envDefault:"5" desc:"failed logins per user from one IP address (IPv6: per /64) within the window; more are refused unchecked"`

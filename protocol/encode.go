@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 )
 
 // AppendJSON appends m encoded as JSON to dst and returns the result: the
@@ -31,14 +30,14 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 		return append(dst, b...), nil
 	}
 	dst = append(dst, `{"channel":`...)
-	dst = appendString(dst, m.Channel)
+	dst = AppendJSONString(dst, m.Channel)
 	if m.ID != "" {
 		dst = append(dst, `,"id":`...)
-		dst = appendString(dst, string(m.ID))
+		dst = AppendJSONString(dst, string(m.ID))
 	}
 	if m.ClientID != "" {
 		dst = append(dst, `,"clientId":`...)
-		dst = appendString(dst, m.ClientID)
+		dst = AppendJSONString(dst, m.ClientID)
 	}
 	if len(m.Data) > 0 {
 		dst = append(dst, `,"data":`...)
@@ -50,7 +49,7 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	if m.Error != "" {
 		dst = append(dst, `,"error":`...)
-		dst = appendString(dst, m.Error)
+		dst = AppendJSONString(dst, m.Error)
 	}
 	if a := m.Advice; a != nil {
 		dst = append(dst, `,"advice":`...)
@@ -63,18 +62,18 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 	if !m.Subscription.IsZero() {
 		dst = append(dst, `,"subscription":`...)
 		if s := m.Subscription; !s.Array && len(s.Channels) == 1 {
-			dst = appendString(dst, s.Channels[0])
+			dst = AppendJSONString(dst, s.Channels[0])
 		} else {
 			dst = appendStrings(dst, s.Channels)
 		}
 	}
 	if m.Version != "" {
 		dst = append(dst, `,"version":`...)
-		dst = appendString(dst, m.Version)
+		dst = AppendJSONString(dst, m.Version)
 	}
 	if m.MinimumVersion != "" {
 		dst = append(dst, `,"minimumVersion":`...)
-		dst = appendString(dst, m.MinimumVersion)
+		dst = AppendJSONString(dst, m.MinimumVersion)
 	}
 	if len(m.SupportedConnectionTypes) > 0 {
 		dst = append(dst, `,"supportedConnectionTypes":`...)
@@ -82,11 +81,11 @@ func (m *Message) AppendJSON(dst []byte) ([]byte, error) {
 	}
 	if m.ConnectionType != "" {
 		dst = append(dst, `,"connectionType":`...)
-		dst = appendString(dst, m.ConnectionType)
+		dst = AppendJSONString(dst, m.ConnectionType)
 	}
 	if m.Timestamp != "" {
 		dst = append(dst, `,"timestamp":`...)
-		dst = appendString(dst, m.Timestamp)
+		dst = AppendJSONString(dst, m.Timestamp)
 	}
 	return append(dst, '}'), nil
 }
@@ -131,7 +130,7 @@ func (a *Advice) appendJSON(dst []byte) []byte {
 	}
 	if a.Reconnect != "" {
 		field(`"reconnect":`)
-		dst = appendString(dst, a.Reconnect)
+		dst = AppendJSONString(dst, a.Reconnect)
 	}
 	if a.Interval != nil {
 		field(`"interval":`)
@@ -169,7 +168,7 @@ func appendExt(dst []byte, ext map[string]json.RawMessage) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, k)
+		dst = AppendJSONString(dst, k)
 		dst = append(dst, ':')
 		if v := ext[k]; v == nil {
 			dst = append(dst, "null"...)
@@ -186,63 +185,7 @@ func appendStrings(dst []byte, ss []string) []byte {
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendString(dst, s)
+		dst = AppendJSONString(dst, s)
 	}
 	return append(dst, ']')
-}
-
-// appendString appends s as encoding/json encodes a string: quotes,
-// backslashes and control characters escaped, <, > and & as \u003c,
-// \u003e and \u0026, invalid UTF-8 as \ufffd, and U+2028 and U+2029
-// escaped.
-func appendString(dst []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	dst = append(dst, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		if c := s[i]; c < utf8.RuneSelf {
-			if c >= ' ' && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
-				i++
-				continue
-			}
-			dst = append(dst, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				dst = append(dst, '\\', c)
-			case '\b':
-				dst = append(dst, '\\', 'b')
-			case '\f':
-				dst = append(dst, '\\', 'f')
-			case '\n':
-				dst = append(dst, '\\', 'n')
-			case '\r':
-				dst = append(dst, '\\', 'r')
-			case '\t':
-				dst = append(dst, '\\', 't')
-			default:
-				dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		if r == '\u2028' || r == '\u2029' {
-			dst = append(dst, s[start:i]...)
-			dst = append(dst, '\\', 'u', '2', '0', '2', hex[r&0xf])
-			i += size
-			start = i
-			continue
-		}
-		i += size
-	}
-	dst = append(dst, s[start:]...)
-	return append(dst, '"')
 }

@@ -298,6 +298,9 @@ func TestAppendJSONString(t *testing.T) {
 		{"<script>&", `"\u003cscript\u003e\u0026"`},
 		{"caf\u00e9 \u65e5", "\"caf\u00e9 \u65e5\""},
 		{"\x7f", "\"\x7f\""},
+		{"a\xffb", `"a\ufffdb"`},
+		{"\u2028\u2029", `"\u2028\u2029"`},
+		{"\b\f", `"\b\f"`},
 	}
 	for _, tc := range tests {
 		got := string(AppendJSONString([]byte("prefix:"), tc.in))

@@ -361,20 +361,27 @@ func (st *decodeState) readInt(field string) (int64, bool, error) {
 	return 0, false, typeError(field, "an integer")
 }
 
-// readExt reads the ext object: each member's value is kept as text.
-func (st *decodeState) readExt() (map[string]json.RawMessage, error) {
+// openObject reads the '{' of field's value and reports true, or reads
+// a null (false, no error) or any other value (false, a type error).
+func (st *decodeState) openObject(field string) (bool, error) {
 	d := &st.dec
 	switch d.PeekKind() {
 	case 'n':
-		return nil, d.SkipValue()
+		return false, d.SkipValue()
 	case '{':
-	default:
-		if _, err := d.ReadValue(); err != nil {
-			return nil, err
-		}
-		return nil, typeError("ext", "an object")
+		_, err := d.ReadToken()
+		return err == nil, err
 	}
-	if _, err := d.ReadToken(); err != nil {
+	if _, err := d.ReadValue(); err != nil {
+		return false, err
+	}
+	return false, typeError(field, "an object")
+}
+
+// readExt reads the ext object: each member's value is kept as text.
+func (st *decodeState) readExt() (map[string]json.RawMessage, error) {
+	d := &st.dec
+	if ok, err := st.openObject("ext"); !ok {
 		return nil, err
 	}
 	ext := make(map[string]json.RawMessage, 1)
@@ -395,17 +402,7 @@ func (st *decodeState) readExt() (map[string]json.RawMessage, error) {
 // readAdvice reads the advice object; unknown members are skipped.
 func (st *decodeState) readAdvice() (*Advice, error) {
 	d := &st.dec
-	switch d.PeekKind() {
-	case 'n':
-		return nil, d.SkipValue()
-	case '{':
-	default:
-		if _, err := d.ReadValue(); err != nil {
-			return nil, err
-		}
-		return nil, typeError("advice", "an object")
-	}
-	if _, err := d.ReadToken(); err != nil {
+	if ok, err := st.openObject("advice"); !ok {
 		return nil, err
 	}
 	a := new(Advice)

@@ -11,6 +11,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/bayeux-go/bayeux/internal/faultproxy"
+	"github.com/bayeux-go/bayeux/internal/testutil"
 )
 
 // messageTexts returns the texts of the messages shown, in order.
@@ -147,13 +148,7 @@ func TestRecoverAfterCut(t *testing.T) {
 		}
 		return false
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for !expired() {
-		if time.Now().After(deadline) {
-			t.Fatal("alice's session did not expire during the cut")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testutil.Eventually(t, 20*time.Second, expired, "alice's session to expire during the cut")
 	start := time.Now()
 	p.Cut(false)
 	waitTexts(t, ctx, want, 30*time.Second)

@@ -15,7 +15,9 @@ import (
 // needs node and compiles a wasm test binary, so it runs only when
 // WASMCLIENT_NODE_TEST=1.
 func TestFetchTransportInNode(t *testing.T) {
-	// Node's fetch keeps no cookies, so the session cannot be bound to one.
-	ts := newTestServer(t, server.Options{TrustClientSession: true}, nil)
-	testutil.WasmTestsInNode(t, "^(TestFetch|TestJSWebSocket)", "WASMCLIENT_URL="+ts.url)
+	testutil.WasmTestsInNode(t, "^(TestFetch|TestJSWebSocket)", func() []string {
+		// Node's fetch keeps no cookies, so the session cannot be bound to one.
+		ts := newTestServer(t, server.Options{TrustClientSession: true}, nil)
+		return []string{"WASMCLIENT_URL=" + ts.url}
+	})
 }

@@ -15,5 +15,5 @@ import (
 // WASMCLIENT_NODE_TEST=1; the browser test e2e/TestEmbedJSAPI covers the
 // glue in every run.
 func TestGlueInNode(t *testing.T) {
-	testutil.WasmTestsInNode(t, "")
+	testutil.WasmTestsInNode(t, "", nil)
 }

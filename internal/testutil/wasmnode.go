@@ -10,12 +10,13 @@ import (
 
 // WasmTestsInNode compiles the tests of the package in the current
 // directory for GOOS=js GOARCH=wasm and runs those matching run (all when
-// "") under Node.js with Go's wasm exec helper, env added to their
+// "") under Node.js with Go's wasm exec helper, with what env returns
+// (when not nil: it may start a server for them) added to their
 // environment. It runs only when WASMCLIENT_NODE_TEST=1 (it compiles a
 // wasm test binary: too slow for every run); node missing then fails the
 // test under CI=true and skips it elsewhere. The output is logged, and a
 // failure fails t.
-func WasmTestsInNode(t *testing.T, run string, env ...string) {
+func WasmTestsInNode(t *testing.T, run string, env func() []string) {
 	t.Helper()
 	if os.Getenv("WASMCLIENT_NODE_TEST") == "" {
 		t.Skip("set WASMCLIENT_NODE_TEST=1 to run the wasm build of these tests under Node.js")
@@ -38,7 +39,9 @@ func WasmTestsInNode(t *testing.T, run string, env ...string) {
 	}
 	cmd.Env = append(cmd.Env, "GOOS=js", "GOARCH=wasm",
 		"PATH="+filepath.Join(runtime.GOROOT(), "lib", "wasm")+string(os.PathListSeparator)+os.Getenv("PATH"))
-	cmd.Env = append(cmd.Env, env...)
+	if env != nil {
+		cmd.Env = append(cmd.Env, env()...)
+	}
 	out, err := cmd.CombinedOutput()
 	t.Logf("wasm test output:\n%s", out)
 	if err != nil {

@@ -365,11 +365,13 @@ func (*peerClosed) Error() string { return "websocket: closed by the peer" }
 // server refuses, a *peerClosed, or the connection's.
 //
 // A message's size is checked against Options.MaxMessageSize as each
-// frame header announces its length, before the payload is read; the
+// frame header announces its length (fragments after the first count
+// with their headers), before the payload is read; the
 // payload is then read into a buffer that grows as its bytes arrive, so
 // that a header claiming a big frame costs nothing until the bytes come.
 func (ws *wsConn) readMessage() (msg []byte, ok bool, err error) {
 	limit := ws.s.opts.MaxMessageSize
+	size := int64(0) // of the message so far
 	state := gws.StateServerSide
 	for {
 		h, err := gws.ReadHeader(ws.br)
@@ -396,10 +398,16 @@ func (ws *wsConn) readMessage() (msg []byte, ok bool, err error) {
 		if h.OpCode == gws.OpBinary {
 			return nil, false, &wsError{code: gws.StatusUnsupportedData, reason: "bayeux: text frames only", skip: h.Length}
 		}
-		if h.Length > limit-int64(len(msg)) {
+		// A continuation's header counts too: endless empty fragments
+		// end like a message too big.
+		if h.OpCode == gws.OpContinuation {
+			size += int64(gws.HeaderSize(h))
+		}
+		if size > limit || h.Length > limit-size {
 			return nil, false, &wsError{code: gws.StatusMessageTooBig,
 				reason: "bayeux: message larger than " + strconv.FormatInt(limit, 10) + " bytes", skip: h.Length}
 		}
+		size += h.Length
 		if msg, err = ws.readPayload(msg, h); err != nil {
 			return nil, false, err
 		}

@@ -191,6 +191,8 @@ func TestWebSocketRefusedFrames(t *testing.T) {
 		{"one frame over the limit", clientFrame(text, make([]byte, limit+1), false), gws.StatusMessageTooBig},
 		{"fragments over the limit together", append(clientFrame(gws.Header{OpCode: gws.OpText}, make([]byte, limit/2+1), false),
 			clientFrame(gws.Header{Fin: true, OpCode: gws.OpContinuation}, make([]byte, limit/2), false)...), gws.StatusMessageTooBig},
+		{"empty fragments without end", append(clientFrame(gws.Header{OpCode: gws.OpText}, []byte("["), false),
+			bytes.Repeat(clientFrame(gws.Header{OpCode: gws.OpContinuation}, nil, false), limit)...), gws.StatusMessageTooBig},
 		{"invalid UTF-8", clientFrame(text, []byte("[\"\xff\"]"), false), gws.StatusInvalidFramePayloadData},
 		{"close frame of one byte", clientFrame(gws.Header{Fin: true, OpCode: gws.OpClose}, []byte{3}, false), gws.StatusProtocolError},
 		{"close frame with a reserved code", clientFrame(gws.Header{Fin: true, OpCode: gws.OpClose}, gws.NewCloseFrameBody(gws.StatusNoStatusRcvd, ""), false), gws.StatusProtocolError},

@@ -88,7 +88,9 @@ type Options struct {
 	// block.
 	OnEvent func(Event)
 
-	// MaxMessageSize bounds one HTTP request body in bytes (413 beyond).
+	// MaxMessageSize bounds one HTTP request body in bytes (413 beyond),
+	// and one WebSocket message, its fragments together (the socket is
+	// closed with 1009 as soon as a frame header announces more).
 	// Default 512 KiB.
 	MaxMessageSize int64
 	// MaxBatch bounds the number of messages in one request or WebSocket

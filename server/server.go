@@ -14,7 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/coder/websocket"
+	gws "github.com/gobwas/ws"
 
 	"github.com/bayeux-go/bayeux/internal/keyrate"
 	"github.com/bayeux-go/bayeux/internal/netpoll"
@@ -249,7 +249,7 @@ func (s *Server) BeginShutdown() {
 	if len(sockets) > 0 {
 		time.AfterFunc(500*time.Millisecond, func() {
 			for _, ws := range sockets {
-				ws.close(websocket.StatusGoingAway, "server shutting down")
+				ws.close(gws.StatusGoingAway, "server shutting down")
 			}
 		})
 	}

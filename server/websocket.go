@@ -9,12 +9,13 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
-	"github.com/coder/websocket"
+	gws "github.com/gobwas/ws"
 
 	"github.com/bayeux-go/bayeux/internal/netpoll"
 	"github.com/bayeux-go/bayeux/internal/realip"
@@ -38,7 +39,7 @@ func headerHasToken(h http.Header, key, token string) bool {
 	return false
 }
 
-// wsConn is one WebSocket carrying Bayeux messages: every text frame in
+// wsConn is one WebSocket carrying Bayeux messages: every text message in
 // either direction is a JSON array of messages. The socket is bound to
 // the session it handshook; a socket that did not handshake acts for a
 // session by clientId (and browser cookie), as CometD allows for reloads.
@@ -48,12 +49,16 @@ func headerHasToken(h http.Header, key, token string) bool {
 // starts one when bytes arrive, and it reads until nothing is buffered.
 // Held connects wait on the engine without a goroutine either; whoever
 // ends the wait writes the reply.
+//
+// The frames are read and written with gobwas/ws's frame functions over
+// the hijacked connection, so that an idle socket costs only this struct,
+// a 64-byte read buffer and the upgrade request it keeps. One goroutine at
+// a time reads (the reader: the poller's, or the one that upgraded); any
+// goroutine writes, one whole frame at a time under writeMu.
 type wsConn struct {
 	s          *Server
-	c          *websocket.Conn
-	raw        net.Conn      // the hijacked connection under c
-	br         *bufio.Reader // what c reads through
-	out        *coalescer    // what c writes through
+	raw        net.Conn      // the hijacked connection
+	br         *bufio.Reader // what the reader reads raw through
 	r          *http.Request // the upgrade request, without its context
 	browser    string
 	remoteAddr string
@@ -66,7 +71,8 @@ type wsConn struct {
 	closed   bool
 	unpoll   func() bool // cancels the poller's wait, while parked
 	held     *hold       // the socket's held connect, while it waits
-	writeMu  sync.Mutex  // one frame at a time through out
+	writeMu  sync.Mutex  // one frame at a time on raw
+	sentEnd  bool        // the close frame went out (under writeMu): nothing follows it
 	pollable bool
 	pollConn syscall.Conn // the TCP connection under raw, when pollable
 }
@@ -118,7 +124,7 @@ func (ss *socketSet) sweep(idle time.Duration, stop <-chan struct{}) {
 			}
 			ss.mu.Unlock()
 			for _, ws := range silent {
-				ws.close(websocket.StatusPolicyViolation, "bayeux: idle")
+				ws.close(gws.StatusPolicyViolation, "bayeux: idle")
 			}
 		}
 	}
@@ -159,20 +165,35 @@ func (s *Server) poller() *netpoll.Poller {
 	return s.netpoll
 }
 
-// wsReadBuffer and wsWriteBuffer size the buffers coder/websocket keeps for
-// the socket's lifetime (net/http's are 4 KiB each): bigger reads go
-// straight to the caller, and writes are gathered by a coalescer.
-const (
-	wsReadBuffer  = 64
-	wsWriteBuffer = 16
-)
+// wsReadBuffer sizes the read buffer a socket keeps for its lifetime
+// (net/http's are 4 KiB): frame headers and small frames come in one read;
+// bigger payloads are read straight into the message.
+const wsReadBuffer = 64
+
+// wsCloseWait bounds how long a socket that sent its close frame waits for
+// the peer's before the connection is closed.
+const wsCloseWait = 2 * time.Second
+
+// wsMaxHeader is the size of the longest header of a frame the server
+// sends (unmasked, 64-bit length).
+const wsMaxHeader = 10
 
 // serveWebSocket upgrades r from cl and serves Bayeux over the socket
 // until it closes. The origin was checked by ServeHTTP
 // (Options.AllowedOrigins); without credentials (an origin allowed only
 // by "*") the socket's Client.Request has no cookies. It reports whether
 // the socket took over the IP slot (it releases it when it closes).
+//
+// No extension is negotiated (permessage-deflate would cost every socket
+// a compressor's state), and no subprotocol.
 func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, cl realip.Client, credentials bool) bool {
+	if r.ProtoMajor != 1 || r.ProtoMinor < 1 {
+		// HTTP/1.0 has no upgrade, and Go's HTTP/2 server no WebSocket
+		// (RFC 8441): the library would answer 505 or 500.
+		w.Header().Set("Upgrade", "websocket")
+		http.Error(w, "bayeux: WebSocket needs HTTP/1.1", http.StatusUpgradeRequired)
+		return false
+	}
 	browser := ""
 	if ck, err := r.Cookie(BrowserCookie); err == nil && validBrowserID(ck.Value) {
 		browser = ck.Value
@@ -181,23 +202,43 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, cl reali
 		http.SetCookie(w, &http.Cookie{Name: BrowserCookie, Value: browser, Path: "/", HttpOnly: true,
 			Secure: cl.Secure, SameSite: http.SameSiteLaxMode})
 	}
-	hj := &wsHijacker{ResponseWriter: w}
-	c, err := websocket.Accept(hj, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	// The headers set on w (the cookie, CORS) go with the 101 response, or
+	// with the 4xx that refuses a bad handshake (a missing or bad
+	// Sec-WebSocket-Key or Sec-WebSocket-Version).
+	up := gws.HTTPUpgrader{Header: w.Header(), Timeout: s.opts.WriteTimeout}
+	conn, brw, _, err := up.Upgrade(r, w)
 	if err != nil {
-		return false // Accept wrote the error response
+		if conn != nil {
+			conn.Close() // hijacked: the refusal was written on it
+		}
+		return false
 	}
-	c.SetReadLimit(s.opts.MaxMessageSize)
-	ws := &wsConn{s: s, c: c, raw: hj.conn, br: hj.br, out: hj.out, r: detachRequest(r, cl, credentials),
+	ws := &wsConn{s: s, raw: conn, br: wsReader(conn, brw.Reader), r: detachRequest(r, cl, credentials),
 		browser: browser, remoteAddr: cl.IP, ip: cl.IP}
 	ws.last.Store(time.Now().UnixNano())
 	// Not TLS: its buffered plaintext is invisible to epoll.
-	ws.pollConn, ws.pollable = plainTCP(hj.conn)
+	ws.pollConn, ws.pollable = plainTCP(conn)
 	if !s.sockets.add(s, ws) {
-		ws.close(websocket.StatusGoingAway, "server shutting down")
-		return true
+		ws.close(gws.StatusGoingAway, "server shutting down")
 	}
-	ws.next()
+	if !ws.wait() {
+		go ws.read()
+	}
 	return true
+}
+
+// wsReader returns the small buffer a socket reads conn through, holding
+// the bytes the client sent before the upgrade's response, which net/http
+// read already into hr (its 4 KiB buffer, let go).
+func wsReader(conn net.Conn, hr *bufio.Reader) *bufio.Reader {
+	n := hr.Buffered()
+	if n == 0 {
+		return bufio.NewReaderSize(conn, wsReadBuffer)
+	}
+	b, _ := hr.Peek(n)
+	br := bufio.NewReaderSize(&prefixConn{Conn: conn, pre: bytes.Clone(b)}, max(wsReadBuffer, n))
+	_, _ = br.Peek(n) // all in br: Buffered tells the truth to wait
+	return br
 }
 
 // keptHeaders are the upgrade request's headers a WebSocket keeps for
@@ -232,75 +273,278 @@ func detachRequest(r *http.Request, cl realip.Client, credentials bool) *http.Re
 	return d.WithContext(realip.NewContext(context.Background(), cl))
 }
 
-// next arranges for the socket's next message to be read: now when bytes
-// are buffered, else when the poller sees the socket readable (no
-// goroutine meanwhile), else on a goroutine blocked in Read.
-func (ws *wsConn) next() {
+// wait parks the socket until bytes arrive and reports true: the poller
+// then starts a reader, and no goroutine waits meanwhile. It reports false
+// when the caller must go on reading instead: bytes are buffered, the
+// socket cannot be polled (TLS, or no poller), or it is closing (the
+// reader then waits for the peer's close frame).
+func (ws *wsConn) wait() bool {
 	s := ws.s
-	if p := s.poller(); p != nil && ws.pollable && ws.br.Buffered() == 0 {
-		ws.mu.Lock()
-		if ws.closed {
-			ws.mu.Unlock()
-			return
-		}
-		s.stats.Parked.Add(1)
-		stop, err := p.Wait(ws.pollConn, func() {
-			s.stats.Parked.Add(-1)
-			go ws.read()
-		})
-		if err == nil {
-			ws.unpoll = stop
-			ws.mu.Unlock()
-			return
-		}
-		s.stats.Parked.Add(-1)
-		ws.mu.Unlock()
+	p := s.poller()
+	if p == nil || !ws.pollable || ws.br.Buffered() > 0 {
+		return false
 	}
-	go ws.read()
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	if ws.closed {
+		return false
+	}
+	s.stats.Parked.Add(1)
+	stop, err := p.Wait(ws.pollConn, func() {
+		s.stats.Parked.Add(-1)
+		go ws.read()
+	})
+	if err != nil {
+		s.stats.Parked.Add(-1)
+		return false
+	}
+	ws.unpoll = stop
+	return true
 }
 
-// read reads and handles messages while bytes are buffered (or, without
-// a poller, until the socket ends), then parks the socket again.
+// read is the socket's reader: it reads and handles messages while bytes
+// are buffered (or, without a poller, until the socket ends), then parks
+// the socket again. Once the socket is closing, it reads on only until
+// the peer's close frame (drain).
 func (ws *wsConn) read() {
 	s := ws.s
 	for {
-		typ, data, err := ws.c.Read(context.Background())
+		if ws.isClosed() {
+			ws.drain(0)
+			return
+		}
+		msg, ok, err := ws.readMessage()
 		if err != nil {
-			ws.close(websocket.StatusNormalClosure, "")
+			ws.fail(err)
 			return
 		}
-		ws.last.Store(time.Now().UnixNano())
-		ticket := s.arrivals.Add(1)
-		if typ != websocket.MessageText {
-			ws.close(websocket.StatusUnsupportedData, "bayeux: text frames only")
-			return
+		if ok && !ws.isClosed() {
+			ws.last.Store(time.Now().UnixNano())
+			ticket := s.arrivals.Add(1)
+			msgs, err := protocol.DecodeBatchLimit(msg, s.opts.MaxBatch)
+			if errors.Is(err, protocol.ErrTooManyMessages) {
+				s.refuse(RefusedBatch)
+				ws.fail(&wsError{code: gws.StatusPolicyViolation, reason: "bayeux: too many messages in one frame"})
+				return
+			}
+			if err != nil {
+				ws.fail(&wsError{code: gws.StatusInvalidFramePayloadData, reason: truncate(err.Error(), 120)})
+				return
+			}
+			ws.handle(msgs, ticket)
 		}
-		msgs, err := protocol.DecodeBatchLimit(data, s.opts.MaxBatch)
-		if errors.Is(err, protocol.ErrTooManyMessages) {
-			s.refuse(RefusedBatch)
-			ws.close(websocket.StatusPolicyViolation, "bayeux: too many messages in one frame")
-			return
-		}
-		if err != nil {
-			ws.close(websocket.StatusInvalidFramePayloadData, truncate(err.Error(), 120))
-			return
-		}
-		ws.handle(msgs, ticket)
-		if ws.br.Buffered() == 0 && ws.pollable && s.poller() != nil {
-			ws.next()
+		if ws.wait() {
 			return
 		}
 	}
 }
 
-// close ends the socket once. The sessions it served expire normally
-// unless a new connect arrives (no leak on abnormal close).
-func (ws *wsConn) close(code websocket.StatusCode, reason string) {
+// wsError is a reason to close a socket with a close frame: the code and
+// reason sent, and how many bytes of the frame being read were left
+// unread (skipped before looking for the peer's close frame; negative:
+// the framing is lost).
+type wsError struct {
+	code   gws.StatusCode
+	reason string
+	skip   int64
+}
+
+func (e *wsError) Error() string { return e.reason }
+
+// peerClosed is the close frame the peer sent: its payload's status code
+// (or nothing), which the server's close frame echoes.
+type peerClosed struct{ echo []byte }
+
+func (*peerClosed) Error() string { return "websocket: closed by the peer" }
+
+// readMessage reads frames until a whole text message has come and
+// returns it, unmasked and reassembled from its fragments, with ok. Control
+// frames are answered as they come (a ping by its pong); one that comes
+// alone, outside a fragmented message, returns without a message (ok
+// false), so that the socket may park. Errors: a *wsError for what the
+// server refuses, a *peerClosed, or the connection's.
+//
+// A message's size is checked against Options.MaxMessageSize as each
+// frame header announces its length (fragments after the first count
+// with their headers), before the payload is read; the
+// payload is then read into a buffer that grows as its bytes arrive, so
+// that a header claiming a big frame costs nothing until the bytes come.
+func (ws *wsConn) readMessage() (msg []byte, ok bool, err error) {
+	limit := ws.s.opts.MaxMessageSize
+	size := int64(0) // of the message so far
+	state := gws.StateServerSide
+	for {
+		h, err := gws.ReadHeader(ws.br)
+		switch {
+		case errors.Is(err, gws.ErrHeaderLengthMSB), errors.Is(err, gws.ErrHeaderLengthUnexpected):
+			return nil, false, &wsError{code: gws.StatusProtocolError, reason: "bayeux: " + err.Error(), skip: -1}
+		case err != nil:
+			return nil, false, err
+		}
+		// Masked (from a client), no reserved bits or opcodes, control
+		// frames short and whole, continuations only within a message.
+		if err := gws.CheckHeader(h, state); err != nil {
+			return nil, false, &wsError{code: gws.StatusProtocolError, reason: "bayeux: " + err.Error(), skip: h.Length}
+		}
+		if h.OpCode.IsControl() {
+			if err := ws.control(h); err != nil {
+				return nil, false, err
+			}
+			if !state.Fragmented() {
+				return nil, false, nil
+			}
+			continue
+		}
+		if h.OpCode == gws.OpBinary {
+			return nil, false, &wsError{code: gws.StatusUnsupportedData, reason: "bayeux: text frames only", skip: h.Length}
+		}
+		// A continuation's header counts too: endless empty fragments
+		// end like a message too big.
+		if h.OpCode == gws.OpContinuation {
+			size += int64(gws.HeaderSize(h))
+		}
+		if size > limit || h.Length > limit-size {
+			return nil, false, &wsError{code: gws.StatusMessageTooBig,
+				reason: "bayeux: message larger than " + strconv.FormatInt(limit, 10) + " bytes", skip: h.Length}
+		}
+		size += h.Length
+		if msg, err = ws.readPayload(msg, h); err != nil {
+			return nil, false, err
+		}
+		if h.Fin {
+			if msg == nil {
+				msg = []byte{}
+			}
+			return msg, true, nil
+		}
+		state = state.Set(gws.StateFragmented)
+	}
+}
+
+// readPayload appends h's payload to msg, unmasked. msg grows as the bytes
+// arrive (at most doubling), never to the announced length at once.
+func (ws *wsConn) readPayload(msg []byte, h gws.Header) ([]byte, error) {
+	start := len(msg)
+	for left := h.Length; left > 0; {
+		if len(msg) == cap(msg) {
+			msg = slices.Grow(msg, int(min(left, max(int64(cap(msg)), 512))))
+		}
+		room := msg[len(msg):cap(msg)]
+		if int64(len(room)) > left {
+			room = room[:left]
+		}
+		n, err := ws.br.Read(room)
+		msg = msg[:len(msg)+n]
+		left -= int64(n)
+		if err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+	}
+	gws.Cipher(msg[start:], h.Mask, 0)
+	return msg, nil
+}
+
+// control reads the control frame h announced and answers it: a ping
+// with a pong (same payload), a close with a *peerClosed error. A pong is
+// ignored (the server sends no pings).
+func (ws *wsConn) control(h gws.Header) error {
+	var buf [gws.MaxControlFramePayloadSize]byte
+	p := buf[:h.Length]
+	if _, err := io.ReadFull(ws.br, p); err != nil {
+		return err
+	}
+	gws.Cipher(p, h.Mask, 0)
+	switch h.OpCode {
+	case gws.OpPing:
+		ws.put(controlFrame(gws.OpPong, p), false)
+	case gws.OpClose:
+		if len(p) == 0 {
+			return &peerClosed{}
+		}
+		code, reason := gws.ParseCloseFrameDataUnsafe(p)
+		if len(p) < 2 || gws.CheckCloseFrameData(code, reason) != nil {
+			return &wsError{code: gws.StatusProtocolError, reason: "bayeux: invalid close frame"}
+		}
+		return &peerClosed{echo: gws.NewCloseFrameBody(code, "")}
+	}
+	return nil
+}
+
+// controlFrame returns a whole control frame, ready to be written.
+func controlFrame(op gws.OpCode, payload []byte) []byte {
+	b, _ := gws.CompileFrame(gws.NewFrame(op, true, payload)) // payload <= 125 bytes: no error
+	return b
+}
+
+// fail ends the socket for err, from the reader: a *wsError with a close
+// frame of its code (then the reader waits for the peer's), a close frame
+// from the peer with its echo, anything else (the connection failed) at
+// once.
+func (ws *wsConn) fail(err error) {
+	var we *wsError
+	var pc *peerClosed
+	switch {
+	case errors.As(err, &we):
+		ws.close(we.code, we.reason)
+		ws.drain(we.skip)
+	case errors.As(err, &pc):
+		if first, _ := ws.release(); first {
+			ws.put(controlFrame(gws.OpClose, pc.echo), true)
+		}
+		ws.raw.Close() // the server closes the connection first (RFC 6455 7.1.1)
+	default:
+		ws.abort()
+	}
+}
+
+// drain is the end of a socket that sent its close frame, on its reader:
+// it discards skip bytes (the rest of a refused frame; negative: all, the
+// framing being lost), then frames until the peer's close frame, an
+// error or the read deadline (wsCloseWait), and closes the connection.
+// The peer thus reads the close frame: closing with its bytes unread
+// would reset the connection, and the close frame could be lost.
+func (ws *wsConn) drain(skip int64) {
+	defer ws.raw.Close()
+	if skip < 0 {
+		_, _ = io.Copy(io.Discard, ws.br)
+		return
+	}
+	if _, err := io.CopyN(io.Discard, ws.br, skip); err != nil {
+		return
+	}
+	for {
+		h, err := gws.ReadHeader(ws.br)
+		if err != nil || h.OpCode == gws.OpClose {
+			return
+		}
+		if _, err := io.CopyN(io.Discard, ws.br, h.Length); err != nil {
+			return
+		}
+	}
+}
+
+func (ws *wsConn) isClosed() bool {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.closed
+}
+
+// release marks the socket closed and lets go of what it holds: its
+// poller wait, its held connect (answered, and the answer dropped), its IP
+// slot, its place among the open sockets; the sessions it served expire
+// as usual unless a new connect arrives (no leak on abnormal close). It
+// reports whether this call closed the socket (false: it was closed
+// already), and whether the socket was parked (then no reader runs, and
+// none will).
+func (ws *wsConn) release() (first, parked bool) {
 	s := ws.s
 	ws.mu.Lock()
 	if ws.closed {
 		ws.mu.Unlock()
-		return
+		return false, false
 	}
 	ws.closed = true
 	unpoll, held := ws.unpoll, ws.held
@@ -309,9 +553,10 @@ func (ws *wsConn) close(code websocket.StatusCode, reason string) {
 	ws.mu.Unlock()
 	if unpoll != nil && unpoll() {
 		s.stats.Parked.Add(-1)
+		parked = true
 	}
 	if held != nil {
-		held.cancel() // answered (and dropped: the socket is closed)
+		held.cancel()
 	}
 	s.sockets.remove(ws)
 	s.ips.release(ws.ip)
@@ -321,12 +566,33 @@ func (ws *wsConn) close(code websocket.StatusCode, reason string) {
 			_ = s.engine.Touch(context.Background(), id, time.Now().Add(s.opts.ConnectTimeout))
 		}
 	}
-	if code == websocket.StatusNormalClosure {
-		ws.c.CloseNow()
+	return true, parked
+}
+
+// close ends the socket once with a close frame of code and reason. The
+// close handshake does not block the caller: the frame is written on a
+// goroutine of its own, and the peer has wsCloseWait to answer it (its
+// answer is read by the socket's reader, or by that goroutine when the
+// socket was parked) before the connection is closed.
+func (ws *wsConn) close(code gws.StatusCode, reason string) {
+	first, parked := ws.release()
+	if !first {
 		return
 	}
-	// The close handshake waits for the peer: not on the caller's goroutine.
-	go ws.c.Close(code, reason)
+	_ = ws.raw.SetReadDeadline(time.Now().Add(wsCloseWait))
+	go func() {
+		ws.put(controlFrame(gws.OpClose, gws.NewCloseFrameBody(code, reason)), true)
+		if parked {
+			ws.drain(0)
+		}
+	}()
+}
+
+// abort ends the socket at once, without a close frame: the connection
+// failed (a read or a write), or the peer left.
+func (ws *wsConn) abort() {
+	ws.release()
+	ws.raw.Close()
 }
 
 func (ws *wsConn) know(id string) {
@@ -405,113 +671,50 @@ func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {
 	}
 }
 
-// write writes a response as one frame, if it has anything. A client
-// that does not read it within WriteTimeout is cut off (its session
-// expires as usual).
+// write writes a response as one text frame, if it has anything and the
+// socket is open. A client that does not read it within WriteTimeout is
+// cut off (its session expires as usual).
 func (ws *wsConn) write(r *response) {
-	if r.empty() {
+	if r.empty() || ws.isClosed() {
 		return
 	}
-	body, err := r.encode(r.buf(r.sizeHint()))
+	// The header goes in front of the payload, in the same buffer.
+	buf := r.buf(wsMaxHeader + r.sizeHint())
+	frame, err := r.encode(buf[:wsMaxHeader])
 	if err != nil {
 		ws.s.log.Error("encode websocket frame failed", "err", err)
 		return
 	}
+	h := gws.Header{Fin: true, OpCode: gws.OpText, Length: int64(len(frame) - wsMaxHeader)}
+	start := wsMaxHeader - gws.HeaderSize(h)
+	_ = gws.WriteHeader(headerSlot(frame[start:wsMaxHeader]), h)
+	ws.put(frame[start:], false)
+}
+
+// headerSlot is the room reserved for a frame's header in front of its
+// payload, as gws.WriteHeader's io.Writer.
+type headerSlot []byte
+
+func (h headerSlot) Write(p []byte) (int, error) { return copy(h, p), nil }
+
+// put writes one whole frame with one write, within WriteTimeout, unless
+// the close frame went out already; last says frame is the close frame. A
+// failed write aborts the socket. It reports whether frame was written.
+func (ws *wsConn) put(frame []byte, last bool) bool {
 	ws.writeMu.Lock()
-	ws.out.begin(len(body) + 16)
-	// c only frames body into out; the one write to the network is end's.
-	err = ws.c.Write(context.Background(), websocket.MessageText, body)
-	if err == nil {
-		_ = ws.raw.SetWriteDeadline(time.Now().Add(ws.s.opts.WriteTimeout))
-		err = ws.out.end()
-	} else {
-		ws.out.end()
+	if ws.sentEnd {
+		ws.writeMu.Unlock()
+		return false
 	}
+	ws.sentEnd = last
+	_ = ws.raw.SetWriteDeadline(time.Now().Add(ws.s.opts.WriteTimeout))
+	_, err := ws.raw.Write(frame)
 	ws.writeMu.Unlock()
 	if err != nil {
-		ws.close(websocket.StatusNormalClosure, "")
+		ws.abort()
+		return false
 	}
-}
-
-// wsHijacker hands websocket.Accept the hijacked connection with small
-// buffers: coder/websocket keeps its bufio pair for the socket's lifetime.
-type wsHijacker struct {
-	http.ResponseWriter
-	conn net.Conn
-	br   *bufio.Reader
-	out  *coalescer
-}
-
-// Hijack implements http.Hijacker.
-func (h *wsHijacker) Hijack() (net.Conn, *bufio.ReadWriter, error) {
-	conn, brw, err := http.NewResponseController(h.ResponseWriter).Hijack()
-	if err != nil {
-		return nil, nil, err
-	}
-	var r io.Reader = conn
-	size := wsReadBuffer
-	if n := brw.Reader.Buffered(); n > 0 {
-		// The client wrote before the upgrade's response: keep those bytes
-		// in the new buffer.
-		b, _ := brw.Reader.Peek(n)
-		r = io.MultiReader(bytes.NewReader(bytes.Clone(b)), conn)
-		size = max(size, n)
-		h.br = bufio.NewReaderSize(r, size)
-		_, _ = h.br.Peek(n)
-	} else {
-		h.br = bufio.NewReaderSize(r, size)
-	}
-	h.conn = conn
-	h.out = &coalescer{w: conn}
-	return conn, bufio.NewReadWriter(h.br, bufio.NewWriterSize(h.out, wsWriteBuffer)), nil
-}
-
-// Unwrap lets http.NewResponseController reach the ResponseWriter.
-func (h *wsHijacker) Unwrap() http.ResponseWriter { return h.ResponseWriter }
-
-// coalescer turns a frame that coder/websocket writes in pieces into one
-// write to the connection: between begin and end, writes are gathered;
-// otherwise (control frames: pongs, close) they go straight out.
-type coalescer struct {
-	w      io.Writer
-	mu     sync.Mutex
-	on     bool
-	buf    []byte
-	pooled *[]byte // buf's, from the pool
-}
-
-func (c *coalescer) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	if c.on {
-		c.buf = append(c.buf, p...)
-		c.mu.Unlock()
-		return len(p), nil
-	}
-	c.mu.Unlock()
-	return c.w.Write(p)
-}
-
-func (c *coalescer) begin(size int) {
-	c.mu.Lock()
-	c.on = true
-	c.pooled = getBuf(size)
-	c.buf = *c.pooled
-	c.mu.Unlock()
-}
-
-// end writes what was gathered since begin.
-func (c *coalescer) end() error {
-	c.mu.Lock()
-	b, pooled := c.buf, c.pooled
-	c.on, c.buf, c.pooled = false, nil, nil
-	c.mu.Unlock()
-	var err error
-	if len(b) > 0 {
-		_, err = c.w.Write(b)
-	}
-	*pooled = b
-	putBuf(pooled)
-	return err
+	return true
 }
 
 func truncate(s string, n int) string {

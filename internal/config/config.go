@@ -41,7 +41,7 @@ type Config struct {
 	ReadTimeout           time.Duration `env:"READ_TIMEOUT" envDefault:"20s" desc:"a request's headers and body must arrive within this (408 beyond); held connects and WebSockets are not cut"`
 	HeaderTimeout         time.Duration `env:"HEADER_TIMEOUT" envDefault:"10s" desc:"a request's headers must arrive within this"`
 	MaxHeaderBytes        int           `env:"MAX_HEADER_BYTES" envDefault:"65536" desc:"bytes of one request's headers (431 beyond)"`
-	MaxMessageSize        int64         `env:"MAX_MESSAGE_SIZE" envDefault:"524288" desc:"bytes of one HTTP request body (413 beyond)"`
+	MaxMessageSize        int64         `env:"MAX_MESSAGE_SIZE" envDefault:"524288" desc:"bytes of one HTTP request body (413 beyond) or WebSocket message (the socket is closed with 1009)"`
 	MaxQueue              int           `env:"MAX_QUEUE" envDefault:"1000" desc:"messages waiting in one session's queue; the oldest is dropped beyond"`
 	MaxQueueBytes         int64         `env:"MAX_QUEUE_BYTES" envDefault:"4194304" desc:"bytes waiting in one session's queue; the oldest are dropped beyond (the client is told in ext.dropped)"`
 	MaxQueuedBytes        int64         `env:"MAX_QUEUED_BYTES" envDefault:"268435456" desc:"bytes waiting in all sessions' queues together; beyond, the biggest queues drop their oldest messages first (told in ext.dropped)"`

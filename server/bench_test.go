@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -201,6 +203,69 @@ func BenchmarkHoldWake(b *testing.B) {
 			b.Fatalf("woken with %d messages", n)
 		}
 		x.done()
+	}
+}
+
+// BenchmarkFanoutWake: one publish wakes N held connects (holds waiting
+// for a channel's message, as long-polls and WebSocket connects do) and
+// every reply completes: taken, built, encoded and done, as the WebSocket
+// transport's callback does, the socket write left out. ns/hold is the
+// wall time from the publish to the last reply, per woken hold; starting
+// the holds again between publishes is not counted. Run it with -cpu 1:
+// the bench's server has one core.
+func BenchmarkFanoutWake(b *testing.B) {
+	for _, n := range []int{100, 1000, 5000} {
+		b.Run(fmt.Sprintf("holds=%d", n), func(b *testing.B) {
+			s := quietServer(b, Options{})
+			ids := subscribeSessions(b, s, n, "/bench/room")
+			ctx := context.Background()
+			clients := make([]*Client, n)
+			for i, id := range ids {
+				info, _, _ := s.engine.Session(ctx, id)
+				clients[i] = &Client{info: info, transport: protocol.LongPolling}
+			}
+			data := json.RawMessage(`{"user":"bench","chat":"0123456789012345678901234567890123456789012345678901234567890123"}`)
+			connect := &protocol.Message{Channel: protocol.MetaConnect, ID: "1"}
+			var wg sync.WaitGroup
+			var bad atomic.Int64
+			arm := func() {
+				wg.Add(n)
+				for _, c := range clients {
+					x := &exchange{s: s, ctx: ctx, transport: protocol.LongPolling}
+					h := x.newHold(c, connect, true)
+					started := h.start(func() {
+						if len(x.events) != 1 {
+							bad.Add(1)
+						}
+						if _, _, err := s.responseBody(x, ""); err != nil {
+							bad.Add(1)
+						}
+						x.done()
+						wg.Done()
+					})
+					if !started {
+						b.Fatal("a connect did not wait")
+					}
+				}
+			}
+			arm()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := s.Publish(ctx, "/bench/room", data); err != nil {
+					b.Fatal(err)
+				}
+				wg.Wait()
+				b.StopTimer()
+				arm()
+				b.StartTimer()
+			}
+			b.StopTimer()
+			if bad.Load() > 0 {
+				b.Fatalf("%d replies without their one message", bad.Load())
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/hold")
+		})
 	}
 }
 

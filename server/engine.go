@@ -167,6 +167,13 @@ type EngineHooks struct {
 	// be called on any goroutine, with engine locks released, and must not
 	// block; a Ready for a session nobody waits for any more is harmless.
 	Ready func(id string)
+	// ReadyBatch, when set, may be called instead of Ready with several
+	// sessions at once, by an engine that finds many ready in one pass
+	// (the memory engine's fan-out of a publish): it stands for a Ready
+	// call for each of ids, which are distinct. The same rules as for
+	// Ready hold; it must not keep ids after it returns. Engines that do
+	// not batch leave it alone.
+	ReadyBatch func(ids []string)
 	// Dropped is called when the engine discarded n stored messages for
 	// reason: DropQueueLength, DropQueueBytes or DropQueuedBytes (queued
 	// messages, also reported to their session in Batch.Dropped), or

@@ -577,14 +577,19 @@ func (e *MemoryEngine) fanOut(p *Payload) int {
 	mp := &memPayload{p: p}
 	e.hold(mp)
 	var d drops
+	var rb readyBatch
 	if len(found) == 1 {
 		for _, s := range found[0] {
-			if ok, sd := s.enqueue(e, mp); ok {
+			if ok, sd, watched := s.enqueue(e, mp); ok {
 				count++
 				d.add(sd)
+				if watched {
+					e.addReady(&rb, s.info.ID)
+				}
 			}
 		}
 		e.release(mp, count)
+		e.endReady(&rb)
 		e.afterEnqueue(d)
 		return count
 	}
@@ -596,15 +601,73 @@ func (e *MemoryEngine) fanOut(p *Payload) int {
 				continue
 			}
 			seen[s] = struct{}{}
-			if ok, sd := s.enqueue(e, mp); ok {
+			if ok, sd, watched := s.enqueue(e, mp); ok {
 				count++
 				d.add(sd)
+				if watched {
+					e.addReady(&rb, s.info.ID)
+				}
 			}
 		}
 	}
 	e.release(mp, count)
+	e.endReady(&rb)
 	e.afterEnqueue(d)
 	return count
+}
+
+// readyChunk is how many sessions a fan-out gathers before it reports
+// them to EngineHooks.ReadyBatch: the first ones are woken while the
+// fan-out goes on, and the buffer stays small.
+const readyChunk = 64
+
+// readyBatch gathers the watching sessions a fan-out made ready.
+type readyBatch struct{ ids *[]string }
+
+var readyBufs = sync.Pool{New: func() any {
+	b := make([]string, 0, readyChunk)
+	return &b
+}}
+
+// addReady reports that session id is ready: to Ready at once when the
+// hooks do not batch, else into b, reported a chunk at a time.
+func (e *MemoryEngine) addReady(b *readyBatch, id string) {
+	if e.hooks.ReadyBatch == nil {
+		e.ready(id)
+		return
+	}
+	if b.ids == nil {
+		b.ids = readyBufs.Get().(*[]string)
+	}
+	*b.ids = append(*b.ids, id)
+	if len(*b.ids) >= readyChunk {
+		e.flushReady(b)
+	}
+}
+
+// flushReady reports the sessions gathered in b.
+func (e *MemoryEngine) flushReady(b *readyBatch) {
+	ids := *b.ids
+	switch len(ids) {
+	case 0:
+		return
+	case 1:
+		e.ready(ids[0])
+	default:
+		e.hooks.ReadyBatch(ids)
+	}
+	clear(ids)
+	*b.ids = ids[:0]
+}
+
+// endReady reports what b still holds and gives its buffer back.
+func (e *MemoryEngine) endReady(b *readyBatch) {
+	if b.ids == nil {
+		return
+	}
+	e.flushReady(b)
+	readyBufs.Put(b.ids)
+	b.ids = nil
 }
 
 // Deliver implements Engine.
@@ -615,12 +678,15 @@ func (e *MemoryEngine) Deliver(_ context.Context, id string, p *Payload) error {
 	}
 	mp := &memPayload{p: p}
 	e.hold(mp)
-	ok, d := s.enqueue(e, mp)
+	ok, d, watched := s.enqueue(e, mp)
 	if !ok {
 		e.release(mp, 0)
 		return protocol.ErrSessionUnknown
 	}
 	e.release(mp, 1)
+	if watched {
+		e.ready(id)
+	}
 	e.afterEnqueue(d)
 	return nil
 }
@@ -643,13 +709,14 @@ func (e *MemoryEngine) report(reason string, n int) {
 
 // enqueue appends mp to the session's queue and drops the oldest messages
 // beyond its bounds (the newest always stays). ok is false when the
-// session is closed. The caller holds mp (hold) and counts the queues
-// it went to (release).
-func (s *memSession) enqueue(e *MemoryEngine, mp *memPayload) (ok bool, d drops) {
+// session is closed; watched is true when a Take watched the session:
+// the caller calls the Ready hook for it. The caller holds mp (hold) and
+// counts the queues it went to (release).
+func (s *memSession) enqueue(e *MemoryEngine, mp *memPayload) (ok bool, d drops, watched bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return false, d
+		return false, d, false
 	}
 	if len(s.queue)-s.head >= e.opts.MaxQueue {
 		s.dropHead(e)
@@ -670,13 +737,10 @@ func (s *memSession) enqueue(e *MemoryEngine, mp *memPayload) (ok bool, d drops)
 			d.bytes++
 		}
 	}
-	watched := s.watch
+	watched = s.watch
 	s.watch = false
 	s.mu.Unlock()
-	if watched {
-		e.ready(s.info.ID)
-	}
-	return true, d
+	return true, d, watched
 }
 
 // dropHead drops the oldest pending message and counts it for the next

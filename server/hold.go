@@ -184,17 +184,26 @@ func (h *hold) wait(wait time.Duration) (b Batch, err error, waits bool) {
 
 // ready is the engine's Ready for this hold's session: take again.
 func (h *hold) ready() {
+	if h.claim() {
+		go h.take()
+	}
+}
+
+// claim is the engine's Ready for this hold's session without the take:
+// it reports true when the hold waited and now takes (the caller must
+// run take, once); otherwise the take that runs or starts is told to
+// take again (dirty), or the hold is done.
+func (h *hold) claim() bool {
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	switch h.state {
 	case holdWaiting:
 		h.state = holdTaking
-		h.mu.Unlock()
-		go h.take()
-		return
+		return true
 	case holdStarting, holdTaking:
 		h.dirty = true
 	}
-	h.mu.Unlock()
+	return false
 }
 
 // expire runs on the timer's goroutine: one last take.
@@ -396,17 +405,22 @@ func (h *hold) reply(b Batch, err error) {
 // ready dispatches the engine's Ready hook: to the session's held connect
 // on this node, else to its local client.
 func (s *Server) ready(id string) {
-	sh := &s.conns[s.shard(id)]
-	sh.mu.Lock()
-	h := sh.m[id]
-	sh.mu.Unlock()
-	if h != nil {
+	if h := s.held(id); h != nil {
 		h.ready()
 		return
 	}
 	if lc, ok := s.locals.Load(id); ok {
 		lc.(*LocalClient).wake()
 	}
+}
+
+// held returns the session's held connect on this node, or nil.
+func (s *Server) held(id string) *hold {
+	sh := &s.conns[s.shard(id)]
+	sh.mu.Lock()
+	h := sh.m[id]
+	sh.mu.Unlock()
+	return h
 }
 
 // registerHeld makes h the session's held connect on this node. Exactly

@@ -175,7 +175,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.handlers = h
-	if err := s.engine.Start(EngineHooks{Expired: s.expired, Ready: s.ready, Dropped: s.dropped}); err != nil {
+	if err := s.engine.Start(EngineHooks{Expired: s.expired, Ready: s.ready, ReadyBatch: s.readyBatch, Dropped: s.dropped}); err != nil {
 		return nil, err
 	}
 	return s, nil

@@ -30,8 +30,9 @@ type Options struct {
 	// SweepInterval is how often expired sessions are looked for (0: the
 	// engine's default).
 	SweepInterval time.Duration
-	// Hooks are passed to Start. Their Ready is the suite's (it chains to
-	// the one a scenario sets).
+	// Hooks are passed to Start. Their Ready and ReadyBatch are the
+	// suite's (they chain to the Ready a scenario sets); ReadyBatch is
+	// set, as the Server sets it.
 	Hooks server.EngineHooks
 	// Peer, when not nil, asks for another node of the cluster Peer is in:
 	// an engine that shares Peer's state. An engine that cannot be shared
@@ -69,6 +70,15 @@ func (m *maker) node(t *testing.T, o Options) *Node {
 		hub.Ready(id)
 		if scenario != nil {
 			scenario(id)
+		}
+	}
+	ready := o.Hooks.Ready
+	o.Hooks.ReadyBatch = func(ids []string) {
+		if len(ids) != len(slices.Compact(slices.Sorted(slices.Values(ids)))) {
+			t.Errorf("ReadyBatch(%q): a session more than once", ids)
+		}
+		for _, id := range ids {
+			ready(id)
 		}
 	}
 	e := m.newEngine(t, o)
@@ -119,6 +129,7 @@ var scenarios = []scenario{
 	{"FetchAfterDestroy", testFetchAfterDestroy},
 	{"Ready", testReady},
 	{"ReadyAcrossNodes", testReadyAcrossNodes},
+	{"ReadyMany", testReadyMany},
 	{"Supersede", testSupersede},
 	{"SubscriptionLimit", testSubscriptionLimit},
 	{"Expiry", testExpiry},
@@ -534,6 +545,44 @@ func testReady(t *testing.T, m *maker) {
 	}
 	if _, err := e.Take(ctx, "r", server.TakeOptions{Resume: true}); !sessionUnknown(err) {
 		t.Errorf("Take after destroy = %v", err)
+	}
+}
+
+// testReadyMany: one publish to many watching sessions gives each of
+// them exactly one Ready (through Ready or ReadyBatch), and each then
+// takes the message.
+func testReadyMany(t *testing.T, m *maker) {
+	e := m.node(t, Options{})
+	ctx := context.Background()
+	const n = 150
+	ids := make([]string, n)
+	ready := make([]<-chan struct{}, n)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("many-%d", i)
+		CreateSession(t, e, ids[i])
+		Subscribe(t, e, ids[i], "/many")
+		ready[i] = e.Hub.Listen(ids[i])
+		if b, err := e.Take(ctx, ids[i], server.TakeOptions{Watch: true}); err != nil || len(b.Payloads) != 0 {
+			t.Fatalf("Take(%s) = %v, %v", ids[i], Nums(t, b), err)
+		}
+	}
+	if _, err := e.Publish(ctx, Payload("/many", 1)); err != nil {
+		t.Fatal(err)
+	}
+	for i, id := range ids {
+		select {
+		case <-ready[i]:
+		case <-time.After(Wait):
+			t.Fatalf("no Ready for %s, watching session %d of %d", id, i+1, n)
+		}
+		if b := TakeAll(t, e, id); !slices.Equal(Nums(t, b), []int{1}) {
+			t.Errorf("%s took %v, want [1]", id, Nums(t, b))
+		}
+	}
+	for _, id := range ids {
+		if c := e.Hub.Calls(id); c != 1 {
+			t.Errorf("%s got %d Ready calls for one watch", id, c)
+		}
 	}
 }
 

@@ -49,10 +49,9 @@ func (t *streamTable) acquire(e *Engine, name string) *stream {
 	t.mu.Lock()
 	st := t.m[name]
 	if st == nil {
-		st = &stream{e: e, name: name, channel: e.k.notice(name), watched: make(map[*osession]struct{})}
+		st = &stream{e: e, name: name, channel: e.k.notice(name), watched: make(map[*osession]struct{}), refs: 1}
 		t.m[name] = st
 		t.mu.Unlock()
-		st.refs = 1
 		e.ps.subscribe(st.channel)
 		return st
 	}

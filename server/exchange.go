@@ -22,6 +22,9 @@ type exchange struct {
 	transport  string
 	remoteAddr string
 	req        *http.Request
+	// ws is the WebSocket the batch came on, whose kept request the
+	// clients' Request builds.
+	ws *wsConn
 	// browser is the request's BAYEUX_BROWSER cookie value, or a new one
 	// (newBrowser) when the request carried none.
 	browser    string
@@ -118,13 +121,22 @@ func (x *exchange) client(id string) (*Client, error) {
 			x.ended = append(x.ended, id)
 			return nil, errPastDeadline
 		}
-		c = &Client{info: info, transport: x.transport, req: x.req}
+		c = x.newClient(info)
 	}
 	if x.clients == nil {
 		x.clients = make(map[string]*Client, 1)
 	}
 	x.clients[id] = c
 	return c, nil
+}
+
+// newClient returns the client of info for this request.
+func (x *exchange) newClient(info *SessionInfo) *Client {
+	c := &Client{info: info, transport: x.transport, ws: x.ws}
+	if x.req != nil {
+		c.req.Store(x.req)
+	}
+	return c
 }
 
 // owns reports whether this request may act for the session.
@@ -179,7 +191,7 @@ func (x *exchange) authorize(c *Client, m *protocol.Message, advice *protocol.Ad
 func (x *exchange) handshakeClient() *Client {
 	if x.hsClient == nil {
 		info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: x.browser}
-		x.hsClient = &Client{info: info, transport: x.transport, req: x.req}
+		x.hsClient = x.newClient(info)
 	}
 	return x.hsClient
 }

@@ -110,9 +110,13 @@ func (h *hold) start(then func()) bool {
 			h.multiple = true
 		}
 	}
-	// Only what the reply needs is kept while the connect waits.
+	// Only what the reply needs is kept while the connect waits (a
+	// WebSocket client's request is built again if asked for).
 	h.id = h.m.ID
 	h.m = nil
+	if h.c.ws != nil {
+		h.c.req.Store(nil)
+	}
 	if h.timeout > 0 {
 		s.stats.HeldConnects.Add(1)
 		// Counted until the reply is written: Shutdown waits for it.

@@ -251,7 +251,7 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 	// What only the handler needed is let go.
 	x.req = nil
 	x.clients = nil
-	h.c.req = nil
+	h.c.req.Store(nil)
 	s.stats.Parked.Add(1)
 	if !h.park(p) {
 		p.respond() // woken while parking

@@ -56,14 +56,12 @@ func headerHasToken(h http.Header, key, token string) bool {
 // a time reads (the reader: the poller's, or the one that upgraded); any
 // goroutine writes, one whole frame at a time under writeMu.
 type wsConn struct {
-	s          *Server
-	raw        net.Conn      // the hijacked connection
-	br         *bufio.Reader // what the reader reads raw through
-	r          *http.Request // the upgrade request, without its context
-	browser    string
-	remoteAddr string
-	ip         string
-	last       atomic.Int64 // unix nanoseconds of the last message read
+	s       *Server
+	raw     net.Conn      // the hijacked connection
+	br      *bufio.Reader // what the reader reads raw through
+	req     keptRequest   // for Client.Request
+	browser string
+	last    atomic.Int64 // unix nanoseconds of the last message read
 
 	mu       sync.Mutex
 	bound    string
@@ -213,8 +211,8 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, cl reali
 		}
 		return false
 	}
-	ws := &wsConn{s: s, raw: conn, br: wsReader(conn, brw.Reader), r: detachRequest(r, cl, credentials),
-		browser: browser, remoteAddr: cl.IP, ip: cl.IP}
+	ws := &wsConn{s: s, raw: conn, br: wsReader(conn, brw.Reader), req: s.keepRequest(r, cl, credentials),
+		browser: browser}
 	ws.last.Store(time.Now().UnixNano())
 	// Not TLS: its buffered plaintext is invisible to epoll.
 	ws.pollConn, ws.pollable = plainTCP(conn)
@@ -239,38 +237,6 @@ func wsReader(conn net.Conn, hr *bufio.Reader) *bufio.Reader {
 	br := bufio.NewReaderSize(&prefixConn{Conn: conn, pre: bytes.Clone(b)}, max(wsReadBuffer, n))
 	_, _ = br.Peek(n) // all in br: Buffered tells the truth to wait
 	return br
-}
-
-// keptHeaders are the upgrade request's headers a WebSocket keeps for
-// Client.Request: those that say who the client is. The rest (the
-// WebSocket handshake, caching, encodings) would cost every idle socket
-// memory for nothing.
-var keptHeaders = []string{"Authorization", "Cookie", "Forwarded", "Origin", "User-Agent",
-	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
-
-// detachRequest is r as a WebSocket keeps it for Client.Request as long as
-// the socket lives: without body, with only keptHeaders (and without
-// Cookie and Authorization when !credentials), and with a context that
-// holds only cl (realip.FromRequest).
-func detachRequest(r *http.Request, cl realip.Client, credentials bool) *http.Request {
-	n := 0
-	for _, k := range keptHeaders {
-		if len(r.Header[k]) > 0 {
-			n++
-		}
-	}
-	h := make(http.Header, n)
-	for _, k := range keptHeaders {
-		if !credentials && (k == "Cookie" || k == "Authorization") {
-			continue
-		}
-		if v := r.Header[k]; len(v) > 0 {
-			h[k] = slices.Clone(v)
-		}
-	}
-	d := &http.Request{Method: r.Method, URL: r.URL, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
-		Header: h, Host: r.Host, RemoteAddr: r.RemoteAddr, RequestURI: r.RequestURI, TLS: r.TLS}
-	return d.WithContext(realip.NewContext(context.Background(), cl))
 }
 
 // wait parks the socket until bytes arrive and reports true: the poller
@@ -559,7 +525,7 @@ func (ws *wsConn) release() (first, parked bool) {
 		held.cancel()
 	}
 	s.sockets.remove(ws)
-	s.ips.release(ws.ip)
+	s.ips.release(ws.req.client.IP)
 	for _, id := range known {
 		// A connect held elsewhere (a newer socket) keeps the session.
 		if !s.isHeld(id) {
@@ -607,8 +573,8 @@ func (ws *wsConn) exchange() *exchange {
 	ws.mu.Lock()
 	bound := ws.bound
 	ws.mu.Unlock()
-	return &exchange{s: ws.s, ctx: context.Background(), transport: protocol.WebSocket, remoteAddr: ws.remoteAddr,
-		req: ws.r, browser: ws.browser, http2: true, bound: bound}
+	return &exchange{s: ws.s, ctx: context.Background(), transport: protocol.WebSocket, remoteAddr: ws.req.client.IP,
+		ws: ws, browser: ws.browser, http2: true, bound: bound}
 }
 
 func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {

@@ -22,8 +22,8 @@ type exchange struct {
 	transport  string
 	remoteAddr string
 	req        *http.Request
-	// ws is the WebSocket the batch came on, whose kept request the
-	// clients' Request builds.
+	// ws is the WebSocket the batch came on: the session it is bound to
+	// by its handshake, the kept request the clients' Request builds.
 	ws *wsConn
 	// browser is the request's BAYEUX_BROWSER cookie value, or a new one
 	// (newBrowser) when the request carried none.
@@ -32,8 +32,6 @@ type exchange struct {
 	// http2 is true when connects are not limited per browser (HTTP/2
 	// and WebSocket multiplex, so a held connect blocks nothing).
 	http2 bool
-	// bound is the session a WebSocket is bound to by its handshake.
-	bound string
 	// trial is set for TryHandshake: its session is removed at once, so
 	// the per-address session and handshake limits do not apply.
 	trial bool
@@ -147,8 +145,10 @@ func (x *exchange) owns(info *SessionInfo) bool {
 	if info.Local {
 		return false
 	}
-	if x.bound != "" && info.ID != x.bound {
-		return false // a socket acts only for the session it handshook
+	if x.ws != nil {
+		if bound := x.ws.boundTo(); bound != "" && info.ID != bound {
+			return false // a socket acts only for the session it handshook
+		}
 	}
 	if x.s.opts.TrustClientSession || info.Browser == "" {
 		return true

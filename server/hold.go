@@ -26,25 +26,17 @@ type hold struct {
 	x *exchange // whose response the reply goes into
 
 	// The connect.
-	c        *Client
-	m        *protocol.Message // nil once the hold waits (only id is kept)
-	id       protocol.ID
-	timeout  time.Duration
-	multiple bool // the browser's connect slots are all taken
-	ack      uint64
-	ts       *timesync
+	c       *Client
+	m       *protocol.Message // nil once the hold waits (only id is kept)
+	id      protocol.ID
+	timeout time.Duration
+	ts      *timesync
 
+	// opts are the takes' options; Acked is the client's ext.ack first.
 	opts TakeOptions
-	// superseded is set when a newer connect of the session took over
-	// (on this node or, through the engine, on another).
-	superseded atomic.Bool
 
-	mu       sync.Mutex
-	timer    *time.Timer
-	state    int8 // holdStarting, holdWaiting, holdTaking or holdDone
-	dirty    bool // a Ready came while a take ran
-	final    bool // the wait passed: the next take is the last
-	canceled bool
+	mu    sync.Mutex
+	timer *time.Timer
 	// What the first take returned besides messages (drops, the batch
 	// number), added to the reply.
 	firstDropped int
@@ -53,8 +45,19 @@ type hold struct {
 	// How the reply leaves (see deliver).
 	then   func()        // the transport's, if it writes the reply itself
 	woken  chan struct{} // closed for the handler waiting in Wait
-	out    atomic.Int32  // outWaiting, outWoken or outParked
 	parked *parkedConn   // set before out becomes outParked
+	out    atomic.Int32  // outWaiting, outWoken or outParked
+
+	// superseded is set when a newer connect of the session took over
+	// (on this node or, through the engine, on another).
+	superseded atomic.Bool
+	multiple   bool // the browser's connect slots are all taken
+
+	// Under mu.
+	state    int8 // holdStarting, holdWaiting, holdTaking or holdDone
+	dirty    bool // a Ready came while a take ran
+	final    bool // the wait passed: the next take is the last
+	canceled bool
 }
 
 const (
@@ -85,8 +88,8 @@ func (x *exchange) newHold(c *Client, m *protocol.Message, lone bool) *hold {
 	if c.info.Ack {
 		// The client's last batch; a missing or invalid value acknowledges
 		// nothing, so every unacknowledged message is sent again.
-		if raw, ok := m.Ext["ack"]; ok && json.Unmarshal(raw, &h.ack) != nil {
-			h.ack = 0
+		if raw, ok := m.Ext["ack"]; ok && json.Unmarshal(raw, &h.opts.Acked) != nil {
+			h.opts.Acked = 0
 		}
 	}
 	return h
@@ -130,7 +133,7 @@ func (h *hold) start(then func()) bool {
 		h.woken = make(chan struct{})
 	}
 	_ = s.engine.Touch(ctx, id, time.Now().Add(h.timeout+s.opts.ConnectTimeout))
-	h.opts = TakeOptions{Ack: h.c.info.Ack, Acked: h.ack}
+	h.opts.Ack = h.c.info.Ack
 	b, err, waits := h.wait(h.timeout)
 	if !waits {
 		h.reply(b, err)

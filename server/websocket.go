@@ -570,11 +570,15 @@ func (ws *wsConn) know(id string) {
 }
 
 func (ws *wsConn) exchange() *exchange {
-	ws.mu.Lock()
-	bound := ws.bound
-	ws.mu.Unlock()
 	return &exchange{s: ws.s, ctx: context.Background(), transport: protocol.WebSocket, remoteAddr: ws.req.client.IP,
-		ws: ws, browser: ws.browser, http2: true, bound: bound}
+		ws: ws, browser: ws.browser, http2: true}
+}
+
+// boundTo returns the session the socket handshook, or "".
+func (ws *wsConn) boundTo() string {
+	ws.mu.Lock()
+	defer ws.mu.Unlock()
+	return ws.bound
 }
 
 func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {

@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	gws "github.com/gobwas/ws"
@@ -51,28 +50,28 @@ func headerHasToken(h http.Header, key, token string) bool {
 // ends the wait writes the reply.
 //
 // The frames are read and written with gobwas/ws's frame functions over
-// the hijacked connection, so that an idle socket costs only this struct,
-// a 64-byte read buffer and the upgrade request it keeps. One goroutine at
-// a time reads (the reader: the poller's, or the one that upgraded); any
-// goroutine writes, one whole frame at a time under writeMu.
+// the hijacked connection, so that an idle socket costs only this struct
+// (with what it keeps of the upgrade request) and its connection: a
+// parked socket gives its reader and 64-byte read buffer back to a pool.
+// One goroutine at a time reads (the reader: the poller's, or the one
+// that upgraded) and owns br; any goroutine writes, one whole frame at a
+// time under writeMu.
 type wsConn struct {
 	s       *Server
 	raw     net.Conn      // the hijacked connection
-	br      *bufio.Reader // what the reader reads raw through
+	br      *bufio.Reader // what the reader reads raw through; nil while parked
 	req     keptRequest   // for Client.Request
 	browser string
 	last    atomic.Int64 // unix nanoseconds of the last message read
 
-	mu       sync.Mutex
-	bound    string
-	known    []string // sessions this socket acted for
-	closed   bool
-	unpoll   func() bool // cancels the poller's wait, while parked
-	held     *hold       // the socket's held connect, while it waits
-	writeMu  sync.Mutex  // one frame at a time on raw
-	sentEnd  bool        // the close frame went out (under writeMu): nothing follows it
-	pollable bool
-	pollConn syscall.Conn // the TCP connection under raw, when pollable
+	mu      sync.Mutex
+	bound   string
+	known   []string    // sessions this socket acted for
+	unpoll  func() bool // cancels the poller's wait, while parked
+	held    *hold       // the socket's held connect, while it waits
+	writeMu sync.Mutex  // one frame at a time on raw
+	closed  bool
+	sentEnd bool // the close frame went out (under writeMu): nothing follows it
 }
 
 // socketSet is the server's open WebSockets, for shutdown and for closing
@@ -211,11 +210,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, cl reali
 		}
 		return false
 	}
+	if g, ok := conn.(*gatherConn); ok {
+		conn = g.Conn // gathering is for the long-poll handler: a socket writes whole frames
+	}
 	ws := &wsConn{s: s, raw: conn, br: wsReader(conn, brw.Reader), req: s.keepRequest(r, cl, credentials),
 		browser: browser}
 	ws.last.Store(time.Now().UnixNano())
-	// Not TLS: its buffered plaintext is invisible to epoll.
-	ws.pollConn, ws.pollable = plainTCP(conn)
 	if !s.sockets.add(s, ws) {
 		ws.close(gws.StatusGoingAway, "server shutting down")
 	}
@@ -225,29 +225,48 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, cl reali
 	return true
 }
 
+// wsReaders are the readers of the sockets that are not parked.
+var wsReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, wsReadBuffer) }}
+
 // wsReader returns the small buffer a socket reads conn through, holding
 // the bytes the client sent before the upgrade's response, which net/http
 // read already into hr (its 4 KiB buffer, let go).
 func wsReader(conn net.Conn, hr *bufio.Reader) *bufio.Reader {
 	n := hr.Buffered()
 	if n == 0 {
-		return bufio.NewReaderSize(conn, wsReadBuffer)
+		br := wsReaders.Get().(*bufio.Reader)
+		br.Reset(conn)
+		return br
 	}
 	b, _ := hr.Peek(n)
 	br := bufio.NewReaderSize(&prefixConn{Conn: conn, pre: bytes.Clone(b)}, max(wsReadBuffer, n))
-	_, _ = br.Peek(n) // all in br: Buffered tells the truth to wait
+	// All in br: Buffered tells the truth to wait, and once br is empty
+	// the socket may read conn through another reader.
+	_, _ = br.Peek(n)
 	return br
+}
+
+// reader returns the socket's reader, taking one from the pool when the
+// socket has none (it was parked). Only the socket's reader calls it.
+func (ws *wsConn) reader() *bufio.Reader {
+	if ws.br == nil {
+		ws.br = wsReaders.Get().(*bufio.Reader)
+		ws.br.Reset(ws.raw)
+	}
+	return ws.br
 }
 
 // wait parks the socket until bytes arrive and reports true: the poller
 // then starts a reader, and no goroutine waits meanwhile. It reports false
 // when the caller must go on reading instead: bytes are buffered, the
-// socket cannot be polled (TLS, or no poller), or it is closing (the
-// reader then waits for the peer's close frame).
+// socket cannot be polled (TLS, whose buffered plaintext epoll cannot
+// see, or no poller), or it is closing (the reader then waits for the
+// peer's close frame). A parked socket's reader goes back to the pool.
 func (ws *wsConn) wait() bool {
 	s := ws.s
 	p := s.poller()
-	if p == nil || !ws.pollable || ws.br.Buffered() > 0 {
+	pc, pollable := plainTCP(ws.raw)
+	if p == nil || !pollable || ws.br != nil && ws.br.Buffered() > 0 {
 		return false
 	}
 	ws.mu.Lock()
@@ -255,8 +274,15 @@ func (ws *wsConn) wait() bool {
 	if ws.closed {
 		return false
 	}
+	if br := ws.br; br != nil {
+		ws.br = nil
+		if br.Size() == wsReadBuffer { // not the first one, if it was bigger
+			br.Reset(nil)
+			wsReaders.Put(br)
+		}
+	}
 	s.stats.Parked.Add(1)
-	stop, err := p.Wait(ws.pollConn, func() {
+	stop, err := p.Wait(pc, func() {
 		s.stats.Parked.Add(-1)
 		go ws.read()
 	})
@@ -340,7 +366,7 @@ func (ws *wsConn) readMessage() (msg []byte, ok bool, err error) {
 	size := int64(0) // of the message so far
 	state := gws.StateServerSide
 	for {
-		h, err := gws.ReadHeader(ws.br)
+		h, err := gws.ReadHeader(ws.reader())
 		switch {
 		case errors.Is(err, gws.ErrHeaderLengthMSB), errors.Is(err, gws.ErrHeaderLengthUnexpected):
 			return nil, false, &wsError{code: gws.StatusProtocolError, reason: "bayeux: " + err.Error(), skip: -1}
@@ -399,7 +425,7 @@ func (ws *wsConn) readPayload(msg []byte, h gws.Header) ([]byte, error) {
 		if int64(len(room)) > left {
 			room = room[:left]
 		}
-		n, err := ws.br.Read(room)
+		n, err := ws.reader().Read(room)
 		msg = msg[:len(msg)+n]
 		left -= int64(n)
 		if err != nil {
@@ -419,7 +445,7 @@ func (ws *wsConn) readPayload(msg []byte, h gws.Header) ([]byte, error) {
 func (ws *wsConn) control(h gws.Header) error {
 	var buf [gws.MaxControlFramePayloadSize]byte
 	p := buf[:h.Length]
-	if _, err := io.ReadFull(ws.br, p); err != nil {
+	if _, err := io.ReadFull(ws.reader(), p); err != nil {
 		return err
 	}
 	gws.Cipher(p, h.Mask, 0)
@@ -474,19 +500,20 @@ func (ws *wsConn) fail(err error) {
 // would reset the connection, and the close frame could be lost.
 func (ws *wsConn) drain(skip int64) {
 	defer ws.raw.Close()
+	br := ws.reader()
 	if skip < 0 {
-		_, _ = io.Copy(io.Discard, ws.br)
+		_, _ = io.Copy(io.Discard, br)
 		return
 	}
-	if _, err := io.CopyN(io.Discard, ws.br, skip); err != nil {
+	if _, err := io.CopyN(io.Discard, br, skip); err != nil {
 		return
 	}
 	for {
-		h, err := gws.ReadHeader(ws.br)
+		h, err := gws.ReadHeader(br)
 		if err != nil || h.OpCode == gws.OpClose {
 			return
 		}
-		if _, err := io.CopyN(io.Discard, ws.br, h.Length); err != nil {
+		if _, err := io.CopyN(io.Discard, br, h.Length); err != nil {
 			return
 		}
 	}

@@ -57,6 +57,15 @@ type exchange struct {
 	stored []pendingStore
 }
 
+// done runs once the exchange's response was written (or failed): the
+// response's after funcs, then its connect's hold gives back what it took.
+func (x *exchange) done() {
+	x.response.done()
+	if x.hold != nil {
+		x.hold.release()
+	}
+}
+
 // engineError logs an engine failure, unless the request itself went away
 // (the client hung up or gave up): that is not the server's error.
 func (x *exchange) engineError(what string, err error, attrs ...any) {

@@ -52,6 +52,10 @@ type hold struct {
 	// (on this node or, through the engine, on another).
 	superseded atomic.Bool
 	multiple   bool // the browser's connect slots are all taken
+	// What start took, given back by release: a slot of the browser's
+	// connects, a count in HeldConnects.
+	browserSlot bool
+	counted     bool
 
 	// Under mu.
 	state    int8 // holdStarting, holdWaiting, holdTaking or holdDone
@@ -107,7 +111,7 @@ func (h *hold) start(then func()) bool {
 	ctx := context.WithoutCancel(x.ctx)
 	if h.timeout > 0 && !x.http2 && s.opts.MaxSessionsPerBrowser > 0 && h.c.info.Browser != "" {
 		if s.acquireBrowser(h.c.info.Browser, id) {
-			x.after = append(x.after, func() { s.releaseBrowser(h.c.info.Browser, id) })
+			h.browserSlot = true
 		} else {
 			h.timeout = 0
 			h.multiple = true
@@ -121,9 +125,9 @@ func (h *hold) start(then func()) bool {
 		h.c.req.Store(nil)
 	}
 	if h.timeout > 0 {
-		s.stats.HeldConnects.Add(1)
 		// Counted until the reply is written: Shutdown waits for it.
-		x.after = append(x.after, func() { s.stats.HeldConnects.Add(-1) })
+		s.stats.HeldConnects.Add(1)
+		h.counted = true
 		// The request's context is not kept: a parked connect outlives it.
 		// (A transport that can tell the client went away cancels it.)
 		x.ctx = context.Background()
@@ -187,6 +191,17 @@ func (h *hold) wait(wait time.Duration) (b Batch, err error, waits bool) {
 		h.mu.Unlock()
 	}
 	return Batch{}, nil, true
+}
+
+// release gives back what start took, once the reply was written (or
+// failed): exchange.done calls it.
+func (h *hold) release() {
+	if h.browserSlot {
+		h.s.releaseBrowser(h.c.info.Browser, h.c.info.ID)
+	}
+	if h.counted {
+		h.s.stats.HeldConnects.Add(-1)
+	}
 }
 
 // ready is the engine's Ready for this hold's session: take again.

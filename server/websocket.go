@@ -66,7 +66,7 @@ type wsConn struct {
 
 	mu      sync.Mutex
 	bound   string
-	known   []string    // sessions this socket acted for
+	known   []string    // sessions this socket acted for, besides bound
 	unpoll  func() bool // cancels the poller's wait, while parked
 	held    *hold       // the socket's held connect, while it waits
 	writeMu sync.Mutex  // one frame at a time on raw
@@ -543,6 +543,9 @@ func (ws *wsConn) release() (first, parked bool) {
 	unpoll, held := ws.unpoll, ws.held
 	ws.unpoll = nil
 	known := ws.known
+	if ws.bound != "" {
+		known = append(known[:len(known):len(known)], ws.bound)
+	}
 	ws.mu.Unlock()
 	if unpoll != nil && unpoll() {
 		s.stats.Parked.Add(-1)
@@ -590,7 +593,7 @@ func (ws *wsConn) abort() {
 
 func (ws *wsConn) know(id string) {
 	ws.mu.Lock()
-	if !slices.Contains(ws.known, id) {
+	if id != ws.bound && !slices.Contains(ws.known, id) {
 		ws.known = append(ws.known, id)
 	}
 	ws.mu.Unlock()

@@ -6,6 +6,7 @@ import (
 	mathrand "math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -199,7 +200,11 @@ func (x *exchange) authorize(c *Client, m *protocol.Message, advice *protocol.Ad
 // once (the incoming extensions see it before the handshake runs).
 func (x *exchange) handshakeClient() *Client {
 	if x.hsClient == nil {
-		info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: x.browser}
+		browser := x.browser
+		if !x.newBrowser {
+			browser = strings.Clone(browser) // not the whole Cookie header, for the session's life
+		}
+		info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: browser}
 		x.hsClient = x.newClient(info)
 	}
 	return x.hsClient

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -194,6 +195,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, cl reali
 	browser := ""
 	if ck, err := r.Cookie(BrowserCookie); err == nil && validBrowserID(ck.Value) {
 		browser = ck.Value
+		if !credentials {
+			// The socket keeps no Cookie header: not the whole of it for
+			// the browser's id.
+			browser = strings.Clone(browser)
+		}
 	} else {
 		browser = newID()
 		http.SetCookie(w, &http.Cookie{Name: BrowserCookie, Value: browser, Path: "/", HttpOnly: true,

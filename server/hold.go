@@ -18,12 +18,13 @@ import (
 // (a newer connect, the client gone, shutdown). While it waits it has no
 // goroutine; a wake-up runs one Take on a goroutine of its own, at most one
 // at a time. Its reply goes into its exchange's response, and leaves by
-// the transport's way: a callback (WebSocket), the handler that waits for
-// it (Wait), or the parked connection that took the handler's place
+// the transport's way: the socket (WebSocket: the hold has no exchange
+// while it waits, the reply gets one of its own), the handler that waits
+// for it (Wait), or the parked connection that took the handler's place
 // (park).
 type hold struct {
 	s *Server
-	x *exchange // whose response the reply goes into
+	x *exchange // whose response the reply goes into; nil for a WebSocket's until the reply
 
 	// The connect.
 	c       *Client
@@ -42,8 +43,7 @@ type hold struct {
 	firstDropped int
 	firstLast    uint64
 
-	// How the reply leaves (see deliver).
-	then   func()        // the transport's, if it writes the reply itself
+	// How the reply leaves, unless by a WebSocket (see deliver).
 	woken  chan struct{} // closed for the handler waiting in Wait
 	parked *parkedConn   // set before out becomes outParked
 	out    atomic.Int32  // outWaiting, outWoken or outParked
@@ -102,14 +102,18 @@ func (x *exchange) newHold(c *Client, m *protocol.Message, lone bool) *hold {
 // start begins the connect. It reports false when its reply is in the
 // response already (nothing to hold, something queued, or an error), and
 // true when it waits: then the reply is delivered later, on another
-// goroutine, through then (if not nil), else to Wait or to the parked
-// connection. Nothing of x may be touched between a true return and the
-// delivery but what park clears.
-func (h *hold) start(then func()) bool {
+// goroutine, to the WebSocket (wsConn.replied), else to Wait or to the
+// parked connection. Nothing of x may be touched between a true return
+// and the delivery but what park clears. A WebSocket's hold starts
+// without an exchange (x nil): its reply makes its own (exchange).
+func (h *hold) start() bool {
 	s, x := h.s, h.x
 	id := h.c.info.ID
-	ctx := context.WithoutCancel(x.ctx)
-	if h.timeout > 0 && !x.http2 && s.opts.MaxSessionsPerBrowser > 0 && h.c.info.Browser != "" {
+	ctx, http2 := context.Background(), true // a WebSocket's
+	if x != nil {
+		ctx, http2 = context.WithoutCancel(x.ctx), x.http2
+	}
+	if h.timeout > 0 && !http2 && s.opts.MaxSessionsPerBrowser > 0 && h.c.info.Browser != "" {
 		if s.acquireBrowser(h.c.info.Browser, id) {
 			h.browserSlot = true
 		} else {
@@ -130,10 +134,11 @@ func (h *hold) start(then func()) bool {
 		h.counted = true
 		// The request's context is not kept: a parked connect outlives it.
 		// (A transport that can tell the client went away cancels it.)
-		x.ctx = context.Background()
+		if x != nil {
+			x.ctx = context.Background()
+		}
 	}
-	h.then = then
-	if then == nil {
+	if h.c.ws == nil {
 		h.woken = make(chan struct{})
 	}
 	_ = s.engine.Touch(ctx, id, time.Now().Add(h.timeout+s.opts.ConnectTimeout))
@@ -297,12 +302,12 @@ func (h *hold) finish(b Batch, err error) {
 	h.deliver()
 }
 
-// deliver sends the reply of a hold that waited: through the transport's
-// callback, or to the handler waiting in Wait, or through the parked
-// connection that took its place.
+// deliver sends the reply of a hold that waited: on its WebSocket, or to
+// the handler waiting in Wait, or through the parked connection that took
+// its place.
 func (h *hold) deliver() {
-	if h.then != nil {
-		h.then()
+	if ws := h.c.ws; ws != nil {
+		ws.replied(h)
 		return
 	}
 	if h.out.CompareAndSwap(outWaiting, outWoken) {
@@ -336,9 +341,19 @@ func (h *hold) park(p *parkedConn) bool {
 	return true
 }
 
+// exchange returns the exchange the reply goes into, made now for a
+// WebSocket's hold, which waits without one.
+func (h *hold) exchange() *exchange {
+	if h.x == nil {
+		h.x = h.c.ws.exchange()
+		h.x.hold = h
+	}
+	return h.x
+}
+
 // reply adds the connect's events and reply to the response.
 func (h *hold) reply(b Batch, err error) {
-	s, x := h.s, h.x
+	s, x := h.s, h.exchange()
 	id := h.c.info.ID
 	if s.ext.sendMeta {
 		defer x.extendFrom(len(x.replies), h.c)

@@ -646,27 +646,15 @@ func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {
 	}
 	// The connect is held off the read loop, so the client can go on
 	// sending on this socket; a newer connect supersedes it. It waits
-	// without a goroutine; the reply, in a response of its own, is written
-	// by the goroutine that ends the wait.
-	cx := ws.exchange()
-	cx.hold, h.x = h, cx
-	reply := func() {
-		ws.mu.Lock()
-		if ws.held == h {
-			ws.held = nil
-		}
-		ws.mu.Unlock()
-		// CometD drops a superseded WebSocket connect silently.
-		if !h.superseded.Load() || len(cx.events) > 0 {
-			ws.write(&cx.response)
-		}
-		cx.done()
-	}
+	// without a goroutine and without an exchange; the reply, in an
+	// exchange of its own, is written by the goroutine that ends the
+	// wait (replied).
+	h.x = nil
 	// Registered under ws.mu so that close sees it (or it sees close).
 	ws.mu.Lock()
-	if !h.start(reply) {
+	if !h.start() {
 		ws.mu.Unlock()
-		reply()
+		ws.replied(h)
 		return
 	}
 	ws.held = h
@@ -675,6 +663,22 @@ func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {
 	if closed {
 		h.cancel()
 	}
+}
+
+// replied writes the reply of h, a connect the socket held, in a frame of
+// its own, and lets h go.
+func (ws *wsConn) replied(h *hold) {
+	ws.mu.Lock()
+	if ws.held == h {
+		ws.held = nil
+	}
+	ws.mu.Unlock()
+	x := h.x
+	// CometD drops a superseded WebSocket connect silently.
+	if !h.superseded.Load() || len(x.events) > 0 {
+		ws.write(&x.response)
+	}
+	x.done()
 }
 
 // write writes a response as one text frame, if it has anything and the

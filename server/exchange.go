@@ -201,8 +201,11 @@ func (x *exchange) authorize(c *Client, m *protocol.Message, advice *protocol.Ad
 func (x *exchange) handshakeClient() *Client {
 	if x.hsClient == nil {
 		browser := x.browser
-		if !x.newBrowser {
-			browser = strings.Clone(browser) // not the whole Cookie header, for the session's life
+		if !x.newBrowser && x.ws == nil {
+			// Not the whole Cookie header, for the session's life. (A
+			// socket's is a string of its own, or a part of the Cookie
+			// header it keeps anyway.)
+			browser = strings.Clone(browser)
 		}
 		info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: browser}
 		x.hsClient = x.newClient(info)

@@ -288,16 +288,20 @@ func (ws *wsConn) wait() bool {
 		}
 	}
 	s.stats.Parked.Add(1)
-	stop, err := p.Wait(pc, func() {
-		s.stats.Parked.Add(-1)
-		go ws.read()
-	})
+	stop, err := p.Wait(pc, ws.readable)
 	if err != nil {
 		s.stats.Parked.Add(-1)
 		return false
 	}
 	ws.unpoll = stop
 	return true
+}
+
+// readable is the poller's call when bytes arrive on a parked socket: a
+// reader starts.
+func (ws *wsConn) readable() {
+	ws.s.stats.Parked.Add(-1)
+	go ws.read()
 }
 
 // read is the socket's reader: it reads and handles messages while bytes

@@ -175,8 +175,8 @@ func BenchmarkQueue(b *testing.B) {
 }
 
 // BenchmarkHoldWake: a held connect (a hold, no goroutine while it waits)
-// is woken by a message through the engine's Ready hook; its reply is
-// completed on a goroutine of its own, which Wait waits for.
+// is woken by a message through the engine's Ready hook; done runs on a
+// goroutine of its own.
 func BenchmarkHoldWake(b *testing.B) {
 	s := quietServer(b, Options{})
 	ctx := context.Background()
@@ -186,18 +186,18 @@ func BenchmarkHoldWake(b *testing.B) {
 	}
 	c := &Client{info: info}
 	p := &Payload{Channel: "/w", JSON: []byte(`{"channel":"/w","data":1}`)}
+	woken := make(chan int, 1)
 	b.ReportAllocs()
 	for b.Loop() {
 		x := &exchange{s: s, ctx: ctx, transport: protocol.LongPolling}
 		h := x.newHold(c, &protocol.Message{Channel: protocol.MetaConnect, ID: "1"}, true)
-		if !h.start() {
+		if !h.start(func() { woken <- len(x.events) }) {
 			b.Fatal("the connect did not wait")
 		}
 		if err := s.engine.Deliver(ctx, "w", p); err != nil {
 			b.Fatal(err)
 		}
-		h.Wait(nil)
-		if n := len(x.events); n != 1 {
+		if n := <-woken; n != 1 {
 			b.Fatalf("woken with %d messages", n)
 		}
 		x.done()
@@ -277,7 +277,7 @@ func BenchmarkSendTo(b *testing.B) {
 				for _, c := range clients {
 					x := &exchange{s: s, ctx: ctx, transport: protocol.LongPolling}
 					h := x.newHold(c, connect, false)
-					if h.start() || len(x.events) != 1 {
+					if h.start(nil) || len(x.events) != 1 {
 						b.Fatalf("connect: %d events", len(x.events))
 					}
 					x.done()

@@ -382,7 +382,7 @@ func TestSendToEncodesOnce(t *testing.T) {
 		}
 		x := &exchange{s: s, ctx: ctx, transport: protocol.LongPolling}
 		h := x.newHold(&Client{info: info}, &protocol.Message{Channel: protocol.MetaConnect, ID: "1"}, false)
-		if h.start() || len(x.events) != 1 {
+		if h.start(nil) || len(x.events) != 1 {
 			t.Fatalf("connect of %s: %d events", id, len(x.events))
 		}
 		events = append(events, x.events[0])

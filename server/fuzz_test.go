@@ -101,7 +101,7 @@ func FuzzJSONPQuery(f *testing.F) {
 // finish completes the batch's connect on the calling goroutine, waiting
 // as a long-polling handler does.
 func (x *exchange) finish() {
-	if x.hold != nil && x.hold.start() {
+	if x.hold != nil && x.hold.start(nil) {
 		x.hold.Wait(nil)
 	}
 }

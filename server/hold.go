@@ -21,7 +21,7 @@ import (
 // the transport's way: the socket (WebSocket: the hold has no exchange
 // while it waits, the reply gets one of its own), the handler that waits
 // for it (Wait), or the parked connection that took the handler's place
-// (park).
+// (park); or through a callback given to start.
 type hold struct {
 	s *Server
 	x *exchange // whose response the reply goes into; nil for a WebSocket's until the reply
@@ -44,6 +44,7 @@ type hold struct {
 	firstLast    uint64
 
 	// How the reply leaves, unless by a WebSocket (see deliver).
+	then   func()        // the caller's, if it takes the reply itself
 	woken  chan struct{} // closed for the handler waiting in Wait
 	parked *parkedConn   // set before out becomes outParked
 	out    atomic.Int32  // outWaiting, outWoken or outParked
@@ -102,11 +103,12 @@ func (x *exchange) newHold(c *Client, m *protocol.Message, lone bool) *hold {
 // start begins the connect. It reports false when its reply is in the
 // response already (nothing to hold, something queued, or an error), and
 // true when it waits: then the reply is delivered later, on another
-// goroutine, to the WebSocket (wsConn.replied), else to Wait or to the
-// parked connection. Nothing of x may be touched between a true return
-// and the delivery but what park clears. A WebSocket's hold starts
-// without an exchange (x nil): its reply makes its own (exchange).
-func (h *hold) start() bool {
+// goroutine, through then (if not nil), else to the WebSocket
+// (wsConn.replied), else to Wait or to the parked connection. Nothing of
+// x may be touched between a true return and the delivery but what park
+// clears. A WebSocket's hold starts without an exchange (x nil): its
+// reply makes its own (exchange).
+func (h *hold) start(then func()) bool {
 	s, x := h.s, h.x
 	id := h.c.info.ID
 	ctx, http2 := context.Background(), true // a WebSocket's
@@ -138,7 +140,8 @@ func (h *hold) start() bool {
 			x.ctx = context.Background()
 		}
 	}
-	if h.c.ws == nil {
+	h.then = then
+	if then == nil && h.c.ws == nil {
 		h.woken = make(chan struct{})
 	}
 	_ = s.engine.Touch(ctx, id, time.Now().Add(h.timeout+s.opts.ConnectTimeout))
@@ -302,10 +305,14 @@ func (h *hold) finish(b Batch, err error) {
 	h.deliver()
 }
 
-// deliver sends the reply of a hold that waited: on its WebSocket, or to
-// the handler waiting in Wait, or through the parked connection that took
-// its place.
+// deliver sends the reply of a hold that waited: through the caller's
+// callback, or on its WebSocket, or to the handler waiting in Wait, or
+// through the parked connection that took its place.
 func (h *hold) deliver() {
+	if h.then != nil {
+		h.then()
+		return
+	}
 	if ws := h.c.ws; ws != nil {
 		ws.replied(h)
 		return

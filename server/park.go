@@ -207,7 +207,7 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 // again (the parked connection answers and releases them).
 func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchange, callback string) bool {
 	h := x.hold
-	if !h.start() {
+	if !h.start(nil) {
 		return false
 	}
 	// Until parked, a client that goes away ends the wait.

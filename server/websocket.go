@@ -656,7 +656,7 @@ func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {
 	h.x = nil
 	// Registered under ws.mu so that close sees it (or it sees close).
 	ws.mu.Lock()
-	if !h.start() {
+	if !h.start(nil) {
 		ws.mu.Unlock()
 		ws.replied(h)
 		return

@@ -3,6 +3,7 @@ package server
 import (
 	"net/http"
 	"strings"
+	"sync/atomic"
 
 	"github.com/bayeux-go/bayeux/protocol"
 )
@@ -14,7 +15,10 @@ import (
 type Client struct {
 	info      *SessionInfo
 	transport string
-	req       *http.Request
+	// req is the request that carried the message; for a WebSocket (ws
+	// set), built from the socket's kept request when first asked for.
+	req atomic.Pointer[http.Request]
+	ws  *wsConn
 	// handshaking is true while Authorize runs for /meta/handshake; only
 	// then do SetUser and SetFlag have an effect.
 	handshaking bool
@@ -73,10 +77,13 @@ func (c *Client) Transport() string { return c.transport }
 
 // Request returns the HTTP request that carried the message, or nil for
 // local clients. Handlers must treat it as read-only. Over WebSocket it is
-// the upgrade request, kept for the socket's lifetime without its context
-// and with only the headers that identify the client (Cookie,
+// the upgrade request as the socket keeps it for its lifetime: without
+// body, with only the headers that identify the client (Cookie,
 // Authorization, Origin, User-Agent, Forwarded and X-Forwarded-*,
-// X-Real-Ip).
+// X-Real-Ip), and with a context that holds only the client's address
+// (realip.FromRequest); it is made again from what the socket keeps for
+// each Client that asks (the same one for every call on one Client, from
+// any goroutine).
 //
 // Security: a request the browser may have sent on behalf of another
 // site's page carries no Cookie and no Authorization header here, so
@@ -84,7 +91,16 @@ func (c *Client) Transport() string { return c.transport }
 // callback-polling (JSONP) request, and requests from an origin allowed
 // only by "*" in Options.AllowedOrigins. Such clients authenticate with
 // the handshake's ext.
-func (c *Client) Request() *http.Request { return c.req }
+func (c *Client) Request() *http.Request {
+	if r := c.req.Load(); r != nil || c.ws == nil {
+		return r
+	}
+	r := c.ws.req.request(c.ws.raw)
+	if c.req.CompareAndSwap(nil, r) {
+		return r
+	}
+	return c.req.Load()
+}
 
 // Info returns a copy of the stored session information.
 func (c *Client) Info() SessionInfo { return *c.info }

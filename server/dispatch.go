@@ -436,7 +436,7 @@ func (x *exchange) publish(m *protocol.Message) {
 			x.fail(m, protocol.ErrSessionUnknown, handshakeAdvice())
 			return
 		}
-		c = &Client{info: anonymous, transport: x.transport, req: x.req}
+		c = x.newClient(anonymous)
 	}
 	if protocol.IsMeta(m.Channel) || (s.rules.presence && isPresenceChannel(m.Channel)) {
 		x.fail(m, protocol.ErrPublishDenied, nil)

@@ -6,6 +6,7 @@ import (
 	mathrand "math/rand/v2"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -22,6 +23,9 @@ type exchange struct {
 	transport  string
 	remoteAddr string
 	req        *http.Request
+	// ws is the WebSocket the batch came on: the session it is bound to
+	// by its handshake, the kept request the clients' Request builds.
+	ws *wsConn
 	// browser is the request's BAYEUX_BROWSER cookie value, or a new one
 	// (newBrowser) when the request carried none.
 	browser    string
@@ -29,8 +33,6 @@ type exchange struct {
 	// http2 is true when connects are not limited per browser (HTTP/2
 	// and WebSocket multiplex, so a held connect blocks nothing).
 	http2 bool
-	// bound is the session a WebSocket is bound to by its handshake.
-	bound string
 	// trial is set for TryHandshake: its session is removed at once, so
 	// the per-address session and handshake limits do not apply.
 	trial bool
@@ -54,6 +56,15 @@ type exchange struct {
 	// stored are the request's publishes whose messages are being
 	// stored in a history: their replies wait for it (waitStored).
 	stored []pendingStore
+}
+
+// done runs once the exchange's response was written (or failed): the
+// response's after funcs, then its connect's hold gives back what it took.
+func (x *exchange) done() {
+	x.response.done()
+	if x.hold != nil {
+		x.hold.release()
+	}
 }
 
 // engineError logs an engine failure, unless the request itself went away
@@ -118,13 +129,22 @@ func (x *exchange) client(id string) (*Client, error) {
 			x.ended = append(x.ended, id)
 			return nil, errPastDeadline
 		}
-		c = &Client{info: info, transport: x.transport, req: x.req}
+		c = x.newClient(info)
 	}
 	if x.clients == nil {
 		x.clients = make(map[string]*Client, 1)
 	}
 	x.clients[id] = c
 	return c, nil
+}
+
+// newClient returns the client of info for this request.
+func (x *exchange) newClient(info *SessionInfo) *Client {
+	c := &Client{info: info, transport: x.transport, ws: x.ws}
+	if x.req != nil {
+		c.req.Store(x.req)
+	}
+	return c
 }
 
 // owns reports whether this request may act for the session.
@@ -135,8 +155,10 @@ func (x *exchange) owns(info *SessionInfo) bool {
 	if info.Local {
 		return false
 	}
-	if x.bound != "" && info.ID != x.bound {
-		return false // a socket acts only for the session it handshook
+	if x.ws != nil {
+		if bound := x.ws.boundTo(); bound != "" && info.ID != bound {
+			return false // a socket acts only for the session it handshook
+		}
 	}
 	if x.s.opts.TrustClientSession || info.Browser == "" {
 		return true
@@ -178,8 +200,15 @@ func (x *exchange) authorize(c *Client, m *protocol.Message, advice *protocol.Ad
 // once (the incoming extensions see it before the handshake runs).
 func (x *exchange) handshakeClient() *Client {
 	if x.hsClient == nil {
-		info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: x.browser}
-		x.hsClient = &Client{info: info, transport: x.transport, req: x.req}
+		browser := x.browser
+		if !x.newBrowser && x.ws == nil {
+			// Not the whole Cookie header, for the session's life. (A
+			// socket's is a string of its own, or a part of the Cookie
+			// header it keeps anyway.)
+			browser = strings.Clone(browser)
+		}
+		info := &SessionInfo{Created: time.Now(), RemoteAddr: x.remoteAddr, Browser: browser}
+		x.hsClient = x.newClient(info)
 	}
 	return x.hsClient
 }

@@ -18,43 +18,51 @@ import (
 // (a newer connect, the client gone, shutdown). While it waits it has no
 // goroutine; a wake-up runs one Take on a goroutine of its own, at most one
 // at a time. Its reply goes into its exchange's response, and leaves by
-// the transport's way: a callback (WebSocket), the handler that waits for
-// it (Wait), or the parked connection that took the handler's place
-// (park).
+// the transport's way: the socket (WebSocket: the hold has no exchange
+// while it waits, the reply gets one of its own), the handler that waits
+// for it (Wait), or the parked connection that took the handler's place
+// (park); or through a callback given to start.
 type hold struct {
 	s *Server
-	x *exchange // whose response the reply goes into
+	x *exchange // whose response the reply goes into; nil for a WebSocket's until the reply
 
 	// The connect.
-	c        *Client
-	m        *protocol.Message // nil once the hold waits (only id is kept)
-	id       protocol.ID
-	timeout  time.Duration
-	multiple bool // the browser's connect slots are all taken
-	ack      uint64
-	ts       *timesync
+	c       *Client
+	m       *protocol.Message // nil once the hold waits (only id is kept)
+	id      protocol.ID
+	timeout time.Duration
+	ts      *timesync
 
+	// opts are the takes' options; Acked is the client's ext.ack first.
 	opts TakeOptions
-	// superseded is set when a newer connect of the session took over
-	// (on this node or, through the engine, on another).
-	superseded atomic.Bool
 
-	mu       sync.Mutex
-	timer    *time.Timer
-	state    int8 // holdStarting, holdWaiting, holdTaking or holdDone
-	dirty    bool // a Ready came while a take ran
-	final    bool // the wait passed: the next take is the last
-	canceled bool
+	mu    sync.Mutex
+	timer *time.Timer
 	// What the first take returned besides messages (drops, the batch
 	// number), added to the reply.
 	firstDropped int
 	firstLast    uint64
 
-	// How the reply leaves (see deliver).
-	then   func()        // the transport's, if it writes the reply itself
+	// How the reply leaves, unless by a WebSocket (see deliver).
+	then   func()        // the caller's, if it takes the reply itself
 	woken  chan struct{} // closed for the handler waiting in Wait
-	out    atomic.Int32  // outWaiting, outWoken or outParked
 	parked *parkedConn   // set before out becomes outParked
+	out    atomic.Int32  // outWaiting, outWoken or outParked
+
+	// superseded is set when a newer connect of the session took over
+	// (on this node or, through the engine, on another).
+	superseded atomic.Bool
+	multiple   bool // the browser's connect slots are all taken
+	// What start took, given back by release: a slot of the browser's
+	// connects, a count in HeldConnects.
+	browserSlot bool
+	counted     bool
+
+	// Under mu.
+	state    int8 // holdStarting, holdWaiting, holdTaking or holdDone
+	dirty    bool // a Ready came while a take ran
+	final    bool // the wait passed: the next take is the last
+	canceled bool
 }
 
 const (
@@ -85,8 +93,8 @@ func (x *exchange) newHold(c *Client, m *protocol.Message, lone bool) *hold {
 	if c.info.Ack {
 		// The client's last batch; a missing or invalid value acknowledges
 		// nothing, so every unacknowledged message is sent again.
-		if raw, ok := m.Ext["ack"]; ok && json.Unmarshal(raw, &h.ack) != nil {
-			h.ack = 0
+		if raw, ok := m.Ext["ack"]; ok && json.Unmarshal(raw, &h.opts.Acked) != nil {
+			h.opts.Acked = 0
 		}
 	}
 	return h
@@ -95,38 +103,49 @@ func (x *exchange) newHold(c *Client, m *protocol.Message, lone bool) *hold {
 // start begins the connect. It reports false when its reply is in the
 // response already (nothing to hold, something queued, or an error), and
 // true when it waits: then the reply is delivered later, on another
-// goroutine, through then (if not nil), else to Wait or to the parked
-// connection. Nothing of x may be touched between a true return and the
-// delivery but what park clears.
+// goroutine, through then (if not nil), else to the WebSocket
+// (wsConn.replied), else to Wait or to the parked connection. Nothing of
+// x may be touched between a true return and the delivery but what park
+// clears. A WebSocket's hold starts without an exchange (x nil): its
+// reply makes its own (exchange).
 func (h *hold) start(then func()) bool {
 	s, x := h.s, h.x
 	id := h.c.info.ID
-	ctx := context.WithoutCancel(x.ctx)
-	if h.timeout > 0 && !x.http2 && s.opts.MaxSessionsPerBrowser > 0 && h.c.info.Browser != "" {
+	ctx, http2 := context.Background(), true // a WebSocket's
+	if x != nil {
+		ctx, http2 = context.WithoutCancel(x.ctx), x.http2
+	}
+	if h.timeout > 0 && !http2 && s.opts.MaxSessionsPerBrowser > 0 && h.c.info.Browser != "" {
 		if s.acquireBrowser(h.c.info.Browser, id) {
-			x.after = append(x.after, func() { s.releaseBrowser(h.c.info.Browser, id) })
+			h.browserSlot = true
 		} else {
 			h.timeout = 0
 			h.multiple = true
 		}
 	}
-	// Only what the reply needs is kept while the connect waits.
+	// Only what the reply needs is kept while the connect waits (a
+	// WebSocket client's request is built again if asked for).
 	h.id = h.m.ID
 	h.m = nil
+	if h.c.ws != nil {
+		h.c.req.Store(nil)
+	}
 	if h.timeout > 0 {
-		s.stats.HeldConnects.Add(1)
 		// Counted until the reply is written: Shutdown waits for it.
-		x.after = append(x.after, func() { s.stats.HeldConnects.Add(-1) })
+		s.stats.HeldConnects.Add(1)
+		h.counted = true
 		// The request's context is not kept: a parked connect outlives it.
 		// (A transport that can tell the client went away cancels it.)
-		x.ctx = context.Background()
+		if x != nil {
+			x.ctx = context.Background()
+		}
 	}
 	h.then = then
-	if then == nil {
+	if then == nil && h.c.ws == nil {
 		h.woken = make(chan struct{})
 	}
 	_ = s.engine.Touch(ctx, id, time.Now().Add(h.timeout+s.opts.ConnectTimeout))
-	h.opts = TakeOptions{Ack: h.c.info.Ack, Acked: h.ack}
+	h.opts.Ack = h.c.info.Ack
 	b, err, waits := h.wait(h.timeout)
 	if !waits {
 		h.reply(b, err)
@@ -180,6 +199,17 @@ func (h *hold) wait(wait time.Duration) (b Batch, err error, waits bool) {
 		h.mu.Unlock()
 	}
 	return Batch{}, nil, true
+}
+
+// release gives back what start took, once the reply was written (or
+// failed): exchange.done calls it.
+func (h *hold) release() {
+	if h.browserSlot {
+		h.s.releaseBrowser(h.c.info.Browser, h.c.info.ID)
+	}
+	if h.counted {
+		h.s.stats.HeldConnects.Add(-1)
+	}
 }
 
 // ready is the engine's Ready for this hold's session: take again.
@@ -284,12 +314,16 @@ func (h *hold) finish(b Batch, err error) {
 	h.deliver()
 }
 
-// deliver sends the reply of a hold that waited: through the transport's
-// callback, or to the handler waiting in Wait, or through the parked
-// connection that took its place.
+// deliver sends the reply of a hold that waited: through the caller's
+// callback, or on its WebSocket, or to the handler waiting in Wait, or
+// through the parked connection that took its place.
 func (h *hold) deliver() {
 	if h.then != nil {
 		h.then()
+		return
+	}
+	if ws := h.c.ws; ws != nil {
+		ws.replied(h)
 		return
 	}
 	if h.out.CompareAndSwap(outWaiting, outWoken) {
@@ -323,9 +357,19 @@ func (h *hold) park(p *parkedConn) bool {
 	return true
 }
 
+// exchange returns the exchange the reply goes into, made now for a
+// WebSocket's hold, which waits without one.
+func (h *hold) exchange() *exchange {
+	if h.x == nil {
+		h.x = h.c.ws.exchange()
+		h.x.hold = h
+	}
+	return h.x
+}
+
 // reply adds the connect's events and reply to the response.
 func (h *hold) reply(b Batch, err error) {
-	s, x := h.s, h.x
+	s, x := h.s, h.exchange()
 	id := h.c.info.ID
 	if s.ext.sendMeta {
 		defer x.extendFrom(len(x.replies), h.c)

@@ -153,7 +153,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			SameSite: http.SameSiteLaxMode,
 		})
 	}
-	if x.hold != nil && s.holdLongPoll(w, r, x, callback, ip) {
+	if x.hold != nil && s.holdLongPoll(w, r, x, callback) {
 		parked = true
 		return // answered by the parked connection
 	}

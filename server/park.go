@@ -205,7 +205,7 @@ func (c *prefixConn) Read(b []byte) (int, error) {
 // holdLongPoll holds x's connect. It reports true when the connect was
 // parked: the handler must return without touching w, x or the IP slot
 // again (the parked connection answers and releases them).
-func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchange, callback, ip string) bool {
+func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchange, callback string) bool {
 	h := x.hold
 	if !h.start(nil) {
 		return false
@@ -240,7 +240,7 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 		h.Wait(gone) // not HTTP/1 or a wrapper that cannot hijack
 		return false
 	}
-	p := &parkedConn{s: s, conn: conn, l: l, x: x, callback: callback, ip: ip}
+	p := &parkedConn{conn: conn, l: l, x: x, callback: callback}
 	if hdr.Len() > 0 {
 		p.header = bytes.Clone(hdr.Bytes())
 	}
@@ -248,10 +248,12 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 		b, _ := brw.Reader.Peek(n)
 		p.pre = bytes.Clone(b)
 	}
-	// What only the handler needed is let go.
+	// What only the handler needed is let go (the browser cookie's value
+	// keeps the whole Cookie header).
 	x.req = nil
 	x.clients = nil
-	h.c.req = nil
+	x.browser = ""
+	h.c.req.Store(nil)
 	s.stats.Parked.Add(1)
 	if !h.park(p) {
 		p.respond() // woken while parking
@@ -259,23 +261,23 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 	return true
 }
 
-// parkedConn is a hijacked connection whose connect waits.
+// parkedConn is a hijacked connection whose connect waits. It holds the
+// IP slot of x.remoteAddr (ServeHTTP's) until it has answered.
 type parkedConn struct {
-	s        *Server
 	conn     net.Conn
 	pre      []byte
 	l        *parkListener
 	x        *exchange
 	header   []byte // "Key: value\r\n" lines
 	callback string
-	ip       string
 }
 
 // respond writes the connect's response on the connection and gives the
 // connection back to the http.Server.
 func (p *parkedConn) respond() {
-	s, x := p.s, p.x
-	defer s.ips.release(p.ip)
+	x := p.x
+	s := x.s
+	defer s.ips.release(x.remoteAddr)
 	s.stats.Parked.Add(-1)
 	body, ctype, err := s.responseBody(x, p.callback)
 	if err != nil {

@@ -43,9 +43,10 @@ type Server struct {
 
 	closing atomic.Bool
 
-	sockets  socketSet
-	pollOnce sync.Once
-	netpoll  *netpoll.Poller
+	sockets   socketSet
+	pollOnce  sync.Once
+	netpoll   *netpoll.Poller
+	reqIntern requestIntern // what sockets' kept requests share
 
 	seed  maphash.Seed
 	conns [memShards]connShard // held connects on this node, by session id
@@ -121,6 +122,7 @@ func New(opts Options) (*Server, error) {
 		log:    opts.Logger,
 		seed:   maphash.MakeSeed(),
 	}
+	s.reqIntern.seed = maphash.MakeSeed()
 	var err error
 	if s.origins, err = origin.ParseList(opts.AllowedOrigins); err != nil {
 		return nil, fmt.Errorf("bayeux: AllowedOrigins: %w", err)

@@ -10,9 +10,9 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	gws "github.com/gobwas/ws"
@@ -51,30 +51,28 @@ func headerHasToken(h http.Header, key, token string) bool {
 // ends the wait writes the reply.
 //
 // The frames are read and written with gobwas/ws's frame functions over
-// the hijacked connection, so that an idle socket costs only this struct,
-// a 64-byte read buffer and the upgrade request it keeps. One goroutine at
-// a time reads (the reader: the poller's, or the one that upgraded); any
-// goroutine writes, one whole frame at a time under writeMu.
+// the hijacked connection, so that an idle socket costs only this struct
+// (with what it keeps of the upgrade request) and its connection: a
+// parked socket gives its reader and 64-byte read buffer back to a pool.
+// One goroutine at a time reads (the reader: the poller's, or the one
+// that upgraded) and owns br; any goroutine writes, one whole frame at a
+// time under writeMu.
 type wsConn struct {
-	s          *Server
-	raw        net.Conn      // the hijacked connection
-	br         *bufio.Reader // what the reader reads raw through
-	r          *http.Request // the upgrade request, without its context
-	browser    string
-	remoteAddr string
-	ip         string
-	last       atomic.Int64 // unix nanoseconds of the last message read
+	s       *Server
+	raw     net.Conn      // the hijacked connection
+	br      *bufio.Reader // what the reader reads raw through; nil while parked
+	req     keptRequest   // for Client.Request
+	browser string
+	last    atomic.Int64 // unix nanoseconds of the last message read
 
-	mu       sync.Mutex
-	bound    string
-	known    []string // sessions this socket acted for
-	closed   bool
-	unpoll   func() bool // cancels the poller's wait, while parked
-	held     *hold       // the socket's held connect, while it waits
-	writeMu  sync.Mutex  // one frame at a time on raw
-	sentEnd  bool        // the close frame went out (under writeMu): nothing follows it
-	pollable bool
-	pollConn syscall.Conn // the TCP connection under raw, when pollable
+	mu      sync.Mutex
+	bound   string
+	known   []string    // sessions this socket acted for, besides bound
+	unpoll  func() bool // cancels the poller's wait, while parked
+	held    *hold       // the socket's held connect, while it waits
+	writeMu sync.Mutex  // one frame at a time on raw
+	closed  bool
+	sentEnd bool // the close frame went out (under writeMu): nothing follows it
 }
 
 // socketSet is the server's open WebSockets, for shutdown and for closing
@@ -197,6 +195,11 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, cl reali
 	browser := ""
 	if ck, err := r.Cookie(BrowserCookie); err == nil && validBrowserID(ck.Value) {
 		browser = ck.Value
+		if !credentials {
+			// The socket keeps no Cookie header: not the whole of it for
+			// the browser's id.
+			browser = strings.Clone(browser)
+		}
 	} else {
 		browser = newID()
 		http.SetCookie(w, &http.Cookie{Name: BrowserCookie, Value: browser, Path: "/", HttpOnly: true,
@@ -213,11 +216,12 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, cl reali
 		}
 		return false
 	}
-	ws := &wsConn{s: s, raw: conn, br: wsReader(conn, brw.Reader), r: detachRequest(r, cl, credentials),
-		browser: browser, remoteAddr: cl.IP, ip: cl.IP}
+	if g, ok := conn.(*gatherConn); ok {
+		conn = g.Conn // gathering is for the long-poll handler: a socket writes whole frames
+	}
+	ws := &wsConn{s: s, raw: conn, br: wsReader(conn, brw.Reader), req: s.keepRequest(r, cl, credentials),
+		browser: browser}
 	ws.last.Store(time.Now().UnixNano())
-	// Not TLS: its buffered plaintext is invisible to epoll.
-	ws.pollConn, ws.pollable = plainTCP(conn)
 	if !s.sockets.add(s, ws) {
 		ws.close(gws.StatusGoingAway, "server shutting down")
 	}
@@ -227,61 +231,48 @@ func (s *Server) serveWebSocket(w http.ResponseWriter, r *http.Request, cl reali
 	return true
 }
 
+// wsReaders are the readers of the sockets that are not parked.
+var wsReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, wsReadBuffer) }}
+
 // wsReader returns the small buffer a socket reads conn through, holding
 // the bytes the client sent before the upgrade's response, which net/http
 // read already into hr (its 4 KiB buffer, let go).
 func wsReader(conn net.Conn, hr *bufio.Reader) *bufio.Reader {
 	n := hr.Buffered()
 	if n == 0 {
-		return bufio.NewReaderSize(conn, wsReadBuffer)
+		br := wsReaders.Get().(*bufio.Reader)
+		br.Reset(conn)
+		return br
 	}
 	b, _ := hr.Peek(n)
 	br := bufio.NewReaderSize(&prefixConn{Conn: conn, pre: bytes.Clone(b)}, max(wsReadBuffer, n))
-	_, _ = br.Peek(n) // all in br: Buffered tells the truth to wait
+	// All in br: Buffered tells the truth to wait, and once br is empty
+	// the socket may read conn through another reader.
+	_, _ = br.Peek(n)
 	return br
 }
 
-// keptHeaders are the upgrade request's headers a WebSocket keeps for
-// Client.Request: those that say who the client is. The rest (the
-// WebSocket handshake, caching, encodings) would cost every idle socket
-// memory for nothing.
-var keptHeaders = []string{"Authorization", "Cookie", "Forwarded", "Origin", "User-Agent",
-	"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "X-Real-Ip"}
-
-// detachRequest is r as a WebSocket keeps it for Client.Request as long as
-// the socket lives: without body, with only keptHeaders (and without
-// Cookie and Authorization when !credentials), and with a context that
-// holds only cl (realip.FromRequest).
-func detachRequest(r *http.Request, cl realip.Client, credentials bool) *http.Request {
-	n := 0
-	for _, k := range keptHeaders {
-		if len(r.Header[k]) > 0 {
-			n++
-		}
+// reader returns the socket's reader, taking one from the pool when the
+// socket has none (it was parked). Only the socket's reader calls it.
+func (ws *wsConn) reader() *bufio.Reader {
+	if ws.br == nil {
+		ws.br = wsReaders.Get().(*bufio.Reader)
+		ws.br.Reset(ws.raw)
 	}
-	h := make(http.Header, n)
-	for _, k := range keptHeaders {
-		if !credentials && (k == "Cookie" || k == "Authorization") {
-			continue
-		}
-		if v := r.Header[k]; len(v) > 0 {
-			h[k] = slices.Clone(v)
-		}
-	}
-	d := &http.Request{Method: r.Method, URL: r.URL, Proto: r.Proto, ProtoMajor: r.ProtoMajor, ProtoMinor: r.ProtoMinor,
-		Header: h, Host: r.Host, RemoteAddr: r.RemoteAddr, RequestURI: r.RequestURI, TLS: r.TLS}
-	return d.WithContext(realip.NewContext(context.Background(), cl))
+	return ws.br
 }
 
 // wait parks the socket until bytes arrive and reports true: the poller
 // then starts a reader, and no goroutine waits meanwhile. It reports false
 // when the caller must go on reading instead: bytes are buffered, the
-// socket cannot be polled (TLS, or no poller), or it is closing (the
-// reader then waits for the peer's close frame).
+// socket cannot be polled (TLS, whose buffered plaintext epoll cannot
+// see, or no poller), or it is closing (the reader then waits for the
+// peer's close frame). A parked socket's reader goes back to the pool.
 func (ws *wsConn) wait() bool {
 	s := ws.s
 	p := s.poller()
-	if p == nil || !ws.pollable || ws.br.Buffered() > 0 {
+	pc, pollable := plainTCP(ws.raw)
+	if p == nil || !pollable || ws.br != nil && ws.br.Buffered() > 0 {
 		return false
 	}
 	ws.mu.Lock()
@@ -289,17 +280,28 @@ func (ws *wsConn) wait() bool {
 	if ws.closed {
 		return false
 	}
+	if br := ws.br; br != nil {
+		ws.br = nil
+		if br.Size() == wsReadBuffer { // not the first one, if it was bigger
+			br.Reset(nil)
+			wsReaders.Put(br)
+		}
+	}
 	s.stats.Parked.Add(1)
-	stop, err := p.Wait(ws.pollConn, func() {
-		s.stats.Parked.Add(-1)
-		go ws.read()
-	})
+	stop, err := p.Wait(pc, ws.readable)
 	if err != nil {
 		s.stats.Parked.Add(-1)
 		return false
 	}
 	ws.unpoll = stop
 	return true
+}
+
+// readable is the poller's call when bytes arrive on a parked socket: a
+// reader starts.
+func (ws *wsConn) readable() {
+	ws.s.stats.Parked.Add(-1)
+	go ws.read()
 }
 
 // read is the socket's reader: it reads and handles messages while bytes
@@ -374,7 +376,7 @@ func (ws *wsConn) readMessage() (msg []byte, ok bool, err error) {
 	size := int64(0) // of the message so far
 	state := gws.StateServerSide
 	for {
-		h, err := gws.ReadHeader(ws.br)
+		h, err := gws.ReadHeader(ws.reader())
 		switch {
 		case errors.Is(err, gws.ErrHeaderLengthMSB), errors.Is(err, gws.ErrHeaderLengthUnexpected):
 			return nil, false, &wsError{code: gws.StatusProtocolError, reason: "bayeux: " + err.Error(), skip: -1}
@@ -433,7 +435,7 @@ func (ws *wsConn) readPayload(msg []byte, h gws.Header) ([]byte, error) {
 		if int64(len(room)) > left {
 			room = room[:left]
 		}
-		n, err := ws.br.Read(room)
+		n, err := ws.reader().Read(room)
 		msg = msg[:len(msg)+n]
 		left -= int64(n)
 		if err != nil {
@@ -453,7 +455,7 @@ func (ws *wsConn) readPayload(msg []byte, h gws.Header) ([]byte, error) {
 func (ws *wsConn) control(h gws.Header) error {
 	var buf [gws.MaxControlFramePayloadSize]byte
 	p := buf[:h.Length]
-	if _, err := io.ReadFull(ws.br, p); err != nil {
+	if _, err := io.ReadFull(ws.reader(), p); err != nil {
 		return err
 	}
 	gws.Cipher(p, h.Mask, 0)
@@ -508,19 +510,20 @@ func (ws *wsConn) fail(err error) {
 // would reset the connection, and the close frame could be lost.
 func (ws *wsConn) drain(skip int64) {
 	defer ws.raw.Close()
+	br := ws.reader()
 	if skip < 0 {
-		_, _ = io.Copy(io.Discard, ws.br)
+		_, _ = io.Copy(io.Discard, br)
 		return
 	}
-	if _, err := io.CopyN(io.Discard, ws.br, skip); err != nil {
+	if _, err := io.CopyN(io.Discard, br, skip); err != nil {
 		return
 	}
 	for {
-		h, err := gws.ReadHeader(ws.br)
+		h, err := gws.ReadHeader(br)
 		if err != nil || h.OpCode == gws.OpClose {
 			return
 		}
-		if _, err := io.CopyN(io.Discard, ws.br, h.Length); err != nil {
+		if _, err := io.CopyN(io.Discard, br, h.Length); err != nil {
 			return
 		}
 	}
@@ -550,6 +553,9 @@ func (ws *wsConn) release() (first, parked bool) {
 	unpoll, held := ws.unpoll, ws.held
 	ws.unpoll = nil
 	known := ws.known
+	if ws.bound != "" {
+		known = append(known[:len(known):len(known)], ws.bound)
+	}
 	ws.mu.Unlock()
 	if unpoll != nil && unpoll() {
 		s.stats.Parked.Add(-1)
@@ -559,7 +565,7 @@ func (ws *wsConn) release() (first, parked bool) {
 		held.cancel()
 	}
 	s.sockets.remove(ws)
-	s.ips.release(ws.ip)
+	s.ips.release(ws.req.client.IP)
 	for _, id := range known {
 		// A connect held elsewhere (a newer socket) keeps the session.
 		if !s.isHeld(id) {
@@ -597,18 +603,22 @@ func (ws *wsConn) abort() {
 
 func (ws *wsConn) know(id string) {
 	ws.mu.Lock()
-	if !slices.Contains(ws.known, id) {
+	if id != ws.bound && !slices.Contains(ws.known, id) {
 		ws.known = append(ws.known, id)
 	}
 	ws.mu.Unlock()
 }
 
 func (ws *wsConn) exchange() *exchange {
+	return &exchange{s: ws.s, ctx: context.Background(), transport: protocol.WebSocket, remoteAddr: ws.req.client.IP,
+		ws: ws, browser: ws.browser, http2: true}
+}
+
+// boundTo returns the session the socket handshook, or "".
+func (ws *wsConn) boundTo() string {
 	ws.mu.Lock()
-	bound := ws.bound
-	ws.mu.Unlock()
-	return &exchange{s: ws.s, ctx: context.Background(), transport: protocol.WebSocket, remoteAddr: ws.remoteAddr,
-		req: ws.r, browser: ws.browser, http2: true, bound: bound}
+	defer ws.mu.Unlock()
+	return ws.bound
 }
 
 func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {
@@ -640,27 +650,15 @@ func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {
 	}
 	// The connect is held off the read loop, so the client can go on
 	// sending on this socket; a newer connect supersedes it. It waits
-	// without a goroutine; the reply, in a response of its own, is written
-	// by the goroutine that ends the wait.
-	cx := ws.exchange()
-	cx.hold, h.x = h, cx
-	reply := func() {
-		ws.mu.Lock()
-		if ws.held == h {
-			ws.held = nil
-		}
-		ws.mu.Unlock()
-		// CometD drops a superseded WebSocket connect silently.
-		if !h.superseded.Load() || len(cx.events) > 0 {
-			ws.write(&cx.response)
-		}
-		cx.done()
-	}
+	// without a goroutine and without an exchange; the reply, in an
+	// exchange of its own, is written by the goroutine that ends the
+	// wait (replied).
+	h.x = nil
 	// Registered under ws.mu so that close sees it (or it sees close).
 	ws.mu.Lock()
-	if !h.start(reply) {
+	if !h.start(nil) {
 		ws.mu.Unlock()
-		reply()
+		ws.replied(h)
 		return
 	}
 	ws.held = h
@@ -669,6 +667,22 @@ func (ws *wsConn) handle(msgs []*protocol.Message, ticket uint64) {
 	if closed {
 		h.cancel()
 	}
+}
+
+// replied writes the reply of h, a connect the socket held, in a frame of
+// its own, and lets h go.
+func (ws *wsConn) replied(h *hold) {
+	ws.mu.Lock()
+	if ws.held == h {
+		ws.held = nil
+	}
+	ws.mu.Unlock()
+	x := h.x
+	// CometD drops a superseded WebSocket connect silently.
+	if !h.superseded.Load() || len(x.events) > 0 {
+		ws.write(&x.response)
+	}
+	x.done()
 }
 
 // write writes a response as one text frame, if it has anything and the

@@ -213,7 +213,8 @@ func TestWebSocketRefusedFrames(t *testing.T) {
 // between its fragments answered with a pong carrying its payload, bytes
 // sent along the upgrade request are not lost, a ping alone lets the socket
 // park again (no goroutine kept), and a close frame is echoed before the
-// server closes the connection.
+// server closes the connection. A socket that parked reads on through
+// another reader.
 func TestWebSocketFramesAccepted(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t, Options{})
@@ -235,8 +236,9 @@ func TestWebSocketFramesAccepted(t *testing.T) {
 
 	// A frame sent right behind the upgrade request, before the 101.
 	early := h.dialRawWS(t, clientFrame(gws.Header{Fin: true, OpCode: gws.OpText}, hs, false))
-	if r := only(t, early.messages(), protocol.MetaHandshake); !r.IsSuccessful() {
-		t.Fatalf("handshake sent before the upgrade's response: %+v", r)
+	er := only(t, early.messages(), protocol.MetaHandshake)
+	if !er.IsSuccessful() {
+		t.Fatalf("handshake sent before the upgrade's response: %+v", er)
 	}
 
 	if h.srv.poller() != nil {
@@ -246,6 +248,19 @@ func TestWebSocketFramesAccepted(t *testing.T) {
 			t.Fatalf("ping answered %v %q", f.Header.OpCode, f.Payload)
 		}
 		testutil.Eventually(t, hWait, func() bool { return h.srv.Stats().Parked.Load() == 2 }, "the pinged socket parked again")
+	}
+	// Parked (without a poller, not), both read on through another
+	// reader: a message longer than the read buffer, answered at once.
+	for _, tc := range []struct {
+		ws *rawWS
+		id string
+	}{{w, r.ClientID}, {early, er.ClientID}} {
+		b, _ := json.Marshal([]*protocol.Message{publishMsg(tc.id, "/service/nobody", strings.Repeat("x", 3*wsReadBuffer))})
+		tc.ws.frame(gws.OpText, true, b)
+		replyTo(t, tc.ws.messages(), "/service/nobody")
+	}
+	if h.srv.poller() != nil {
+		testutil.Eventually(t, hWait, func() bool { return h.srv.Stats().Parked.Load() == 2 }, "both sockets parked again")
 	}
 
 	// The client closes: the server echoes the code and closes.

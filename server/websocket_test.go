@@ -3,13 +3,18 @@ package server
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"hash/maphash"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/coder/websocket"
 
+	"github.com/bayeux-go/bayeux/internal/realip"
 	"github.com/bayeux-go/bayeux/protocol"
 )
 
@@ -181,5 +186,130 @@ func TestWebSocketIdleClosed(t *testing.T) {
 	}
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("idle socket closed after %v", d)
+	}
+}
+
+// TestWebSocketClientRequest: Authorize and services see a socket's
+// upgrade request through Client.Request, at the handshake and on every
+// later batch: its request line, Host and address, the headers that say
+// who the client is and none of the others, the address realip decided,
+// and the credentials only when the origin may send them. Every Client
+// gets a request of its own (what one hook changes, the next does not
+// see), the same one however many goroutines ask for it.
+func TestWebSocketClientRequest(t *testing.T) {
+	t.Parallel()
+	type seen struct {
+		method, path, requestURI, host, remoteAddr, ip string
+		header                                         http.Header
+		tls                                            bool
+	}
+	type testCase struct {
+		name   string
+		origin string
+		creds  bool
+	}
+	for _, tc := range []testCase{
+		{"listed origin", "https://app.example", true},
+		{"origin allowed by *", "https://any.example", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			seenBy := make(chan seen, 4) // handshake, subscribe, service
+			sameForAll := make(chan bool, 1)
+			record := func(c *Client) {
+				r := c.Request()
+				if r == nil {
+					t.Error("Client.Request is nil over WebSocket")
+					return
+				}
+				seenBy <- seen{method: r.Method, path: r.URL.Path, requestURI: r.RequestURI, host: r.Host, remoteAddr: r.RemoteAddr,
+					ip: realip.FromRequest(r).IP, header: r.Header.Clone(), tls: r.TLS != nil}
+				// A hook that changes the request changes its own copy.
+				r.Header.Set("X-Changed", "1")
+				r.URL.Path = "/changed"
+			}
+			h := newHarness(t, Options{AllowedOrigins: []string{"*", "https://app.example"},
+				Authorize: func(_ context.Context, c *Client, m *protocol.Message) error {
+					if m.Channel == protocol.MetaHandshake || m.Channel == protocol.MetaSubscribe {
+						record(c)
+					}
+					return nil
+				},
+				Services: map[string]ServiceFunc{"who": func(_ context.Context, c *Client, _ *protocol.Message) ([]*protocol.Message, error) {
+					record(c)
+					var wg sync.WaitGroup
+					got := make([]*http.Request, 8)
+					for i := range got {
+						wg.Go(func() { got[i] = c.Request() })
+					}
+					wg.Wait()
+					same := true
+					for _, r := range got {
+						same = same && r == got[0]
+					}
+					sameForAll <- same
+					return nil, nil
+				}},
+			})
+			ws := h.dialWS(http.Header{"Origin": {tc.origin}, "Cookie": {"bayeux_login=secret"}, "Authorization": {"Basic YTpi"},
+				"User-Agent": {"test-agent/1.0"}, "X-Forwarded-For": {"203.0.113.9"}, "X-Custom": {"not kept"},
+				"Accept-Language": {"fr"}})
+			hs := handshakeMsg()
+			hs.SupportedConnectionTypes = []string{protocol.WebSocket}
+			ws.send(hs)
+			ws.id = only(t, ws.read(hWait), protocol.MetaHandshake).ClientID
+			ws.send(subscribeMsg(ws.id, "/ws/who"))
+			if r := replyTo(t, ws.read(hWait), protocol.MetaSubscribe); !r.IsSuccessful() {
+				t.Fatalf("subscribe: %+v", r)
+			}
+			ws.send(publishMsg(ws.id, "/service/who", 1))
+			ws.read(hWait)
+			if !<-sameForAll {
+				t.Error("concurrent Client.Request calls returned different requests")
+			}
+			host := strings.TrimPrefix(h.hs.URL, "http://")
+			for i, what := range []string{"handshake", "subscribe", "service"} {
+				got := <-seenBy
+				if got.method != http.MethodGet || got.path != "/cometd" || got.requestURI != "/cometd" || got.host != host || got.tls {
+					t.Errorf("%s: request %s %s (URI %s) Host %s TLS %v, want GET /cometd on %s without TLS",
+						what, got.method, got.path, got.requestURI, got.host, got.tls, host)
+				}
+				if got.ip != "127.0.0.1" || !strings.HasPrefix(got.remoteAddr, "127.0.0.1:") {
+					t.Errorf("%s: realip %q, RemoteAddr %q, want the loopback client", what, got.ip, got.remoteAddr)
+				}
+				want := http.Header{"Origin": {tc.origin}, "User-Agent": {"test-agent/1.0"}, "X-Forwarded-For": {"203.0.113.9"}}
+				if tc.creds {
+					want["Cookie"] = []string{"bayeux_login=secret"}
+					want["Authorization"] = []string{"Basic YTpi"}
+				}
+				if fmt.Sprint(got.header) != fmt.Sprint(want) {
+					t.Errorf("%s (#%d): headers %v, want %v", what, i, got.header, want)
+				}
+			}
+		})
+	}
+}
+
+// TestRequestIntern: equal header values of different sockets share one
+// string; values too long to share are kept as they are.
+func TestRequestIntern(t *testing.T) {
+	t.Parallel()
+	var in requestIntern
+	in.seed = maphash.MakeSeed()
+	agent := "Mozilla/5.0 (X11; Linux x86_64) Firefox/140.0"
+	first := in.value(strings.Clone(agent))
+	again := in.value(strings.Clone(agent))
+	if again != agent || unsafe.StringData(again) != unsafe.StringData(first) {
+		t.Errorf("the same value twice: not shared")
+	}
+	long := strings.Repeat("a", internMaxValue+1)
+	if got := in.value(long); unsafe.StringData(got) != unsafe.StringData(long) || in.value(strings.Clone(long)) == "" {
+		t.Errorf("a long value: not kept as it is")
+	}
+	for i := range 4 * internValues { // fills the table many times over
+		in.value(fmt.Sprint("agent ", i))
+	}
+	if got := in.value(strings.Clone(agent)); got != agent {
+		t.Errorf("after others: %q", got)
 	}
 }

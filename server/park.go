@@ -228,6 +228,13 @@ func (s *Server) holdLongPoll(w http.ResponseWriter, r *http.Request, x *exchang
 		return false
 	case <-t.C:
 	}
+	select {
+	case <-h.woken:
+		// Woken as the timer fired (a busy server runs this handler late):
+		// answered here, without the cost of parking.
+		return false
+	default:
+	}
 	// The headers set so far (CORS, cookies), written now: the map is
 	// not kept.
 	var hdr bytes.Buffer

@@ -34,7 +34,7 @@ type Options struct {
 	// accepted by Server.Serve is parked: the connection is taken from
 	// net/http and waits with no goroutine (about 10 KiB less per idle
 	// client), is answered by whoever wakes it, and then goes back to the
-	// http.Server for the next request. Default 100ms; negative: never
+	// http.Server for the next request. Default 50ms; negative: never
 	// park.
 	ParkAfter time.Duration
 
@@ -263,7 +263,7 @@ func (o *Options) setDefaults() {
 		o.WriteTimeout = 10 * time.Second
 	}
 	if o.ParkAfter == 0 {
-		o.ParkAfter = 100 * time.Millisecond
+		o.ParkAfter = 50 * time.Millisecond
 	}
 	if o.MultiSessionInterval <= 0 {
 		o.MultiSessionInterval = 2 * time.Second

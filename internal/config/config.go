@@ -65,7 +65,7 @@ type Config struct {
 	TrustClientSession    bool          `env:"TRUST_CLIENT_SESSION" envDefault:"false" desc:"accept a clientId without the browser cookie it was issued with"`
 	WebSocket             bool          `env:"WEBSOCKET" envDefault:"true" desc:"offer the websocket transport (long-polling and callback-polling are always on)"`
 	WriteTimeout          time.Duration `env:"WRITE_TIMEOUT" envDefault:"10s" desc:"a client that does not read a response (a WebSocket frame, a parked long-poll's reply) for this long is cut off"`
-	ParkAfter             time.Duration `env:"PARK_AFTER" envDefault:"100ms" desc:"a long-poll held this long waits without a goroutine or buffers (parked); negative = never"`
+	ParkAfter             time.Duration `env:"PARK_AFTER" envDefault:"50ms" desc:"a long-poll held this long waits without a goroutine or buffers (parked); negative = never"`
 	AllowedOrigins        []string      `env:"ALLOWED_ORIGINS" desc:"comma-separated origins (scheme://host[:port]) allowed cross-origin with credentials (CORS); * = any other origin too, without credentials"`
 	EmbedOrigins          []string      `env:"EMBED_ORIGINS" desc:"comma-separated origins (scheme://host[:port]) allowed to frame the chat; * = any"`
 

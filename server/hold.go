@@ -453,6 +453,11 @@ func (s *Server) ready(id string) {
 		h.ready()
 		return
 	}
+	s.wakeLocal(id)
+}
+
+// wakeLocal wakes the session's local client, if it is one.
+func (s *Server) wakeLocal(id string) {
 	if lc, ok := s.locals.Load(id); ok {
 		lc.(*LocalClient).wake()
 	}
@@ -493,19 +498,12 @@ func (s *Server) unregisterHeld(id string, h *hold) {
 
 // isHeld reports whether a connect of the session is held on this node.
 func (s *Server) isHeld(id string) bool {
-	sh := &s.conns[s.shard(id)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	return sh.m[id] != nil
+	return s.held(id) != nil
 }
 
 // wakeHeld returns the session's held connect on this node now, if any.
 func (s *Server) wakeHeld(id string) {
-	sh := &s.conns[s.shard(id)]
-	sh.mu.Lock()
-	h := sh.m[id]
-	sh.mu.Unlock()
-	if h != nil {
+	if h := s.held(id); h != nil {
 		h.cancel()
 	}
 }

@@ -20,9 +20,7 @@ func (s *Server) readyBatch(ids []string) {
 	for _, id := range ids {
 		h := s.held(id)
 		if h == nil {
-			if lc, ok := s.locals.Load(id); ok {
-				lc.(*LocalClient).wake()
-			}
+			s.wakeLocal(id)
 			continue
 		}
 		if !h.claim() {

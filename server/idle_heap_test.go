@@ -257,11 +257,7 @@ func idleLongPollClient(url string) (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		var r []*protocol.Message
-		if err := json.Unmarshal(b, &r); err != nil || len(r) == 0 || !r[0].IsSuccessful() {
-			return nil, fmt.Errorf("reply %s (%v)", b, err)
-		}
-		return r[0], nil
+		return firstSuccess(b)
 	}
 	r, err := roundTrip(handshakeMsg())
 	if err == nil {
@@ -276,6 +272,16 @@ func idleLongPollClient(url string) (net.Conn, error) {
 	}
 	_ = c.SetDeadline(time.Time{})
 	return c, nil
+}
+
+// firstSuccess decodes a reply body and returns its first message, or an
+// error when there is none or it failed.
+func firstSuccess(b []byte) (*protocol.Message, error) {
+	var r []*protocol.Message
+	if err := json.Unmarshal(b, &r); err != nil || len(r) == 0 || !r[0].IsSuccessful() {
+		return nil, fmt.Errorf("reply %s (%v)", b, err)
+	}
+	return r[0], nil
 }
 
 // idleClient opens a socket to url and leaves it as an idle client does:
@@ -296,11 +302,7 @@ func idleClient(url string) (*websocket.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		var r []*protocol.Message
-		if err := json.Unmarshal(b, &r); err != nil || len(r) == 0 || !r[0].IsSuccessful() {
-			return nil, fmt.Errorf("reply %s (%v)", b, err)
-		}
-		return r[0], nil
+		return firstSuccess(b)
 	}
 	hs := handshakeMsg()
 	hs.SupportedConnectionTypes = []string{protocol.WebSocket}

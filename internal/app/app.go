@@ -88,7 +88,7 @@ func New(cfg *config.Config, logOut io.Writer) (*App, error) {
 		loginStore auth.LoginStore
 	)
 	if config.IsRedisEngine(cfg.Engine) {
-		re, err := redis.New(redis.Options{URL: cfg.Engine, Budgets: budgets(cfg), Logger: a.Log})
+		re, err := redis.New(redis.Options{URL: cfg.Engine, Budgets: budgets(cfg), HandoverTimeout: cfg.RedisHandoverTimeout, Logger: a.Log})
 		if err != nil {
 			a.Close()
 			return nil, fmt.Errorf("BAYEUX_ENGINE: %w", err)

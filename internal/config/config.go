@@ -84,15 +84,16 @@ type Config struct {
 	Admins       []string      `env:"ADMINS" desc:"comma-separated user names allowed on /admin/"`
 	SessionKeys  []string      `env:"SESSION_KEYS" desc:"comma-separated base64 cookie keys, newest first; default: generated once into the data dir"`
 
-	LoginLimitWindow time.Duration `env:"LOGIN_LIMIT_WINDOW" envDefault:"15m" desc:"how long a failed login counts against the login limits"`
-	LoginLimitUserIP int           `env:"LOGIN_LIMIT_USER_IP" envDefault:"5" desc:"failed logins per user from one IP address (IPv6: per /64) within the window; more are refused unchecked"`
-	LoginLimitIP     int           `env:"LOGIN_LIMIT_IP" envDefault:"20" desc:"failed logins from one IP address (IPv6: per /64), any users, within the window; more are refused unchecked"`
-	LoginLimitUser   int           `env:"LOGIN_LIMIT_USER" envDefault:"20" desc:"failed logins per user from all addresses within the window after which only addresses that have not failed for the user may try (once each)"`
-	LoginMaxAge      time.Duration `env:"LOGIN_MAX_AGE" envDefault:"720h" desc:"a browser login ends this long after it was made"`
-	LoginIdle        time.Duration `env:"LOGIN_IDLE" envDefault:"168h" desc:"a browser login ends when it was not used for this long"`
-	LoginsPerUser    int           `env:"LOGINS_PER_USER" envDefault:"10" desc:"browser logins kept per user; a new one beyond ends the one used least recently"`
-	Engine           string        `env:"ENGINE" envDefault:"memory" desc:"memory; redis://host:port/db (one Redis); redis-cluster://host:port?addr=host2:port2&addr=... (Redis Cluster); redis-sentinel://host:port/db?master_name=NAME&addr=... (Sentinel); rediss... for TLS"`
-	ShutdownTimeout  time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
+	LoginLimitWindow     time.Duration `env:"LOGIN_LIMIT_WINDOW" envDefault:"15m" desc:"how long a failed login counts against the login limits"`
+	LoginLimitUserIP     int           `env:"LOGIN_LIMIT_USER_IP" envDefault:"5" desc:"failed logins per user from one IP address (IPv6: per /64) within the window; more are refused unchecked"`
+	LoginLimitIP         int           `env:"LOGIN_LIMIT_IP" envDefault:"20" desc:"failed logins from one IP address (IPv6: per /64), any users, within the window; more are refused unchecked"`
+	LoginLimitUser       int           `env:"LOGIN_LIMIT_USER" envDefault:"20" desc:"failed logins per user from all addresses within the window after which only addresses that have not failed for the user may try (once each)"`
+	LoginMaxAge          time.Duration `env:"LOGIN_MAX_AGE" envDefault:"720h" desc:"a browser login ends this long after it was made"`
+	LoginIdle            time.Duration `env:"LOGIN_IDLE" envDefault:"168h" desc:"a browser login ends when it was not used for this long"`
+	LoginsPerUser        int           `env:"LOGINS_PER_USER" envDefault:"10" desc:"browser logins kept per user; a new one beyond ends the one used least recently"`
+	Engine               string        `env:"ENGINE" envDefault:"memory" desc:"memory; redis://host:port/db (one Redis); redis-cluster://host:port?addr=host2:port2&addr=... (Redis Cluster); redis-sentinel://host:port/db?master_name=NAME&addr=... (Sentinel); rediss... for TLS"`
+	RedisHandoverTimeout time.Duration `env:"REDIS_HANDOVER_TIMEOUT" envDefault:"1s" desc:"on Redis, how long a node that takes a session over waits for the node that had it to write what it sent"`
+	ShutdownTimeout      time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"10s" desc:"how long a graceful shutdown waits for requests"`
 
 	TokenKeys        string        `env:"TOKEN_KEYS" desc:"keys that verify login tokens (ext.auth.token JWTs), comma-separated: hs256:[kid:]<base64 secret> or file:<PEM or JWKS of RS256/ES256/EdDSA public keys>; empty = token login off"`
 	TokenAudience    string        `env:"TOKEN_AUDIENCE" desc:"when set, a token's aud must name it"`
@@ -192,6 +193,9 @@ func (c *Config) validate() error {
 	}
 	if c.HeaderTimeout <= 0 {
 		bad("HEADER_TIMEOUT", "must be positive")
+	}
+	if c.RedisHandoverTimeout <= 0 {
+		bad("REDIS_HANDOVER_TIMEOUT", "must be positive")
 	}
 	if c.MaxHeaderBytes < 1024 {
 		bad("MAX_HEADER_BYTES", "must be at least 1024")

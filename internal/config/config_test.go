@@ -100,6 +100,10 @@ func TestParse(t *testing.T) {
 		{name: "bad embed origin", vars: map[string]string{"BAYEUX_EMBED_ORIGINS": "https://a.example/page"}, wantErr: "EMBED_ORIGINS"},
 		{name: "cert without key", vars: map[string]string{"BAYEUX_TLS_CERT": "c.pem"}, wantErr: "TLS_CERT"},
 		{name: "no read timeout", vars: map[string]string{"BAYEUX_READ_TIMEOUT": "0s"}, wantErr: "READ_TIMEOUT"},
+		{name: "redis handover timeout", vars: map[string]string{"BAYEUX_REDIS_HANDOVER_TIMEOUT": "250ms"}, check: func(c *Config) bool {
+			return c.RedisHandoverTimeout == 250*time.Millisecond
+		}},
+		{name: "no redis handover timeout", vars: map[string]string{"BAYEUX_REDIS_HANDOVER_TIMEOUT": "0s"}, wantErr: "REDIS_HANDOVER_TIMEOUT"},
 		{name: "token defaults", vars: nil, check: func(c *Config) bool {
 			return c.TokenKeys == "" && c.TokenPrefix == "token:" && c.TokenMaxLifetime == time.Hour && c.TokenLeeway == 30*time.Second &&
 				c.TokenMaxBytes == 8192 && c.TokenIPFailures == 20
@@ -139,7 +143,7 @@ func TestHelpListsEveryVariable(t *testing.T) {
 		"MAX_QUEUE_BYTES", "MAX_QUEUED_BYTES", "MAX_REPLY_SIZE", "MAX_PUBLISH_SIZE", "MAX_SESSIONS_PER_IP", "HANDSHAKE_RATE",
 		"HANDSHAKE_BURST", "MAX_HISTORY_ROOMS", "ROOM_RATE", "ROOM_BURST",
 		"LOGIN_LIMIT_WINDOW", "LOGIN_LIMIT_USER_IP", "LOGIN_LIMIT_IP", "LOGIN_LIMIT_USER", "LOGIN_MAX_AGE", "LOGIN_IDLE", "LOGINS_PER_USER",
-		"TRUSTED_PROXIES", "FORWARDED_HEADERS", "TLS_CERT", "TLS_KEY", "HTTP2", "READ_TIMEOUT", "HEADER_TIMEOUT", "MAX_HEADER_BYTES", "MAX_CONNS_PER_IP"} {
+		"TRUSTED_PROXIES", "FORWARDED_HEADERS", "TLS_CERT", "TLS_KEY", "HTTP2", "READ_TIMEOUT", "HEADER_TIMEOUT", "MAX_HEADER_BYTES", "MAX_CONNS_PER_IP", "REDIS_HANDOVER_TIMEOUT"} {
 		if !strings.Contains(b.String(), "BAYEUX_"+name) {
 			t.Errorf("help lacks BAYEUX_%s", name)
 		}

@@ -130,6 +130,10 @@ type Options struct {
 	// NodeID names this node's notice channel; it must differ between the
 	// nodes sharing a Redis. Default: random.
 	NodeID string
+	// HandoverTimeout is how long a node that claims a session waits for
+	// the node that took for it to hand it over (write the positions of
+	// the batches it sent) before it claims regardless. Default 1 s.
+	HandoverTimeout time.Duration
 }
 
 // Engine is a server.Engine on Redis. Create it with New; the Server calls
@@ -154,7 +158,10 @@ type Engine struct {
 	owned    ownedTable
 	streams  streamTable
 	flush    *flusher
-	mids     atomic.Uint64 // message ids: node id and a counter
+	// handovers are this node's claims waiting for another node to hand
+	// a session over.
+	handovers handoverTable
+	mids      atomic.Uint64 // message ids: node id and a counter
 
 	// gone remembers, for a while, why sessions this node took for ended
 	// (removed, claimed by another node), for the Take that asks next.
@@ -199,6 +206,9 @@ func New(opts Options) (*Engine, error) {
 	opts.Budgets = opts.Budgets.WithDefaults()
 	if opts.SweepInterval <= 0 {
 		opts.SweepInterval = 997 * time.Millisecond
+	}
+	if opts.HandoverTimeout <= 0 {
+		opts.HandoverTimeout = time.Second
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()

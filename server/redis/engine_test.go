@@ -122,6 +122,8 @@ func TestFanoutIsNodeLocal(t *testing.T) {
 			t.Fatalf("session %d took %v, %v", i, nums(t, bt), err)
 		}
 	}
+	// The commits follow the batches.
+	testutil.Eventually(t, hWait, func() bool { return a.Stats().Commits-beforeA.Commits >= n }, "the sessions' commits")
 	st := a.Stats()
 	if d := st.Notices - beforeA.Notices; d != 1 {
 		t.Errorf("node A got %d notices for one publish, want 1", d)

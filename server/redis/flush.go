@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/bayeux-go/bayeux/protocol"
@@ -17,6 +18,8 @@ import (
 type flusher struct {
 	e    *Engine
 	reqs chan *commitReq
+	// testHook, when set (by tests), runs before each batch is written.
+	testHook atomic.Pointer[func()]
 }
 
 // commitReq is one session's commit.
@@ -27,7 +30,12 @@ type commitReq struct {
 	exp   string // "" keeps the stored expiry
 	trim  string // "" removes no direct message
 	drops string // "DL,DB,DQ": direct drops reported, or ""
-	done  chan commitResult
+	// done receives the result of a commit a Take waits for; nil for one
+	// nobody waits for (see finish).
+	done chan commitResult
+	// landed is closed once a commit that nobody waits for is written or
+	// failed (see osession.landed); nil for the others.
+	landed chan struct{}
 }
 
 type commitResult struct {
@@ -59,14 +67,8 @@ func newFlusher(e *Engine) *flusher {
 // commit is waited for whatever ctx says: its outcome decides what the
 // caller may send.
 func (f *flusher) commit(_ context.Context, s *osession, st string, trim uint64, drops [3]uint64) (int, error) {
-	r := &commitReq{s: s, epoch: strconv.FormatUint(s.epoch.Load(), 10), st: st, exp: s.takeExpiry(f.e.opts.SweepInterval),
-		done: make(chan commitResult, 1)}
-	if trim > 0 {
-		r.trim = strconv.FormatUint(trim, 10)
-	}
-	if drops != [3]uint64{} {
-		r.drops = fmt.Sprintf("%d,%d,%d", drops[0], drops[1], drops[2])
-	}
+	r := f.request(s, st, trim, drops)
+	r.done = make(chan commitResult, 1)
 	select {
 	case f.reqs <- r:
 	case <-f.e.ctx.Done():
@@ -83,6 +85,32 @@ func (f *flusher) commit(_ context.Context, s *osession, st string, trim uint64,
 	}
 }
 
+// commitAsync queues what commit writes without waiting for it: its
+// outcome is acted on when it comes (a session claimed away or lost is
+// dropped) and s.landed is closed then. s.takeMu is held.
+func (f *flusher) commitAsync(s *osession, st string, trim uint64, drops [3]uint64) {
+	r := f.request(s, st, trim, drops)
+	r.landed = make(chan struct{})
+	s.landed = r.landed
+	select {
+	case f.reqs <- r:
+	case <-f.e.ctx.Done():
+		close(r.landed)
+	}
+}
+
+// request is the commit of s's new state.
+func (f *flusher) request(s *osession, st string, trim uint64, drops [3]uint64) *commitReq {
+	r := &commitReq{s: s, epoch: strconv.FormatUint(s.epoch.Load(), 10), st: st, exp: s.takeExpiry(f.e.opts.SweepInterval)}
+	if trim > 0 {
+		r.trim = strconv.FormatUint(trim, 10)
+	}
+	if drops != [3]uint64{} {
+		r.drops = fmt.Sprintf("%d,%d,%d", drops[0], drops[1], drops[2])
+	}
+	return r
+}
+
 func (f *flusher) run() {
 	e := f.e
 	defer e.wg.Done()
@@ -94,14 +122,26 @@ func (f *flusher) run() {
 	for {
 		select {
 		case <-e.ctx.Done():
+			// The commits of batches already sent are written; those that
+			// Takes wait for fail (their batches are not sent).
+			batch = batch[:0]
 			for {
 				select {
 				case r := <-f.reqs:
-					f.finish(r, commitResult{err: server.ErrEngineClosed})
+					if r.landed != nil {
+						batch = append(batch, r)
+					} else {
+						f.finish(r, commitResult{err: server.ErrEngineClosed})
+					}
+					continue
 				default:
-					return
 				}
+				break
 			}
+			if len(batch) > 0 {
+				f.flush(batch)
+			}
+			return
 		case r := <-f.reqs:
 			batch = append(batch[:0], r)
 			end := time.Now().Add(commitGather)
@@ -147,6 +187,9 @@ func (f *flusher) touches() []*commitReq {
 // flush writes a batch of commits and the expiry index in one round trip.
 func (f *flusher) flush(batch []*commitReq) {
 	e := f.e
+	if h := f.testHook.Load(); h != nil {
+		(*h)()
+	}
 	var calls []*call
 	var parts [][]*commitReq
 	accounted := !e.cluster && e.opts.MaxQueuedBytes > 0
@@ -218,12 +261,15 @@ func (f *flusher) flush(batch []*commitReq) {
 	}
 }
 
-// finish delivers a result to the Take waiting for it; for an expiry
-// alone it acts on it.
+// finish delivers a result to the Take waiting for it; for a commit
+// nobody waits for (an expiry alone, a take without ack) it acts on it.
 func (f *flusher) finish(r *commitReq, res commitResult) {
 	if r.done != nil {
 		r.done <- res
 		return
+	}
+	if r.landed != nil {
+		defer close(r.landed)
 	}
 	switch {
 	case res.err != nil:

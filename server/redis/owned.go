@@ -126,6 +126,10 @@ type osession struct {
 	lastUse  atomic.Int64  // unix nanoseconds of the last Take
 	// deadline is the Deadline SetDeadline gave since the claim, if any.
 	deadline server.DeadlineOverride
+	// landed is closed when the newest commit queued without waiting for
+	// it (a take without ack) is written or failed; nil before any. Set
+	// under takeMu.
+	landed chan struct{}
 
 	expMu      sync.Mutex
 	expWant    time.Time // the expiry the server asked for last
@@ -294,10 +298,11 @@ func (e *Engine) forgetGone(now time.Time) {
 }
 
 // Take implements server.Engine. A Take without Resume claims the session
-// for this node unless it takes for it already (no round trip then); a
-// Take that finds something commits the session's new position before it
-// returns, in one round trip shared with the other sessions that commit
-// at the same moment.
+// for this node unless it takes for it already (no round trip then). A
+// Take that finds something commits the session's new position, in one
+// round trip shared with the other sessions that commit at the same
+// moment: with ack it waits for the commit before it returns, without ack
+// it does not (see claim for how another node then waits for it).
 func (e *Engine) Take(ctx context.Context, id string, o server.TakeOptions) (server.Batch, error) {
 	if e.closed.Load() {
 		return server.Batch{}, server.ErrEngineClosed
@@ -362,13 +367,30 @@ func (s *osession) takeOnce(ctx context.Context, o server.TakeOptions) (b server
 }
 
 // claim makes this node the session's taker and loads what it needs.
-// s.takeMu is held.
+// When another node takes for the session, that node is first asked to
+// hand it over (see handOver) and the claim waits for its answer, for up
+// to Options.HandoverTimeout: the batches it sent may have commits not
+// yet written, and a claim that read the position before them would send
+// those messages again. s.takeMu is held.
 func (s *osession) claim(ctx context.Context) error {
 	e := s.e
 	// The info read next has every deadline set before; the ones set
 	// after come as notices (this node is the session's from then on).
 	s.deadline.Reset()
-	v, err := claimScript.Run(ctx, e.client, e.sessionKeys(s.id), e.opts.NodeID, e.k.nodeChan(), s.id).Slice()
+	answer := e.handovers.expect(s.id)
+	defer e.handovers.forget(s.id, answer)
+	v, err := claimScript.Run(ctx, e.client, e.sessionKeys(s.id), e.opts.NodeID, e.k.nodeChan(), s.id, "1").Slice()
+	if err == nil && len(v) == 2 && v[0] == int64(-2) {
+		// Asked. On a single Redis, a notice nobody received (the node is
+		// gone, or lost its pub/sub connection) has no answer to wait
+		// for; on a Redis Cluster the count covers one shard only.
+		if n, _ := v[1].(int64); n > 0 || e.cluster {
+			if err := e.awaitHandover(ctx, s.id, answer); err != nil {
+				return err
+			}
+		}
+		v, err = claimScript.Run(ctx, e.client, e.sessionKeys(s.id), e.opts.NodeID, e.k.nodeChan(), s.id, "0").Slice()
+	}
 	if err != nil {
 		return e.fail("claim", err)
 	}
@@ -838,9 +860,21 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 	if trim <= done {
 		trim = 0 // nothing more to trim from the direct queue
 	}
-	res, err := e.flush.commit(ctx, s, encodeState(&st, o.Ack), trim, reported)
-	if err != nil || res != commitOK {
-		return server.Batch{}, res, err
+	if o.Ack || trim > 0 || reported != [3]uint64{} {
+		// The batch leaves once its commit is written: with ack, the
+		// client's acknowledgement names the batch, and whichever node
+		// the client reaches next must know what the number stands for;
+		// direct messages removed free their bytes of MaxQueuedBytes
+		// before the next Deliver counts them.
+		res, err := e.flush.commit(ctx, s, encodeState(&st, o.Ack), trim, reported)
+		if err != nil || res != commitOK {
+			return server.Batch{}, res, err
+		}
+	} else {
+		// Otherwise the batch leaves at once and its commit follows in
+		// the flusher's next round trip: a node that claims the session
+		// first asks this one to hand it over, and waits for its commits.
+		e.flush.commitAsync(s, encodeState(&st, false), trim, reported)
 	}
 	s.st = st
 	for i := range reported {

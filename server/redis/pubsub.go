@@ -197,6 +197,12 @@ func (p *pubsub) message(m *goredis.Message) {
 		e.dropOwned(n[1:], server.ErrSessionRemoved)
 	case 'i':
 		e.deadlineNotice(n[1:])
+	case 'f':
+		if id, node, ok := strings.Cut(n[1:], ":"); ok {
+			go e.handOver(id, node)
+		}
+	case 'h':
+		e.handovers.answered(n[1:])
 	case 'r':
 		ep, id, ok := strings.Cut(n[1:], ":")
 		claim, err := strconv.ParseUint(ep, 10, 64)

@@ -49,7 +49,9 @@ import goredis "github.com/redis/go-redis/v9"
 // added to NAME's stream (nodes with readers of NAME subscribe to it);
 // P n:NODE carries notices for the sessions NODE takes for: "m"+ID (a
 // direct message), "c"+ID (subscriptions changed), "d"+ID (destroyed),
-// "r"+EP+":"+ID (claimed by another node, claim number EP).
+// "r"+EP+":"+ID (claimed by another node, claim number EP), "f"+ID+":"+NODE
+// (NODE is about to claim the session: write what is pending for it, then
+// say so), "h"+ID (the node asked so is done: claim).
 
 type keys struct{ p string }
 
@@ -515,13 +517,18 @@ return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', '(' .. nowms(), 'LIMIT', 0, 
 `)
 
 // claimScript: KEYS: session, subs, queue; ARGV: node, node channel
-// prefix, id. Makes node the session's taker (the claim number ep goes
-// up; the previous taker is told) and returns what it needs: {ep, info,
-// state, dh, {dl, db, dq}, {subs...}, {queue...}}, or {-1} for an unknown
-// session.
+// prefix, id, ask ("1" or "0"). Makes node the session's taker (the claim
+// number ep goes up; the previous taker is told) and returns what it
+// needs: {ep, info, state, dh, {dl, db, dq}, {subs...}, {queue...}}, or
+// {-1} for an unknown session. With ask, when another node takes for the
+// session, it changes nothing: it asks that node to hand the session over
+// ("f" notice) and returns {-2, the clients that received the notice}.
 var claimScript = goredis.NewScript(`
 local h = redis.call('HMGET', KEYS[1], 'info', 'own', 'ep', 'st', 'dh', 'dl', 'db', 'dq')
 if not h[1] then return {-1} end
+if ARGV[4] == '1' and h[2] and h[2] ~= ARGV[1] then
+  return {-2, redis.call('PUBLISH', ARGV[2] .. h[2], 'f' .. ARGV[3] .. ':' .. ARGV[1])}
+end
 local ep = tonumber(h[3] or '0') + 1
 redis.call('HSET', KEYS[1], 'own', ARGV[1], 'ep', ep)
 if h[2] and h[2] ~= ARGV[1] then redis.call('PUBLISH', ARGV[2] .. h[2], 'r' .. ep .. ':' .. ARGV[3]) end

@@ -26,8 +26,11 @@ type Stats struct {
 	// Claims counts sessions this node claimed (a connect that arrived
 	// here after another node took for the session, or a first one).
 	Claims int64
-	// Commits counts session commits (positions written before a batch
-	// was sent, and expiries); CommitBatches the round trips they took.
+	// Handovers counts claims that asked another node to hand a session
+	// over and waited; HandoverTimeouts those that got no answer in time.
+	Handovers, HandoverTimeouts int64
+	// Commits counts session commits (positions of the batches sent, and
+	// expiries); CommitBatches the round trips they took.
 	Commits, CommitBatches int64
 	// Reads counts streams read from Redis (a session behind the node's
 	// window, a window catching up).
@@ -42,23 +45,26 @@ type Stats struct {
 type stats struct {
 	roundTrips, errors, reconnects, notices, expired atomic.Int64
 	claims, commits, commitBatches, reads            atomic.Int64
+	handovers, handoverTimeouts                      atomic.Int64
 }
 
 // Stats returns a snapshot of the engine's counters.
 func (e *Engine) Stats() Stats {
 	return Stats{
-		RoundTrips:    e.stats.roundTrips.Load(),
-		Errors:        e.stats.errors.Load(),
-		Reconnects:    e.stats.reconnects.Load(),
-		Notices:       e.stats.notices.Load(),
-		Expired:       e.stats.expired.Load(),
-		Claims:        e.stats.claims.Load(),
-		Commits:       e.stats.commits.Load(),
-		CommitBatches: e.stats.commitBatches.Load(),
-		Reads:         e.stats.reads.Load(),
-		Owned:         e.owned.len(),
-		Streams:       len(e.streams.all()),
-		Down:          e.down.Load(),
+		RoundTrips:       e.stats.roundTrips.Load(),
+		Errors:           e.stats.errors.Load(),
+		Reconnects:       e.stats.reconnects.Load(),
+		Notices:          e.stats.notices.Load(),
+		Expired:          e.stats.expired.Load(),
+		Claims:           e.stats.claims.Load(),
+		Handovers:        e.stats.handovers.Load(),
+		HandoverTimeouts: e.stats.handoverTimeouts.Load(),
+		Commits:          e.stats.commits.Load(),
+		CommitBatches:    e.stats.commitBatches.Load(),
+		Reads:            e.stats.reads.Load(),
+		Owned:            e.owned.len(),
+		Streams:          len(e.streams.all()),
+		Down:             e.down.Load(),
 	}
 }
 

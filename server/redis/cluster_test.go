@@ -42,6 +42,7 @@ func TestTwoNodesWake(t *testing.T) {
 				t.Errorf("A sees subscriptions %q", subs)
 			}
 			p := b.Begin(ctx, "s", 10*time.Second)
+			awaitFollowing(t, b, "/room/*")
 			aNotices, bNotices := a.Stats().Notices, b.Stats().Notices
 			start := time.Now()
 			pl := testPayload("/room/1", 7)

@@ -99,15 +99,7 @@ func TestFanoutIsNodeLocal(t *testing.T) {
 			t.Fatalf("take %s: %v %v", id, nums(t, bt), err)
 		}
 	}
-	testutil.Eventually(t, hWait, func() bool {
-		st := a.streams.get("/fan")
-		if st == nil {
-			return false
-		}
-		st.mu.RLock()
-		defer st.mu.RUnlock()
-		return st.synced
-	}, "node A to follow the stream")
+	awaitFollowing(t, a, "/fan")
 	before, beforeA := b.Stats(), a.Stats()
 	if got, err := b.Publish(ctx, testPayload("/fan", 1)); got != n || err != nil {
 		t.Fatalf("Publish = %d, %v", got, err)

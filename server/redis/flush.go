@@ -276,8 +276,18 @@ func (f *flusher) finish(r *commitReq, res commitResult) {
 		r.s.restoreExpiry()
 	case res.res == commitClaimedAway:
 		f.e.drop(r.s, server.ErrSuperseded)
+	case res.res == commitUnknown && r.landed != nil:
+		// Most likely removed after its batch left: the removal's notice,
+		// which names the reason (ErrSessionRemoved), may still be on its
+		// way on the pub/sub connection. Without one, it was lost.
+		time.AfterFunc(noticeGrace, func() { f.e.drop(r.s, protocol.ErrSessionUnknown) })
 	case res.res == commitUnknown:
 		// Gone without a notice: lost (removals are announced).
 		f.e.drop(r.s, protocol.ErrSessionUnknown)
 	}
 }
+
+// noticeGrace is how long a session whose commit found it gone waits for
+// the notice that says why, when the commit was written after its batch
+// left (a removal could have come in between).
+const noticeGrace = 200 * time.Millisecond

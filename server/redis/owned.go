@@ -119,6 +119,7 @@ type osession struct {
 
 	loaded   atomic.Bool   // claimed: info, st, subs are set
 	epoch    atomic.Uint64 // the claim number this node holds
+	rival    atomic.Uint64 // the newest claim number of another node heard of
 	dead     atomic.Bool   // dropped: no longer taken for here
 	watching atomic.Bool   // a Take with Watch found nothing: wake on news
 	dstale   atomic.Bool   // a direct message arrived: read the queue again
@@ -439,7 +440,31 @@ func (s *osession) claim(ctx context.Context) error {
 	e.goneMu.Lock()
 	delete(e.gone, s.id)
 	e.goneMu.Unlock()
+	if s.rival.Load() > uint64(ep) {
+		// Another node claimed after this one, and said so while this
+		// claim was under way (see claimedElsewhere).
+		e.drop(s, server.ErrSuperseded)
+		return server.ErrSuperseded
+	}
 	return nil
+}
+
+// claimedElsewhere handles another node's claim notice, with its claim
+// number: a claim of this node older than it has lost. A claim still
+// under way here has no number yet to compare; the notice may be that of
+// an older claim arriving late (the claim waits for a handover, and on a
+// Redis Cluster notices go through the cluster bus), so the claim decides
+// once it has its number.
+func (s *osession) claimedElsewhere(claim uint64) {
+	for {
+		old := s.rival.Load()
+		if claim <= old || s.rival.CompareAndSwap(old, claim) {
+			break
+		}
+	}
+	if s.loaded.Load() && s.epoch.Load() < claim {
+		s.e.drop(s, server.ErrSuperseded)
+	}
 }
 
 func str(v any) string {

@@ -209,8 +209,8 @@ func (p *pubsub) message(m *goredis.Message) {
 		if !ok || err != nil {
 			return
 		}
-		if s := e.owned.get(id); s != nil && s.epoch.Load() < claim {
-			e.drop(s, server.ErrSuperseded)
+		if s := e.owned.get(id); s != nil {
+			s.claimedElsewhere(claim)
 		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/bayeux-go/bayeux/internal/testutil"
 	"github.com/bayeux-go/bayeux/internal/testutil/redistest"
 	"github.com/bayeux-go/bayeux/server"
 	"github.com/bayeux-go/bayeux/server/enginetest"
@@ -160,3 +161,19 @@ func (l *logBuffer) String() string {
 }
 
 var _ io.Writer = (*logBuffer)(nil)
+
+// awaitFollowing waits until node e follows stream name: subscribed to its
+// notices and its window in step, so that the next entry reaches it as a
+// notice.
+func awaitFollowing(t testing.TB, e testEngine, name string) {
+	t.Helper()
+	testutil.Eventually(t, hWait, func() bool {
+		st := e.streams.get(name)
+		if st == nil {
+			return false
+		}
+		st.mu.RLock()
+		defer st.mu.RUnlock()
+		return st.synced
+	}, "node to follow stream "+name)
+}

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"sync"
 	"testing"
@@ -92,5 +93,36 @@ func TestHandover(t *testing.T) {
 				t.Errorf("C's handovers %d, timeouts %d; want %d, %d", st.Handovers, st.HandoverTimeouts, want.Handovers, want.HandoverTimeouts)
 			}
 		})
+	}
+}
+
+// TestClaimNoticeDuringClaim: another node's claim notice that arrives
+// while this node's claim is under way decides by claim number once the
+// claim has one: an older claim's (late) is ignored, a newer one's wins.
+func TestClaimNoticeDuringClaim(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	a := engine(t, Options{}, server.EngineHooks{})
+	mkSession(t, a, "s")
+	if err := a.client.HSet(ctx, a.k.sess("s"), "ep", 10).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := a.owned.getOrAdd(a.Engine, "s")
+	s.claimedElsewhere(10) // the claim before this one, heard late
+	if _, err := a.Take(ctx, "s", server.TakeOptions{}); err != nil {
+		t.Fatalf("Take after a late notice = %v", err)
+	}
+	if a.owned.get("s") != s || !s.live() || s.epoch.Load() != 11 {
+		t.Fatalf("session after its claim: live %v, epoch %d; want live, 11", s.live(), s.epoch.Load())
+	}
+	s.claimedElsewhere(12) // claimed elsewhere since
+	if a.owned.get("s") != nil {
+		t.Fatal("a newer claim's notice left the session taken for here")
+	}
+
+	s = a.owned.getOrAdd(a.Engine, "s")
+	s.claimedElsewhere(99) // a claim newer than the one this node will get
+	if _, err := a.Take(ctx, "s", server.TakeOptions{}); !errors.Is(err, server.ErrSuperseded) {
+		t.Errorf("Take with a newer claim heard during it = %v, want ErrSuperseded", err)
 	}
 }

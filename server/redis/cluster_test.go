@@ -24,52 +24,43 @@ import (
 // fetch on B with ErrSessionRemoved. On one Redis and on a Redis Cluster.
 func TestTwoNodesWake(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		url  func(testing.TB) string
-	}{
-		{"single", func(t testing.TB) string { return sharedRedis(t).URL }},
-		{"cluster", func(t testing.TB) string { return sharedCluster(t).URL }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			a := newTestEngine(t, tc.url(t), Options{}, server.EngineHooks{})
-			b := newTestEngine(t, tc.url(t), Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
-			ctx := context.Background()
-			mkSession(t, a, "s")
-			mkSub(t, b, "s", "/room/*")
-			if subs, _ := a.Subscriptions(ctx, "s"); !slices.Equal(subs, []string{"/room/*"}) {
-				t.Errorf("A sees subscriptions %q", subs)
-			}
-			p := b.Begin(ctx, "s", 10*time.Second)
-			awaitFollowing(t, b, "/room/*")
-			aNotices, bNotices := a.Stats().Notices, b.Stats().Notices
-			start := time.Now()
-			pl := testPayload("/room/1", 7)
-			pl.From = "publisher"
-			if n, err := a.Publish(ctx, pl); n != 1 || err != nil {
-				t.Fatalf("Publish on A = %d, %v", n, err)
-			}
-			bt, err := p.Wait()
-			if err != nil || len(bt.Payloads) != 1 || bt.Payloads[0].From != "publisher" || bt.Payloads[0].Channel != "/room/1" {
-				t.Fatalf("fetch on B = %+v, %v", bt, err)
-			}
-			if d := time.Since(start); d > 2*time.Second {
-				t.Errorf("the fetch on B woke after %v", d)
-			}
-			if a.Stats().Notices != aNotices || b.Stats().Notices != bNotices+1 {
-				t.Errorf("notices: A %d→%d, B %d→%d; want only B's one", aNotices, a.Stats().Notices, bNotices, b.Stats().Notices)
-			}
+	onEachRedis(t, func(t *testing.T, url string, _ bool) {
+		a := newTestEngine(t, url, Options{}, server.EngineHooks{})
+		b := newTestEngine(t, url, Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
+		ctx := context.Background()
+		mkSession(t, a, "s")
+		mkSub(t, b, "s", "/room/*")
+		if subs, _ := a.Subscriptions(ctx, "s"); !slices.Equal(subs, []string{"/room/*"}) {
+			t.Errorf("A sees subscriptions %q", subs)
+		}
+		p := b.Begin(ctx, "s", 10*time.Second)
+		awaitFollowing(t, b, "/room/*")
+		aNotices, bNotices := a.Stats().Notices, b.Stats().Notices
+		start := time.Now()
+		pl := testPayload("/room/1", 7)
+		pl.From = "publisher"
+		if n, err := a.Publish(ctx, pl); n != 1 || err != nil {
+			t.Fatalf("Publish on A = %d, %v", n, err)
+		}
+		bt, err := p.Wait()
+		if err != nil || len(bt.Payloads) != 1 || bt.Payloads[0].From != "publisher" || bt.Payloads[0].Channel != "/room/1" {
+			t.Fatalf("fetch on B = %+v, %v", bt, err)
+		}
+		if d := time.Since(start); d > 2*time.Second {
+			t.Errorf("the fetch on B woke after %v", d)
+		}
+		if a.Stats().Notices != aNotices || b.Stats().Notices != bNotices+1 {
+			t.Errorf("notices: A %d→%d, B %d→%d; want only B's one", aNotices, a.Stats().Notices, bNotices, b.Stats().Notices)
+		}
 
-			p = b.Begin(ctx, "s", 10*time.Second)
-			if rs, err := a.DestroySession(ctx, "s"); rs == nil || err != nil {
-				t.Fatalf("DestroySession on A = %+v, %v", rs, err)
-			}
-			if _, err := p.Wait(); !errors.Is(err, server.ErrSessionRemoved) {
-				t.Errorf("fetch on B after destroy on A = %v, want ErrSessionRemoved", err)
-			}
-		})
-	}
+		p = b.Begin(ctx, "s", 10*time.Second)
+		if rs, err := a.DestroySession(ctx, "s"); rs == nil || err != nil {
+			t.Fatalf("DestroySession on A = %+v, %v", rs, err)
+		}
+		if _, err := p.Wait(); !errors.Is(err, server.ErrSessionRemoved) {
+			t.Errorf("fetch on B after destroy on A = %v, want ErrSessionRemoved", err)
+		}
+	})
 }
 
 // TestExpiryAfterNodeGone: sessions made on A expire on B after A is

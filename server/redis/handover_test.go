@@ -19,81 +19,72 @@ import (
 // Cluster (where nobody can tell). On one Redis and on a Redis Cluster.
 func TestHandover(t *testing.T) {
 	t.Parallel()
-	for _, tc := range []struct {
-		name string
-		url  func(testing.TB) string
-	}{
-		{"single", func(t testing.TB) string { return sharedRedis(t).URL }},
-		{"cluster", func(t testing.TB) string { return sharedCluster(t).URL }},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			ctx := context.Background()
-			a := newTestEngine(t, tc.url(t), Options{}, server.EngineHooks{})
-			b := newTestEngine(t, tc.url(t), Options{Prefix: a.opts.Prefix, HandoverTimeout: 10 * time.Second}, server.EngineHooks{})
-			mkSession(t, a, "s")
-			mkSub(t, a, "s", "/h")
-			for i := 1; i <= 3; i++ {
-				if _, err := a.Publish(ctx, testPayload("/h", i)); err != nil {
-					t.Fatal(err)
-				}
-			}
-			// A's commits wait at the gate: its batch has left, its
-			// position is not written.
-			gate := make(chan struct{})
-			open := sync.OnceFunc(func() { close(gate) })
-			t.Cleanup(open) // before A closes
-			hook := func() { <-gate }
-			a.flush.testHook.Store(&hook)
-			if bt, err := a.Fetch(ctx, "s", 0); err != nil || !slices.Equal(nums(t, bt), []int{1, 2, 3}) {
-				t.Fatalf("fetch on A = %v, %v; want [1 2 3]", nums(t, bt), err)
-			}
-			type result struct {
-				b   server.Batch
-				err error
-			}
-			onB := make(chan result, 1)
-			go func() {
-				bt, err := b.Fetch(ctx, "s", 5*time.Second)
-				onB <- result{bt, err}
-			}()
-			testutil.Eventually(t, 5*time.Second, func() bool { return a.owned.get("s") == nil }, "A to give the session up")
-			select {
-			case r := <-onB:
-				t.Fatalf("B took %v, %v before A wrote its commit", nums(t, r.b), r.err)
-			default:
-			}
-			open()
-			if _, err := a.Publish(ctx, testPayload("/h", 4)); err != nil {
+	onEachRedis(t, func(t *testing.T, url string, cluster bool) {
+		ctx := context.Background()
+		a := newTestEngine(t, url, Options{}, server.EngineHooks{})
+		b := newTestEngine(t, url, Options{Prefix: a.opts.Prefix, HandoverTimeout: 10 * time.Second}, server.EngineHooks{})
+		mkSession(t, a, "s")
+		mkSub(t, a, "s", "/h")
+		for i := 1; i <= 3; i++ {
+			if _, err := a.Publish(ctx, testPayload("/h", i)); err != nil {
 				t.Fatal(err)
 			}
-			if r := <-onB; r.err != nil || !slices.Equal(nums(t, r.b), []int{4}) {
-				t.Errorf("fetch on B = %v, %v; want [4] (1-3 were sent by A)", nums(t, r.b), r.err)
-			}
-			if st := b.Stats(); st.Handovers != 1 || st.HandoverTimeouts != 0 {
-				t.Errorf("B's handovers %d, timeouts %d; want 1, 0", st.Handovers, st.HandoverTimeouts)
-			}
+		}
+		// A's commits wait at the gate: its batch has left, its
+		// position is not written.
+		gate := make(chan struct{})
+		open := sync.OnceFunc(func() { close(gate) })
+		t.Cleanup(open) // before A closes
+		hook := func() { <-gate }
+		a.flush.testHook.Store(&hook)
+		if bt, err := a.Fetch(ctx, "s", 0); err != nil || !slices.Equal(nums(t, bt), []int{1, 2, 3}) {
+			t.Fatalf("fetch on A = %v, %v; want [1 2 3]", nums(t, bt), err)
+		}
+		type result struct {
+			b   server.Batch
+			err error
+		}
+		onB := make(chan result, 1)
+		go func() {
+			bt, err := b.Fetch(ctx, "s", 5*time.Second)
+			onB <- result{bt, err}
+		}()
+		testutil.Eventually(t, 5*time.Second, func() bool { return a.owned.get("s") == nil }, "A to give the session up")
+		select {
+		case r := <-onB:
+			t.Fatalf("B took %v, %v before A wrote its commit", nums(t, r.b), r.err)
+		default:
+		}
+		open()
+		if _, err := a.Publish(ctx, testPayload("/h", 4)); err != nil {
+			t.Fatal(err)
+		}
+		if r := <-onB; r.err != nil || !slices.Equal(nums(t, r.b), []int{4}) {
+			t.Errorf("fetch on B = %v, %v; want [4] (1-3 were sent by A)", nums(t, r.b), r.err)
+		}
+		if st := b.Stats(); st.Handovers != 1 || st.HandoverTimeouts != 0 {
+			t.Errorf("B's handovers %d, timeouts %d; want 1, 0", st.Handovers, st.HandoverTimeouts)
+		}
 
-			// Taken for by a node that is gone.
-			c := newTestEngine(t, tc.url(t), Options{Prefix: a.opts.Prefix, HandoverTimeout: 200 * time.Millisecond}, server.EngineHooks{})
-			if err := c.client.HSet(ctx, c.k.sess("s"), "own", "gone").Err(); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := a.Publish(ctx, testPayload("/h", 5)); err != nil {
-				t.Fatal(err)
-			}
-			if bt, err := c.Fetch(ctx, "s", 0); err != nil || !slices.Equal(nums(t, bt), []int{5}) {
-				t.Fatalf("fetch on C = %v, %v; want [5]", nums(t, bt), err)
-			}
-			want := Stats{}
-			if tc.name == "cluster" {
-				want.Handovers, want.HandoverTimeouts = 1, 1
-			}
-			if st := c.Stats(); st.Handovers != want.Handovers || st.HandoverTimeouts != want.HandoverTimeouts {
-				t.Errorf("C's handovers %d, timeouts %d; want %d, %d", st.Handovers, st.HandoverTimeouts, want.Handovers, want.HandoverTimeouts)
-			}
-		})
-	}
+		// Taken for by a node that is gone.
+		c := newTestEngine(t, url, Options{Prefix: a.opts.Prefix, HandoverTimeout: 200 * time.Millisecond}, server.EngineHooks{})
+		if err := c.client.HSet(ctx, c.k.sess("s"), "own", "gone").Err(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := a.Publish(ctx, testPayload("/h", 5)); err != nil {
+			t.Fatal(err)
+		}
+		if bt, err := c.Fetch(ctx, "s", 0); err != nil || !slices.Equal(nums(t, bt), []int{5}) {
+			t.Fatalf("fetch on C = %v, %v; want [5]", nums(t, bt), err)
+		}
+		want := Stats{}
+		if cluster {
+			want.Handovers, want.HandoverTimeouts = 1, 1
+		}
+		if st := c.Stats(); st.Handovers != want.Handovers || st.HandoverTimeouts != want.HandoverTimeouts {
+			t.Errorf("C's handovers %d, timeouts %d; want %d, %d", st.Handovers, st.HandoverTimeouts, want.Handovers, want.HandoverTimeouts)
+		}
+	})
 }
 
 // TestClaimNoticeDuringClaim: another node's claim notice that arrives

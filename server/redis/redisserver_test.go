@@ -177,3 +177,20 @@ func awaitFollowing(t testing.TB, e testEngine, name string) {
 		return st.synced
 	}, "node to follow stream "+name)
 }
+
+// onEachRedis runs test as parallel subtests on the shared single Redis
+// ("single") and the shared Redis Cluster ("cluster"), with its URL.
+func onEachRedis(t *testing.T, test func(t *testing.T, url string, cluster bool)) {
+	for _, tc := range []struct {
+		name string
+		url  func(testing.TB) string
+	}{
+		{"single", func(t testing.TB) string { return sharedRedis(t).URL }},
+		{"cluster", func(t testing.TB) string { return sharedCluster(t).URL }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			test(t, tc.url(t), tc.name == "cluster")
+		})
+	}
+}

@@ -525,6 +525,9 @@ func testClusterRedisRestart(t *testing.T, kind string) {
 		}
 		return true
 	}) {
+		for i, r := range rcvs {
+			t.Logf("receiver %d: %+v; requests per node %v", i, r.report(ok), r.tr.counts())
+		}
 		t.Fatalf("before the restart: %d publishes failed or not all arrived", failed)
 	}
 

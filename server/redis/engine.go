@@ -161,6 +161,9 @@ type Engine struct {
 	// handovers are this node's claims waiting for another node to hand
 	// a session over.
 	handovers handoverTable
+	// claimHook, when set (by tests), runs when a claim's reply has come
+	// and before it is used.
+	claimHook atomic.Pointer[func(id string)]
 	mids      atomic.Uint64 // message ids: node id and a counter
 
 	// gone remembers, for a while, why sessions this node took for ended

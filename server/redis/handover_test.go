@@ -117,3 +117,52 @@ func TestClaimNoticeDuringClaim(t *testing.T) {
 		t.Errorf("Take with a newer claim heard during it = %v, want ErrSuperseded", err)
 	}
 }
+
+// TestNoticeDuringClaimReply: a subscription made and a direct message
+// delivered on another node after this node's claim script ran, whose
+// notices arrive before the claim's reply is read, are not lost: the
+// first Take reads them. On one Redis and on a Redis Cluster.
+func TestNoticeDuringClaimReply(t *testing.T) {
+	t.Parallel()
+	onEachRedis(t, func(t *testing.T, url string, cluster bool) {
+		ctx := context.Background()
+		a := newTestEngine(t, url, Options{}, server.EngineHooks{})
+		b := newTestEngine(t, url, Options{Prefix: a.opts.Prefix}, server.EngineHooks{})
+		mkSession(t, a, "s")
+		var once sync.Once
+		hook := func(id string) {
+			once.Do(func() {
+				if err := b.Subscribe(ctx, "s", "/late", 0); err != nil {
+					t.Error(err)
+				}
+				if err := b.Deliver(ctx, "s", testPayload("/direct", 1)); err != nil {
+					t.Error(err)
+				}
+				s := a.owned.get("s")
+				testutil.Eventually(t, 5*time.Second, func() bool { return s.sstale.Load() && s.dstale.Load() },
+					"A to hear B's notices")
+			})
+		}
+		a.claimHook.Store(&hook)
+		bt, err := a.Fetch(ctx, "s", 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := nums(t, bt)
+		if _, err := a.Publish(ctx, testPayload("/late", 2)); err != nil {
+			t.Fatal(err)
+		}
+		testutil.Eventually(t, 5*time.Second, func() bool {
+			bt, err := a.Fetch(ctx, "s", 100*time.Millisecond)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, nums(t, bt)...)
+			return len(got) >= 2
+		}, "the direct message and the publish on the late subscription")
+		slices.Sort(got)
+		if !slices.Equal(got, []int{1, 2}) {
+			t.Errorf("A took %v, want [1 2]", got)
+		}
+	})
+}

@@ -395,6 +395,9 @@ func (s *osession) claim(ctx context.Context) error {
 	if err != nil {
 		return e.fail("claim", err)
 	}
+	if h := e.claimHook.Load(); h != nil {
+		(*h)(s.id)
+	}
 	e.stats.claims.Add(1)
 	if len(v) == 1 {
 		return protocol.ErrSessionUnknown
@@ -435,8 +438,10 @@ func (s *osession) claim(ctx context.Context) error {
 	}
 	s.epoch.Store(uint64(ep))
 	s.loaded.Store(true)
-	s.dstale.Store(false)
-	s.sstale.Store(false)
+	// dstale and sstale stay as notices set them: one that arrived after
+	// the script ran but before its reply was read (they come on
+	// different connections) is news the reply does not have. One that
+	// arrived before costs a read the first Take did not need.
 	e.goneMu.Lock()
 	delete(e.gone, s.id)
 	e.goneMu.Unlock()

@@ -85,11 +85,13 @@ func (f *flusher) commit(_ context.Context, s *osession, st string, trim uint64,
 	}
 }
 
-// commitAsync queues what commit writes without waiting for it: its
-// outcome is acted on when it comes (a session claimed away or lost is
-// dropped) and s.landed is closed then. s.takeMu is held.
-func (f *flusher) commitAsync(s *osession, st string, trim uint64, drops [3]uint64) {
-	r := f.request(s, st, trim, drops)
+// commitAsync queues the commit of s's new position st without waiting
+// for it (it trims no direct message and reports no drops: those commits
+// are waited for): its outcome is acted on when it comes (a session
+// claimed away or lost is dropped) and s.landed is closed then. s.takeMu
+// is held.
+func (f *flusher) commitAsync(s *osession, st string) {
+	r := f.request(s, st, 0, [3]uint64{})
 	r.landed = make(chan struct{})
 	s.landed = r.landed
 	select {

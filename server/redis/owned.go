@@ -904,7 +904,7 @@ func (s *osession) take(ctx context.Context, o server.TakeOptions) (server.Batch
 		// Otherwise the batch leaves at once and its commit follows in
 		// the flusher's next round trip: a node that claims the session
 		// first asks this one to hand it over, and waits for its commits.
-		e.flush.commitAsync(s, encodeState(&st, false), trim, reported)
+		e.flush.commitAsync(s, encodeState(&st, false))
 	}
 	s.st = st
 	for i := range reported {
